@@ -1,0 +1,9 @@
+"""Shared pytest set-up: strict JAX numerics and small, fast defaults for every test."""
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+
+# Implicit rank promotion hides shape bugs (nanodo's habit); tests run with it off.
+jax.config.update("jax_numpy_rank_promotion", "raise")
