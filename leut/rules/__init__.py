@@ -1,0 +1,60 @@
+"""Learning rules, one per module, each a factory returning a `LearningRule` plus its protocol optimiser.
+
+A rule named `foo` lives in `leut/rules/foo.py` and defines `foo(**hparams) -> LearningRule` and
+`protocol_optimizer(*, steps_per_epoch, epochs, **hparams) -> optax.GradientTransformation`. That convention is
+the whole registry: adding a rule is adding a file (see `notebooks/02_new_rule.ipynb`).
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from typing import Any, Mapping
+
+import optax
+
+from leut.rules.base import Batch, EmptyState, LearningRule, RuleUpdate, evaluate_fn  # noqa: F401
+
+_NOT_RULES = {"base"}
+
+
+class UnknownRuleError(ValueError):
+  pass
+
+
+def available() -> list[str]:
+  """Names of every rule module in `leut.rules`."""
+  import leut.rules as pkg
+  return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name not in _NOT_RULES
+                and not m.name.startswith("_"))
+
+
+def _module(name: str):
+  if name not in available():
+    raise UnknownRuleError(f"unknown learning rule {name!r}; available rules: {', '.join(available())}")
+  return importlib.import_module(f"leut.rules.{name}")
+
+
+def _split(fn, hparams: Mapping[str, Any]) -> dict[str, Any]:
+  accepted = inspect.signature(fn).parameters
+  return {k: v for k, v in hparams.items() if k in accepted}
+
+
+def make(name: str, hparams: Mapping[str, Any] | None = None, *, steps_per_epoch: int,
+         epochs: int) -> tuple[LearningRule, optax.GradientTransformation]:
+  """Build rule `name` and its protocol optimiser; `hparams` go to whichever of the two accepts each key."""
+  module = _module(name)
+  hparams = dict(hparams or {})
+  factory = getattr(module, name)
+  make_tx = module.protocol_optimizer
+  unused = set(hparams) - set(inspect.signature(factory).parameters) - set(inspect.signature(make_tx).parameters)
+  if unused:
+    raise ValueError(f"rule {name!r} does not take hyperparameter(s) {sorted(unused)}")
+  rule = factory(**_split(factory, hparams))
+  tx = make_tx(steps_per_epoch=steps_per_epoch, epochs=epochs, **_split(make_tx, hparams))
+  return rule, tx
+
+
+def is_trained(name: str) -> bool:
+  """False for rules that never change the network (only their epoch-0 checkpoint is meaningful)."""
+  return getattr(_module(name), "TRAINS", True)
