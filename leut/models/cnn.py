@@ -83,7 +83,7 @@ def conv_block(params: Params, model_state: ModelState, name: str, x: jax.Array,
   bn = BN_OF[name]
   z = conv(name, x, params[name]["kernel"])
   if "bias" in params[name]:
-    z = z + params[name]["bias"]
+    z = z + params[name]["bias"].reshape(1, 1, 1, -1)
   stats = model_state[bn]
   if train:
     z, (mean, var) = layers.batch_norm_train(z, params[bn]["scale"], params[bn]["bias"], stats["mean"], stats["var"])
@@ -98,11 +98,11 @@ def head(params: Params, conv3_NxHxWxC: jax.Array, *, pool_size: int = 4):
   """fc1 features (ReLU) from the conv3 map: AdaptiveAvgPool(pool_size) → flatten → fc1 → ReLU."""
   pooled = layers.adaptive_avg_pool(conv3_NxHxWxC, pool_size)
   flat = pooled.reshape(pooled.shape[0], -1)
-  return jax.nn.relu(flat @ params["fc1"]["kernel"] + params["fc1"]["bias"])
+  return jax.nn.relu(flat @ params["fc1"]["kernel"] + params["fc1"]["bias"][None, :])
 
 
 def readout(params: Params, fc1_NxD: jax.Array) -> jax.Array:
-  return fc1_NxD @ params["fc2"]["kernel"] + params["fc2"]["bias"]
+  return fc1_NxD @ params["fc2"]["kernel"] + params["fc2"]["bias"][None, :]
 
 
 def apply(params: Params, model_state: ModelState, x_NxHxWx3: jax.Array, *, train: bool,

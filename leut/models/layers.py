@@ -37,9 +37,10 @@ def batch_norm_train(x_NxHxWxC, scale_C, bias_C, mean_C, var_C):
   Returns `(y, (new_mean_C, new_var_C))`.
   """
   n = x_NxHxWxC.shape[0] * x_NxHxWxC.shape[1] * x_NxHxWxC.shape[2]
-  mu = jnp.mean(x_NxHxWxC, axis=(0, 1, 2))
-  var = jnp.mean(jnp.square(x_NxHxWxC - mu), axis=(0, 1, 2))
-  y = (x_NxHxWxC - mu) * jax.lax.rsqrt(var + BN_EPS) * scale_C + bias_C
+  mu_1x1x1xC = jnp.mean(x_NxHxWxC, axis=(0, 1, 2), keepdims=True)
+  var_1x1x1xC = jnp.mean(jnp.square(x_NxHxWxC - mu_1x1x1xC), axis=(0, 1, 2), keepdims=True)
+  y = _affine(x_NxHxWxC, mu_1x1x1xC, var_1x1x1xC, scale_C, bias_C)
+  mu, var = mu_1x1x1xC.reshape(-1), var_1x1x1xC.reshape(-1)
   unbiased = var * (n / max(n - 1, 1))
   new_mean = (1 - BN_MOMENTUM) * mean_C + BN_MOMENTUM * jax.lax.stop_gradient(mu)
   new_var = (1 - BN_MOMENTUM) * var_C + BN_MOMENTUM * jax.lax.stop_gradient(unbiased)
@@ -48,7 +49,13 @@ def batch_norm_train(x_NxHxWxC, scale_C, bias_C, mean_C, var_C):
 
 def batch_norm_eval(x_NxHxWxC, scale_C, bias_C, mean_C, var_C):
   """Evaluation-mode BatchNorm: running statistics only, so each example is normalised independently."""
-  return (x_NxHxWxC - mean_C) * jax.lax.rsqrt(var_C + BN_EPS) * scale_C + bias_C
+  return _affine(x_NxHxWxC, mean_C, var_C, scale_C, bias_C)
+
+
+def _affine(x_NxHxWxC, mean, var, scale_C, bias_C):
+  as_1x1x1xC = lambda v: jnp.reshape(v, (1, 1, 1, -1))  # noqa: E731
+  inv = jax.lax.rsqrt(as_1x1x1xC(var) + BN_EPS) * as_1x1x1xC(scale_C)
+  return (x_NxHxWxC - as_1x1x1xC(mean)) * inv + as_1x1x1xC(bias_C)
 
 
 def max_pool2(x_NxHxWxC: jax.Array) -> jax.Array:

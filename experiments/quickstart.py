@@ -1,0 +1,37 @@
+"""Quickstart on the embedded synthetic default: does leut recover a brain whose ground truth is known?
+
+Command (from the repository root, after `pip install -e .`):
+
+    leut run experiments/quickstart.py --workdir workdirs/quickstart
+
+Runtime: about 3–4 minutes on 2 CPU cores, JIT compilation included (the first run also writes the synthetic
+dataset to `data_cache/synthetic`, ~20 s).
+
+What it does: trains the protocol CNN from the same initialisation with each learning rule, 3 seeds vmapped in one
+program, on a procedurally generated CIFAR-10-format dataset (10 shape classes on an oriented-texture background);
+checkpoints at epochs 0, 1, 2, 5; scores conv1/conv2/conv3/fc1 of every checkpoint against a simulated
+THINGS-fMRI release (3 subjects; V1/V2 driven by Gabor energy, LOC by shape, IT by category) on 120 stimuli at
+64 px.
+
+What it shows (results/rsa.csv, figures/alignment.png, summary.md): the untrained network's conv1 already aligns
+with the Gabor-driven V1; supervised training raises fc1 alignment with the category-driven IT; and how fast each
+rule changes early-layer alignment in its first epochs.
+"""
+import ml_collections
+
+from leut.defaults import protocol_config
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+  del arg
+  config = protocol_config()
+  config.rules = ["untrained", "backprop"]
+  config.seeds = 3
+  config.epochs = 5
+  config.milestones = [0, 1, 2, 5]
+  config.data.source = "synthetic"
+  config.data.train_subset = 1024  # images per seed: 8 steps of 128 per epoch
+  config.data.rois = ["V1", "V2", "LOC", "IT"]
+  config.eval.resolutions = [64]
+  config.eval.test_images = 1000
+  return config

@@ -1,0 +1,43 @@
+"""The protocol's defaults (PROTOCOL §1–3), shared by every experiment config; each field says what it means."""
+import ml_collections
+
+
+def protocol_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # the one integer every random stream derives from
+  c.seeds = 5  # networks per rule, vmapped in one program
+  c.rules = ["untrained", "backprop", "feedback_alignment", "predictive_coding", "stdp"]
+  c.rule_hparams = ml_collections.ConfigDict()  # per rule overrides, e.g. {'backprop': {'dropout_rate': 0.3}}
+  c.epochs = 40  # training length; the cosine schedule spans it
+  c.milestones = [0, 1, 2, 5, 10, 20, 30, 40]  # epochs checkpointed and scored (0 = untrained)
+  c.batch_size = 128
+  c.model = ml_collections.ConfigDict(dict(
+      widths=(32, 64, 128),  # conv channels
+      fc_dim=512,  # fc1 units
+      conv_init="torch_default",  # same init for every rule, so 'untrained' is every rule's epoch 0
+  ))
+  c.data = ml_collections.ConfigDict(dict(
+      source="synthetic",  # 'synthetic' (embedded default) or 'files' (the paths below)
+      synthetic_dir="data_cache/synthetic",  # where the synthetic default is written once
+      cifar_dir="",  # folder with cifar-10-batches-py (or -bin, or the .tar.gz)
+      things_fmri_dir="",  # THINGS-fMRI single-trial betas (Figshare betas_csv or OpenNeuro layout)
+      things_images_dir="",  # THINGS object_images/ folder
+      brain_rdms_dir="",  # alternatively: precomputed fmri_rdm_{ROI}_{sub}.npy + stim_order_{sub}.txt
+      train_subset=8000,  # training images per seed (drawn per seed, PROTOCOL §2.1)
+      rois=["V1", "V2", "V3", "V4", "LOC", "IT"],
+      subjects=[],  # empty: every subject found
+      zscore="all",  # z-score voxels over all trials ('all') or within each run ('run')
+      stimuli="per_concept",  # one image per concept (720 in THINGS-fMRI) or 'test' (100, averaged repeats)
+      n_stimuli=0,  # 0: all selected stimuli
+  ))
+  c.eval = ml_collections.ConfigDict(dict(
+      resolutions=[224],  # stimulus sizes in px (multiples of 32)
+      upsampled=False,  # also score the 32-px-then-upsampled arm (PROTOCOL §3.1)
+      pairs=["all", "cross_run"],  # stimulus-pair sets (cross_run: PROTOCOL §3.4)
+      metric="correlation",  # RDM distance
+      method="spearman",  # RDM comparison
+      batch_size=32,  # images per feature-extraction chunk (bounds memory at 224 px)
+      test_images=10000,  # held-out CIFAR images for accuracy (0 = all)
+  ))
+  c.report = ml_collections.ConfigDict(dict(layer_for_roi={}))  # override the fixed layer per ROI
+  return c

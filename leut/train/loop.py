@@ -1,0 +1,87 @@
+"""Many seeds, one program: a training run is a pure function of its seed key, vmapped over seeds, scanned over steps.
+
+    init_all(seed_keys_S)            -> TrainState with a leading seed axis on every leaf
+    run_segment(state, seed_keys_S, n) -> (state after n more steps, per-seed mean metrics)
+
+Keys: each seed key is folded with fixed tags into init / data-subset / shuffle / step streams, and the step stream
+with the step counter (`fold_in(key, step)`), so a run resumed from a checkpoint draws exactly the batches, crops and
+dropout masks it would have drawn uninterrupted. The initialisation key does not depend on the rule, so every rule
+starts from the same weights for a given seed.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from leut.models import cnn
+from leut.rules.base import LearningRule
+from leut.train import batches
+
+TAG_INIT, TAG_SUBSET, TAG_SHUFFLE, TAG_STEP, TAG_RULE = range(5)
+
+
+class TrainState(NamedTuple):
+  params: Any
+  model_state: Any
+  opt_state: Any
+  rule_state: Any
+  subset: jax.Array  # indices of this seed's training images
+  step: jax.Array  # int32 scalar
+
+
+class Trainer(NamedTuple):
+  init_all: Callable  # (seed_keys_S) -> TrainState (seed-stacked)
+  run_segment: Callable  # (state, seed_keys_S, n_steps) -> (state, metrics)
+  abstract_state: Callable  # (n_seeds) -> TrainState of ShapeDtypeStructs
+
+
+def seed_keys(seed: int, n_seeds: int) -> jax.Array:
+  """One key per seed, all derived from the config's single integer seed."""
+  return jax.random.split(jax.random.key(seed), n_seeds)
+
+
+def make_trainer(rule: LearningRule, tx: optax.GradientTransformation, data: batches.TrainData, *,
+                 n_subset: int, batch_size: int, model_kwargs: dict | None = None,
+                 augment: bool = True) -> Trainer:
+  """Build the jitted, seed-vmapped init and segment functions for one rule."""
+  model_kwargs = dict(model_kwargs or {})
+  n_total = data.images.shape[0]
+  if n_subset > n_total:
+    raise ValueError(f"data.train_subset={n_subset} exceeds the {n_total} training images available")
+  steps_per_epoch = n_subset // batch_size
+  if steps_per_epoch < 1:
+    raise ValueError(f"data.train_subset={n_subset} is smaller than one batch of {batch_size}")
+
+  def init_one(key):
+    params, model_state = cnn.init(jax.random.fold_in(key, TAG_INIT), **model_kwargs)
+    return TrainState(params=params, model_state=model_state, opt_state=tx.init(params),
+                      rule_state=rule.init(jax.random.fold_in(key, TAG_RULE), params),
+                      subset=batches.subset_indices(jax.random.fold_in(key, TAG_SUBSET), n_total, n_subset),
+                      step=jnp.zeros((), jnp.int32))
+
+  def step_one(state: TrainState, key):
+    step_key = jax.random.fold_in(jax.random.fold_in(key, TAG_STEP), state.step)
+    aug_key, rule_key = jax.random.split(step_key)
+    batch = batches.batch_at(data, state.subset, jax.random.fold_in(key, TAG_SHUFFLE), aug_key, state.step,
+                             batch_size=batch_size, steps_per_epoch=steps_per_epoch, augment_images=augment)
+    out = rule.update(state.params, state.model_state, state.rule_state, batch, rule_key)
+    updates, opt_state = tx.update(out.grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new = TrainState(params, out.model_state, opt_state, out.rule_state, state.subset, state.step + 1)
+    return new, out.metrics
+
+  def segment_one(state, key, n_steps):
+    state, metrics = jax.lax.scan(lambda s, _: step_one(s, key), state, None, length=n_steps)
+    return state, jax.tree.map(lambda m: m.mean(), metrics)
+
+  init_all = jax.jit(jax.vmap(init_one))
+  run_segment = jax.jit(jax.vmap(segment_one, in_axes=(0, 0, None)), static_argnums=2, donate_argnums=0)
+
+  def abstract_state(n_seeds: int):
+    keys = jax.eval_shape(lambda: seed_keys(0, n_seeds))
+    return jax.eval_shape(init_all, keys)
+
+  return Trainer(init_all, run_segment, abstract_state)

@@ -1,0 +1,31 @@
+"""Small configs and data shared by the training tests."""
+import jax.numpy as jnp
+import numpy as np
+
+from leut.defaults import protocol_config
+from leut.train import batches
+
+
+def tiny_config(**overrides):
+  c = protocol_config()
+  c.rules = ["backprop"]
+  c.seeds = 3
+  c.epochs = 3
+  c.milestones = [0, 1, 3]
+  c.batch_size = 16
+  c.model.widths = (4, 8, 8)
+  c.model.fc_dim = 16
+  c.data.train_subset = 32
+  for k, v in overrides.items():
+    node = c
+    *parents, leaf = k.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = v
+  return c
+
+
+def random_train_data(n=96, seed=0):
+  rng = np.random.default_rng(seed)
+  return batches.TrainData(jnp.asarray(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)),
+                           jnp.asarray(rng.integers(0, 10, n).astype(np.int32)))
