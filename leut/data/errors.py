@@ -1,0 +1,79 @@
+"""Errors raised by the data layer.
+
+Every message names the file (or folder) involved and what is wrong with it, so a
+user can fix the data without reading the loader. Nothing in ``leut.data`` ever
+downloads anything; a missing dataset raises :class:`MissingDatasetError` with the
+download location, where to put it and which config field points to it.
+"""
+from __future__ import annotations
+
+import os
+
+__all__ = [
+  "DataFormatError",
+  "MissingDatasetError",
+  "UnknownRoiError",
+  "DATASET_SOURCES",
+  "missing_dataset",
+]
+
+
+class DataFormatError(ValueError):
+  """A data file exists but its content is not what the format requires."""
+
+  def __init__(self, path: os.PathLike | str, problem: str):
+    self.path = str(path)
+    self.problem = problem
+    super().__init__(f"{self.path}: {problem}")
+
+
+class UnknownRoiError(DataFormatError):
+  """A requested ROI is neither a known alias nor a column of the voxel table."""
+
+
+class MissingDatasetError(FileNotFoundError):
+  """A dataset (or one file of it) is not on disk. The message says how to get it."""
+
+  def __init__(self, message: str, path: os.PathLike | str | None = None):
+    self.path = None if path is None else str(path)
+    super().__init__(message)
+
+  def __str__(self) -> str:  # FileNotFoundError would otherwise format errno/filename.
+    return self.args[0]
+
+
+# dataset key -> (what it is, where to download it, expected layout, config field)
+DATASET_SOURCES = {
+  "cifar10": (
+    "CIFAR-10 (python or binary version)",
+    "https://www.cs.toronto.edu/~kriz/cifar.html (cifar-10-python.tar.gz)",
+    "extract it so that <dir>/cifar-10-batches-py/data_batch_1 exists "
+    "(the .tar.gz itself or cifar-10-batches-bin also work)",
+    "data.cifar_dir",
+  ),
+  "things_fmri": (
+    "THINGS-fMRI single-trial betas (table format)",
+    "the Figshare collection doi 10.25452/figshare.plus.c.6161151 "
+    "(betas_csv.zip) or OpenNeuro ds004192 (derivatives/ICA-betas)",
+    "unzip so that <dir>/betas_csv/sub-01_ResponseData.h5, "
+    "sub-01_VoxelMetadata.csv and sub-01_StimulusMetadata.csv exist",
+    "data.things_fmri_dir",
+  ),
+  "things_images": (
+    "THINGS object images",
+    "https://osf.io/jum2f/ (registration/password required)",
+    "unzip so that <dir>/object_images/<concept>/<concept>_01b.jpg exists",
+    "data.things_images_dir",
+  ),
+}
+
+
+def missing_dataset(key: str, path: os.PathLike | str, detail: str = "") -> MissingDatasetError:
+  """Builds the :class:`MissingDatasetError` for dataset ``key`` expected at ``path``."""
+  what, url, layout, field = DATASET_SOURCES[key]
+  msg = f"{what} not found at {path}"
+  if detail:
+    msg += f" ({detail})"
+  msg += (f". Nothing is downloaded automatically: download it from {url}, {layout}, "
+      f"and point the config field `{field}` to <dir>.")
+  return MissingDatasetError(msg, path)
