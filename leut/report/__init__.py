@@ -16,7 +16,7 @@ def write_report(workdir, config) -> dict:
   stats = tables.across_seeds(tables.seed_scores(tables.headline_view(rsa, config)))
   px = int(list(config.eval.resolutions)[0])
   out = {"alignment": figures.alignment_over_training(
-      stats, workdir / "figures", subtitle=f"Model–brain RSA over training ({px} px stimuli, fixed layer per ROI)")}
+      stats, workdir / "figures", rois=list(config.data.rois), subtitle=f"Model–brain RSA over training ({px} px stimuli, fixed layer per ROI)")}
   out["accuracy"] = figures.accuracy_over_training(acc, workdir / "figures")
   out["summary"] = summary.write_summary(workdir, config, rsa, acc, stats)
   return out

@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
 RULE_COLORS = {"untrained": "#555555", "backprop": "#d62728", "feedback_alignment": "#ff7f0e",
@@ -23,12 +24,20 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
   return paths
 
 
-def alignment_over_training(stats: pd.DataFrame, out_dir: Path, *, subtitle: str = "") -> list[Path]:
+def _epoch_axis(ax, epochs):
+  ax.set_xscale("symlog", linthresh=1)
+  ax.set_xticks(sorted(set(int(e) for e in epochs)))
+  ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+  ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+  ax.set_xlabel("training epoch (symlog axis)")
+
+
+def alignment_over_training(stats: pd.DataFrame, out_dir: Path, *, rois=None, subtitle: str = "") -> list[Path]:
   """One panel per ROI: ρ against epoch (symlog), a line per rule with a ±1 SD band over seeds.
 
   The untrained network is drawn as a dashed horizontal reference (it exists only at epoch 0).
   """
-  rois = list(dict.fromkeys(stats["roi"]))
+  rois = [r for r in (rois or []) if r in set(stats["roi"])] or list(dict.fromkeys(stats["roi"]))
   fig, axes = plt.subplots(1, len(rois), figsize=(3.6 * len(rois), 3.4), sharey=False, squeeze=False)
   for ax, roi in zip(axes[0], rois):
     sub = stats[stats.roi == roi]
@@ -42,9 +51,8 @@ def alignment_over_training(stats: pd.DataFrame, out_dir: Path, *, subtitle: str
         continue
       ax.plot(r["epoch"], r["mean"], marker="o", ms=3.5, color=color, label=rule)
       ax.fill_between(r["epoch"], r["mean"] - sd, r["mean"] + sd, color=color, alpha=0.18, lw=0)
-    ax.set_xscale("symlog", linthresh=1)
+    _epoch_axis(ax, stats["epoch"])
     ax.set_title(f"{roi}  ({layer})")
-    ax.set_xlabel("training epoch (symlog)")
     ax.axhline(0, color="k", lw=0.5)
     ax.grid(alpha=0.3)
   axes[0][0].set_ylabel("RSA alignment, Spearman ρ\n(mean over subjects; band ±1 SD over seeds)")
@@ -69,8 +77,7 @@ def accuracy_over_training(acc: pd.DataFrame, out_dir: Path) -> list[Path]:
     ax.plot(m.index, m.values, marker="o", ms=3.5, color=RULE_COLORS.get(rule), label=rule)
     ax.fill_between(m.index, m - s, m + s, color=RULE_COLORS.get(rule), alpha=0.18, lw=0)
   ax.axhline(0.1, color="k", lw=0.6, ls=":", label="chance (10 classes)")
-  ax.set_xscale("symlog", linthresh=1)
-  ax.set_xlabel("training epoch (symlog)")
+  _epoch_axis(ax, acc["epoch"])
   ax.set_ylabel("held-out accuracy")
   ax.set_ylim(0, 1)
   ax.grid(alpha=0.3)
