@@ -18,7 +18,7 @@ import numpy as np
 
 from leut import config as config_lib
 from leut import evaluate as evaluate_lib
-from leut import report
+from leut import report, rules
 from leut.data import cifar, things_fmri, things_images
 from leut.data.errors import MissingDatasetError
 from leut.train import batches
@@ -95,6 +95,7 @@ def prepare_workdir(config, workdir: Path) -> None:
 def run(config, workdir, *, progress: bool = True) -> dict:
   """Train all rules (resuming where checkpoints exist), evaluate every milestone, write tables/figures/summary."""
   workdir = Path(workdir)
+  rules.check_names(config.rules)
   prepare_workdir(config, workdir)
   paths = resolve_data(config)
   train_data, cifar_data = load_train_data(paths)

@@ -29,6 +29,13 @@ def available() -> list[str]:
                 and not m.name.startswith("_"))
 
 
+def check_names(names) -> None:
+  """Raise `UnknownRuleError` naming every unknown rule in `names` (before any work starts)."""
+  unknown = [n for n in names if n not in available()]
+  if unknown:
+    raise UnknownRuleError(f"unknown learning rule(s) {unknown}; available rules: {', '.join(available())}")
+
+
 def _module(name: str):
   if name not in available():
     raise UnknownRuleError(f"unknown learning rule {name!r}; available rules: {', '.join(available())}")

@@ -1,0 +1,89 @@
+"""`leut run` on the quickstart config with a tiny override, then `leut evaluate` and bad-input errors."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leut import cli
+
+TINY = ["--config.seeds=2", "--config.epochs=2", "--config.milestones=0,1,2", "--config.model.widths=(4,8,8)",
+        "--config.model.fc_dim=16", "--config.data.train_subset=64", "--config.eval.resolutions=32",
+        "--config.eval.test_images=64", "--config.data.n_stimuli=40", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, synthetic_dir):
+  wd = tmp_path_factory.mktemp("quickstart")
+  rc = cli.main(["run", "experiments/quickstart.py", "--workdir", str(wd),
+                 f"--config.data.synthetic_dir={synthetic_dir}", *TINY])
+  assert rc == 0
+  return wd
+
+
+def test_run_writes_every_documented_output(workdir):
+  for rel in ("config.json", "metrics.jsonl", "results/rsa.csv", "results/accuracy.csv", "results/weights.csv",
+              "figures/alignment.png", "figures/alignment.pdf", "summary.md"):
+    assert (workdir / rel).is_file(), rel
+  assert sorted(p.name for p in (workdir / "checkpoints" / "backprop").iterdir() if p.name.isdigit()) == \
+      ["0", "2", "4"]  # epochs 0, 1, 2 at 2 steps per epoch
+  assert [p.name for p in (workdir / "checkpoints" / "untrained").iterdir() if p.name.isdigit()] == ["0"]
+
+
+def test_rsa_table_is_complete_and_untrained_equals_every_rules_epoch_zero(workdir):
+  rsa = pd.read_csv(workdir / "results" / "rsa.csv")
+  for col in ("rule", "seed", "epoch", "layer", "roi", "subject", "resolution", "rho"):
+    assert col in rsa.columns
+  # rules x seeds x epochs x layers x rois x (3 subjects + mean) x pair sets
+  assert len(rsa) == (1 + 3) * 2 * 4 * 4 * 4 * 2
+  assert set(rsa.subject) == {"sub-01", "sub-02", "sub-03", "mean"}
+  assert rsa.rho.notna().all() and (rsa.rho.abs() <= 1).all()
+  key = ["seed", "layer", "roi", "subject", "pairs"]
+  a = rsa[(rsa.rule == "untrained")].sort_values(key).rho.to_numpy()
+  b = rsa[(rsa.rule == "backprop") & (rsa.epoch == 0)].sort_values(key).rho.to_numpy()
+  np.testing.assert_array_equal(a, b)
+  assert not np.allclose(b, rsa[(rsa.rule == "backprop") & (rsa.epoch == 2)].sort_values(key).rho.to_numpy())
+
+
+def test_summary_numbers_equal_the_csv_rows_they_cite(workdir):
+  rsa = pd.read_csv(workdir / "results" / "rsa.csv")
+  rows = rsa[(rsa.rule == "backprop") & (rsa.epoch == 2) & (rsa.layer == "conv1") & (rsa.roi == "V1")
+             & (rsa.pairs == "all") & (rsa.subject != "mean") & (rsa.arm == "native")]
+  per_seed = rows.groupby("seed").rho.mean()
+  text = (workdir / "summary.md").read_text()
+  assert f"{per_seed.mean():.3f} ± {per_seed.std():.3f} (n=2)" in text
+
+
+def test_evaluate_rescored_with_new_resolution_without_retraining(workdir):
+  before = {p: p.stat().st_mtime for p in (workdir / "checkpoints").rglob("*") if p.is_file()}
+  rc = cli.main(["evaluate", "--workdir", str(workdir), "--config.eval.resolutions=32,64", "--no-progress"])
+  assert rc == 0
+  rsa = pd.read_csv(workdir / "results" / "rsa.csv")
+  assert set(rsa.resolution) == {32, 64}
+  after = {p: p.stat().st_mtime for p in (workdir / "checkpoints").rglob("*") if p.is_file()}
+  assert before == after
+
+
+def test_evaluate_refuses_a_training_change(workdir, capsys):
+  assert cli.main(["evaluate", "--workdir", str(workdir), "--config.seeds=3", "--no-progress"]) == 2
+  assert "seeds" in capsys.readouterr().err
+
+
+def test_unknown_rule_is_named(tmp_path, synthetic_dir, capsys):
+  rc = cli.main(["run", "experiments/quickstart.py", "--workdir", str(tmp_path),
+                 f"--config.data.synthetic_dir={synthetic_dir}", "--config.rules=backprop,hebbian", *TINY])
+  err = capsys.readouterr().err
+  assert rc == 2 and "hebbian" in err and "available rules" in err
+
+
+def test_missing_dataset_says_what_and_where(tmp_path, capsys):
+  rc = cli.main(["run", "experiments/quickstart.py", "--workdir", str(tmp_path / "wd"), "--config.data.source=files",
+                 f"--config.data.cifar_dir={tmp_path / 'nope'}", f"--config.data.things_images_dir={tmp_path}",
+                 f"--config.data.things_fmri_dir={tmp_path}", *TINY])
+  err = capsys.readouterr().err
+  assert rc == 2 and "cifar" in err.lower() and "data.cifar_dir" in err and "download" in err.lower()
+
+
+def test_config_json_records_the_overrides(workdir):
+  saved = json.loads((workdir / "config.json").read_text())
+  assert saved["seeds"] == 2 and saved["model"]["widths"] == [4, 8, 8]
