@@ -1,0 +1,61 @@
+"""Scoring: the jitted kernel equals scipy, and dead (constant) features are reported instead of scored."""
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial.distance import pdist, squareform
+from scipy.stats import spearmanr
+
+from leut import cli, evaluate
+from leut.rules import base
+from leut.rules import untrained as untrained_module
+from tests.test_end_to_end import TINY
+
+
+def test_score_kernel_equals_scipy_per_subject_and_mean_rdm():
+  rng = np.random.default_rng(0)
+  s, u = 12, 7
+  feats_NxSxU = rng.normal(size=(2, s, u)).astype(np.float32)
+  brain = np.stack([np.stack([squareform(pdist(rng.normal(size=(s, 5)), "correlation")) for _ in range(3)])
+                    for _ in range(2)]).astype(np.float32)  # R=2 x J=3
+  mask = rng.uniform(size=(s, s)) > 0.3
+  mask = mask & mask.T
+  per_subj, mean_rdm = evaluate.score_kernel(jnp.asarray(feats_NxSxU), jnp.asarray(brain), jnp.asarray(mask))
+  iu = np.triu_indices(s, 1)
+  keep = mask[iu]
+  for n in range(2):
+    model = pdist(feats_NxSxU[n].astype(np.float64), "correlation")
+    for r in range(2):
+      for j in range(3):
+        want = spearmanr(model[keep], brain[r, j][iu][keep]).statistic
+        np.testing.assert_allclose(per_subj[n, r, j], want, atol=1e-5)
+      want = spearmanr(model[keep], brain[r].astype(np.float64).mean(0)[iu][keep]).statistic
+      np.testing.assert_allclose(mean_rdm[n, r], want, atol=1e-5)
+
+
+def test_constant_features_are_reported_not_silently_scored(tmp_path, synthetic_dir, monkeypatch):
+  def dead_conv1_untrained():
+    def init(key, params):
+      del key, params
+      return base.EmptyState()
+
+    def update(params, model_state, rule_state, batch, key):
+      raise AssertionError("never trained")
+
+    def evaluate_dead(params, model_state, rule_state, x):
+      logits, feats = base.evaluate_feedforward(params, model_state, rule_state, x)
+      feats = dict(feats)
+      feats["conv1"] = jnp.zeros_like(feats["conv1"])  # an all-zero ReLU layer
+      return logits, feats
+
+    return base.LearningRule(init, update, evaluate_dead)
+
+  monkeypatch.setattr(untrained_module, "untrained", dead_conv1_untrained)
+  with pytest.warns(evaluate.ConstantFeatureWarning, match="conv1"):
+    rc = cli.main(["run", "experiments/quickstart.py", "--workdir", str(tmp_path),
+                   f"--config.data.synthetic_dir={synthetic_dir}", "--config.rules=untrained", *TINY])
+  assert rc == 0
+  rsa = pd.read_csv(tmp_path / "results" / "rsa.csv")
+  dead = rsa[rsa.layer == "conv1"]
+  assert dead.rho.isna().all() and dead.note.str.contains("constant features for 40/40 stimuli").all()
+  assert rsa[rsa.layer != "conv1"].rho.notna().all()
