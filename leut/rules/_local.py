@@ -1,0 +1,63 @@
+"""Shared pieces of the local rules: convolutional correlations and the per-group optimiser split.
+
+Private (leading underscore) so the rule registry (`leut.rules.available`) does not list it as a rule.
+
+The two correlations are the adjoints of the 3x3 convolution of `leut.models.layers.conv3x3`:
+
+    patch_correlation(x, δ)[dy, dx, c, o] = Σ_{n,h,w} x[n, h+dy-1, w+dx-1, c] · δ[n, h, w, o]      (= ∂/∂K Σ δ·(x*K))
+    conv_transpose(δ, K)[n, h, w, c]      = Σ_{dy,dx,o} δ[n, h-dy+1, w-dx+1, o] · K[dy, dx, c, o]  (= ∂/∂x Σ δ·(x*K))
+
+so a local rule that wants "error ⊗ input over every 3x3 patch" gets the full 3x3 x C_in x C_out update, never a
+channel-mean outer product.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from leut.models import layers
+
+
+def patch_correlation(x_NxHxWxC: jax.Array, delta_NxHxWxO: jax.Array) -> jax.Array:
+  """Σ over batch and positions of (3x3 input patch) ⊗ (output-position signal): returns `3 x 3 x C x O`."""
+  c, o = x_NxHxWxC.shape[-1], delta_NxHxWxO.shape[-1]
+  cols_NxHxWx9C = layers.patches3x3(x_NxHxWxC)
+  return jnp.einsum("nhwk,nhwo->ko", cols_NxHxWx9C, delta_NxHxWxO).reshape(3, 3, c, o)
+
+
+def conv_transpose(delta_NxHxWxO: jax.Array, kernel_3x3xCxO: jax.Array) -> jax.Array:
+  """The input-side adjoint of `conv3x3(·, kernel)`: a 'SAME' conv with the flipped, in/out-swapped kernel."""
+  flipped_3x3xOxC = jnp.flip(kernel_3x3xCxO, axis=(0, 1)).transpose(0, 1, 3, 2)
+  return layers.conv3x3(delta_NxHxWxO, flipped_3x3xOxC)
+
+
+def upsample2(x_NxHxWxC: jax.Array) -> jax.Array:
+  """Nearest-neighbour ×2 upsampling (PyTorch `Upsample(scale_factor=2, mode='nearest')`)."""
+  return jnp.repeat(jnp.repeat(x_NxHxWxC, 2, axis=1), 2, axis=2)
+
+
+def group_of(name: str) -> str:
+  """'conv' for conv kernels, 'head' for fc1/fc2, 'bn' for BatchNorm affine parameters."""
+  if name.startswith("conv"):
+    return "conv"
+  if name.startswith("fc"):
+    return "head"
+  if name.startswith("bn"):
+    return "bn"
+  raise ValueError(f"unknown parameter group {name!r}")
+
+
+def split_optimizer(groups: dict[str, optax.GradientTransformation]) -> optax.GradientTransformation:
+  """`optax.multi_transform` keyed by the top-level parameter name's group (see `group_of`)."""
+
+  def labels(params):
+    return {name: jax.tree.map(lambda _, g=group_of(name): g, sub) for name, sub in params.items()}
+
+  return optax.multi_transform(groups, labels)
+
+
+def uniform(key: jax.Array, shape: tuple[int, ...], fan_in: int) -> jax.Array:
+  """U(±1/sqrt(fan_in)): PyTorch's default Conv2d/Linear initialisation (`kaiming_uniform_(a=sqrt(5))`)."""
+  bound = 1.0 / jnp.sqrt(float(fan_in))
+  return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
