@@ -1,0 +1,62 @@
+"""Cross-validated best-layer selection, so the best-layer score is not biased upward by the max over layers."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+
+from leut.rsa.compare import as_pair_weights, as_vector, compare
+
+
+class BestLayerResult(NamedTuple):
+  score: jax.Array        # ...        held-out score of the layer chosen on the other half, averaged
+  chosen: jax.Array       # ...xRx2    layer index chosen on half A (scored on B) and on half B (scored on A)
+  held_out: jax.Array     # ...xRx2    the held-out scores
+  naive_max: jax.Array    # ...        max over layers of the all-stimulus score (biased upward; for reference)
+
+
+def cross_validated_best_layer(layer_rdms_LxSxS, brain_rdms, *, key: jax.Array, n_splits: int = 1,
+                               method: str = "spearman", pair_mask=None) -> BestLayerResult:
+  """Choose the best layer on a random half of the stimuli, score it on the other half, swap, average.
+
+  For each of `n_splits` random stimulus halvings (A, B): l_A = argmax_l score_l(pairs within A),
+  held-out s_A = score_{l_A}(pairs within B), and symmetrically; score = mean over splits and both directions.
+  The max over L noisy layer scores is biased upward; a layer chosen on independent stimuli is not (selection on
+  held-out data, cf. Kriegeskorte et al. 2009, "Circular analysis in systems neuroscience").
+
+  Args:
+    layer_rdms_LxSxS: `...xLxSxS` (or `...xLxP`); the layer axis is -3 (-2 for vectors).
+    brain_rdms: `SxS` or `JxSxS` (or `P`/`JxP`); with J subjects the score is the mean per-subject score.
+    key: draws the halvings.
+    pair_mask: optional fixed restriction (e.g. cross-run pairs), combined with the within-half masks.
+  """
+  lv = as_vector(layer_rdms_LxSxS)
+  bv = as_vector(brain_rdms)
+  if bv.ndim == 1:
+    bv = bv[None, :]
+  P = lv.shape[-1]
+  S = int(round((1 + (1 + 8 * P) ** 0.5) / 2))
+  iu, ju = np.triu_indices(S, k=1)
+  base_P = jnp.ones((P,), jnp.float32) if pair_mask is None else as_pair_weights(pair_mask, P)
+
+  def scores(w_P):  # ...xL
+    per = compare(lv[..., None, :], bv, method, pair_mask=w_P, square=False)
+    return jnp.mean(per, axis=-1)
+
+  def one_split(k):
+    half_S = jax.random.permutation(k, S) < S // 2
+    in_a = (half_S[iu] & half_S[ju]).astype(jnp.float32) * base_P
+    in_b = (~half_S[iu] & ~half_S[ju]).astype(jnp.float32) * base_P
+    sa, sb = scores(in_a), scores(in_b)
+    la, lb = jnp.argmax(sa, axis=-1), jnp.argmax(sb, axis=-1)
+    ha = jnp.take_along_axis(sb, la[..., None], axis=-1)[..., 0]
+    hb = jnp.take_along_axis(sa, lb[..., None], axis=-1)[..., 0]
+    return jnp.stack([la, lb], -1), jnp.stack([ha, hb], -1)
+
+  chosen_R, held_R = jax.lax.map(one_split, jax.random.split(key, n_splits))
+  chosen = jnp.moveaxis(chosen_R, 0, -2)
+  held = jnp.moveaxis(held_R, 0, -2)
+  naive = jnp.max(scores(base_P), axis=-1)
+  return BestLayerResult(jnp.mean(held, axis=(-2, -1)), chosen, held, naive)

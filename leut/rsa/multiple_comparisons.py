@@ -1,0 +1,40 @@
+"""Multiple-comparison adjustments along the last axis (PROTOCOL §3.8), equal to statsmodels `multipletests`."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def fdr_bh(p: jax.Array) -> jax.Array:
+  """Benjamini-Hochberg adjusted p-values: p_adj(i) = min_{k >= i} min(1, p_(k) n / k) in sorted order.
+
+  Reject at level alpha where `fdr_bh(p) <= alpha`. Jittable, batched over leading axes (family = last axis).
+  Reference: Benjamini & Hochberg (1995); = `multipletests(p, method="fdr_bh")[1]`.
+  """
+  p = jnp.asarray(p, jnp.float32)
+  n = p.shape[-1]
+  order = jnp.argsort(p, axis=-1)
+  ps = jnp.take_along_axis(p, order, axis=-1)
+  k = jnp.arange(1, n + 1, dtype=jnp.float32)
+  scaled = ps * (n / k).reshape((1,) * (p.ndim - 1) + (n,))
+  adj = jnp.minimum(jax.lax.cummin(scaled, axis=p.ndim - 1, reverse=True), 1.0)
+  return _unsort(adj, order)
+
+
+def holm(p: jax.Array) -> jax.Array:
+  """Holm step-down adjusted p-values: p_adj(i) = max_{k <= i} min(1, (n - k + 1) p_(k)) in sorted order.
+
+  Reference: Holm (1979); = `multipletests(p, method="holm")[1]`. Jittable, batched over leading axes.
+  """
+  p = jnp.asarray(p, jnp.float32)
+  n = p.shape[-1]
+  order = jnp.argsort(p, axis=-1)
+  ps = jnp.take_along_axis(p, order, axis=-1)
+  k = jnp.arange(1, n + 1, dtype=jnp.float32)
+  scaled = jnp.minimum(ps * (n - k + 1.0).reshape((1,) * (p.ndim - 1) + (n,)), 1.0)
+  return _unsort(jax.lax.cummax(scaled, axis=p.ndim - 1), order)
+
+
+def _unsort(vals, order):
+  inv = jnp.argsort(order, axis=-1)
+  return jnp.take_along_axis(vals, inv, axis=-1)
