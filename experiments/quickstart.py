@@ -25,7 +25,10 @@ from leut.defaults import protocol_config
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   del arg
   config = protocol_config()
-  config.rules = ["untrained", "backprop"]
+  config.rules = ["untrained", "backprop", "feedback_alignment", "predictive_coding", "stdp"]
+  # Fewer inference steps / spike time steps than the defaults keep the local rules within a laptop budget.
+  config.rule_hparams = ml_collections.ConfigDict({"predictive_coding": {"inference_steps": 6},
+                                                   "stdp": {"time_steps": 5}})
   config.seeds = 3
   config.epochs = 5
   config.milestones = [0, 1, 2, 5]

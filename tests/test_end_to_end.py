@@ -16,7 +16,7 @@ TINY = ["--config.seeds=2", "--config.epochs=2", "--config.milestones=0,1,2", "-
 def workdir(tmp_path_factory, synthetic_dir):
   wd = tmp_path_factory.mktemp("quickstart")
   rc = cli.main(["run", "experiments/quickstart.py", "--workdir", str(wd),
-                 f"--config.data.synthetic_dir={synthetic_dir}", *TINY])
+                 f"--config.data.synthetic_dir={synthetic_dir}", "--config.rules=untrained,backprop", *TINY])
   assert rc == 0
   return wd
 
