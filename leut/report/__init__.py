@@ -1,22 +1,140 @@
-"""Reports: figures, tables and `summary.md` written from a workdir's tidy CSVs (never from memory)."""
+"""Reports: tables, tests, figures and `summary.md` written from a workdir's tidy CSVs (never from memory).
+
+    write_report(workdir, config)   reads results/{rsa,accuracy,weights}.csv (+ noise_ceiling.csv, partial.csv when
+                                    the evaluation wrote them) and writes:
+
+  results/alignment.csv          rule, roi, layer, epoch, mean, sd, ci_lo, ci_hi, n     headline ρ over training
+  results/alignment_all_layers.csv   the same for every layer (headline condition)
+  results/alignment_mean_rdm.csv the mean-RDM scheme ('rho', PROTOCOL §3.3) for the headline layers
+  results/alignment_change.csv   rule, roi, layer, epoch, delta, sd, ci_lo, ci_hi, n     Δρ vs untrained, per seed
+  results/first_epoch_drop.csv   rule, roi, layer, epoch_a, epoch_b, rho_e0, rho_e1, delta, ci_lo, ci_hi, n, drop_pct
+  results/rule_comparison.csv    rule, roi, layer, epoch, mean, sd, ci_lo, ci_hi, n + the vs-untrained test columns
+  results/tests_<family>.csv     sign-flip test families (`leut.report.families`)
+  results/best_layer.csv         best layer per rule, ROI, epoch (biased upward, labelled)
+  results/resolution_sweep.csv   ρ per resolution and arm (when the evaluation has several)
+  results/accuracy_summary.csv, results/weights_summary.csv, results/ground_truth.csv
+  results/partial_summary.csv, results/stimulus_ci.csv   when the evaluation wrote partial.csv / bootstrap.csv
+  figures/{alignment, alignment_change, first_epoch_drop, best_layer, resolution_sweep, accuracy, weights}.{png,pdf}
+  summary.md
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
 
-from leut.report import figures, summary, tables
+from leut.report import families, figures, ground_truth, inference, summary, tables
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+  return pd.read_csv(path) if path.exists() and path.stat().st_size > 0 else None
+
+
+def rule_comparison(stats: pd.DataFrame, vs_untrained: pd.DataFrame, last: int) -> pd.DataFrame:
+  """Seed statistics at epoch 0 (every rule: the shared initialisation) and the last milestone, with the paired
+  test against the untrained network (epoch-0 rows are the baseline itself: no test)."""
+  keep = stats[(stats.epoch == 0) | (stats.epoch == last)].copy()
+  test_cols = ["mean_diff", "d", "p", "p_fdr", "p_floor", "floored"]
+  t = vs_untrained.rename(columns={"rule_a": "rule", "epoch_a": "epoch"})[["rule", "roi", "epoch"] + test_cols]
+  out = keep.merge(t, on=["rule", "roi", "epoch"], how="left")
+  rank = {r: i for i, r in enumerate([tables.baseline_rule(stats)] + list(dict.fromkeys(stats.rule)))}
+  roi_rank = {r: i for i, r in enumerate(dict.fromkeys(stats.roi))}
+  order = out.assign(_roi=out.roi.map(roi_rank), _rule=out.rule.map(rank))
+  return out.loc[order.sort_values(["_roi", "epoch", "_rule"], kind="stable").index].reset_index(drop=True)
+
+
+def partial_summary(partial: pd.DataFrame, config, last: int) -> pd.DataFrame:
+  """Headline partial RSA: per-seed subject-mean ρ and partial ρ, Δ = partial − standard with a 95% t-interval."""
+  view = tables.headline_view(partial, config)
+  view = view[(view.epoch == 0) | (view.epoch == last)]
+  per_seed = view.groupby(["rule", "roi", "layer", "epoch", "control", "seed"], as_index=False, sort=False)[
+      ["rho", "rho_partial"]].mean()
+  per_seed["delta"] = per_seed["rho_partial"] - per_seed["rho"]
+  keys = ["rule", "roi", "layer", "epoch", "control"]
+  means = per_seed.groupby(keys, sort=False)[["rho", "rho_partial"]].mean().reset_index()
+  d = inference.summarise(per_seed, keys, "delta").rename(columns={"mean": "delta"}).drop(columns="sd")
+  return means.merge(d, on=keys)
+
+
+def stimulus_ci(boot: pd.DataFrame, config, last: int) -> pd.DataFrame:
+  """Headline rows of `results/bootstrap.csv` (fixed layer per ROI, first resolution, native, all pairs) at epoch 0
+  and the last milestone."""
+  mapping = tables.layer_for_roi(config)
+  px = tables.headline_resolution(boot, config)
+  keep = ((boot.resolution == px) & (boot.arm == "native") & (boot.pairs == "all")
+          & ((boot.epoch == 0) | (boot.epoch == last))
+          & pd.Series([mapping.get(o) == l for o, l in zip(boot.roi, boot.layer)], index=boot.index))
+  return boot[keep].reset_index(drop=True)
 
 
 def write_report(workdir, config) -> dict:
-  """Read `results/*.csv` in `workdir` and (re)write `figures/` and `summary.md`."""
+  """Read `results/*.csv` in `workdir`, write the report tables, `figures/` and `summary.md`; returns their paths."""
   workdir = Path(workdir)
-  rsa = pd.read_csv(workdir / "results" / "rsa.csv")
-  acc = pd.read_csv(workdir / "results" / "accuracy.csv")
-  stats = tables.across_seeds(tables.seed_scores(tables.headline_view(rsa, config)))
-  px = int(list(config.eval.resolutions)[0])
-  out = {"alignment": figures.alignment_over_training(
-      stats, workdir / "figures", rois=list(config.data.rois), subtitle=f"Model–brain RSA over training ({px} px stimuli, fixed layer per ROI)")}
-  out["accuracy"] = figures.accuracy_over_training(acc, workdir / "figures")
-  out["summary"] = summary.write_summary(workdir, config, rsa, acc, stats)
-  return out
+  res, figs = workdir / "results", workdir / "figures"
+  rsa = pd.read_csv(res / "rsa.csv")
+  acc = pd.read_csv(res / "accuracy.csv")
+  weights = _read(res / "weights.csv")
+  weights = weights if weights is not None else pd.DataFrame(columns=["rule", "seed", "epoch", "layer",
+                                                                      "rel_displacement"])
+  rois = [r for r in config.data.rois if r in set(rsa.roi)] or list(dict.fromkeys(rsa.roi))
+  per_seed = tables.seed_scores(tables.headline_view(rsa, config))
+  last = tables.last_epoch(per_seed)
+  out = {"px": tables.headline_resolution(rsa, config), "last_epoch": last, "layers": {
+      roi: l for roi, l in tables.layer_for_roi(config).items() if roi in rois}}
+  out["alignment"] = stats = tables.across_seeds(per_seed)
+  out["alignment_all_layers"] = all_layers = tables.across_seeds(tables.seed_scores(tables.condition_view(rsa, config)))
+  out["alignment_mean_rdm"] = tables.mean_rdm_scores(rsa, config)
+  out["alignment_change"] = change = tables.change_vs_untrained(per_seed)
+  out["first_epoch_drop"] = drop = tables.first_epoch_drop(per_seed)
+  opts = config.get("report", {}) if hasattr(config, "get") else {}
+  out["families"] = fam = families.all_families(per_seed, alternative=opts.get("alternative", "two-sided"),
+                                                n_mc=int(opts.get("n_mc", inference.N_MC)))
+  out["rule_comparison"] = rule_comparison(stats, fam["vs_untrained"], last)
+  out["best_layer"] = tables.best_layer(rsa, config)
+  out["accuracy"] = acc_stats = tables.accuracy_summary(acc)
+  out["weights"] = w_stats = tables.weights_summary(weights)
+  out["noise_ceiling"] = ceil = _read(res / "noise_ceiling.csv")
+  partial = _read(res / "partial.csv")
+  out["partial_summary"] = partial_summary(partial, config, last) if partial is not None else None
+  boot = _read(res / "bootstrap.csv")
+  out["stimulus_ci"] = stimulus_ci(boot, config, last) if boot is not None else None
+  out["ground_truth"] = ground_truth.checks(rsa, config) if config.data.source == "synthetic" else None
+  if len(set(rsa.resolution)) > 1 or len(set(rsa.arm)) > 1:
+    out["resolution_sweep"] = sweep = tables.resolution_sweep(rsa, config)
+  else:
+    sweep = None
+
+  written = {}
+  names = ["alignment", "alignment_all_layers", "alignment_mean_rdm", "alignment_change", "first_epoch_drop",
+           "rule_comparison", "best_layer", "accuracy", "weights", "partial_summary", "stimulus_ci", "ground_truth",
+           "resolution_sweep"]
+  file_of = {"accuracy": "accuracy_summary", "weights": "weights_summary"}
+  for name in names:
+    df = out.get(name)
+    if df is not None:
+      path = res / f"{file_of.get(name, name)}.csv"
+      df.to_csv(path, index=False)
+      written[file_of.get(name, name)] = path
+  for name, df in fam.items():
+    df.to_csv(res / f"tests_{name}.csv", index=False)
+    written[f"tests_{name}"] = res / f"tests_{name}.csv"
+
+  ceil_all = ceil[ceil.pairs == "all"] if ceil is not None else None
+  paths = {"alignment": figures.alignment_over_training(
+      stats, figs, rois=rois, ceilings=ceil_all,
+      subtitle=f"Model–brain alignment over training ({out['px']} px stimuli, fixed layer per ROI)")}
+  if len(change):
+    paths["alignment_change"] = figures.change_vs_untrained(change, figs, rois=rois)
+  if len(drop):
+    paths["first_epoch_drop"] = figures.first_epoch_drop(drop, figs, rois=rois)
+  base = tables.baseline_rule(per_seed)
+  profile = {base: 0, **{r: last for r in tables.trained_rules(per_seed)}}
+  paths["best_layer"] = figures.layer_profile(all_layers, figs, epochs=profile, rois=rois)
+  if sweep is not None:
+    paths["resolution_sweep"] = figures.resolution_sweep(sweep, figs, rois=rois)
+  paths["accuracy"] = figures.accuracy_over_training(acc_stats, figs)
+  paths["weights"] = figures.weight_displacement(w_stats, figs)
+  out["figures"] = list(paths)
+  out["tables"] = list(written)
+  paths["summary"] = summary.write_summary(workdir, config, out)
+  return {"figures": paths, "tables": written, "summary": paths["summary"]}

@@ -1,11 +1,21 @@
-"""Reductions of the tidy result tables that figures and the summary share (so both cite the same numbers)."""
+"""Reductions of the tidy result tables that figures, tests and the summary share (so all cite the same numbers).
+
+Conventions (PROTOCOL §3.3): a seed's score is the mean over subjects of per-subject Spearman ρ (`rho_sub_mean`);
+seeds are the replicates (mean, SD with ddof=1, 95% Student-t interval over seeds). The headline analysis uses a
+fixed layer per ROI (paper A), the first configured resolution, native images and all stimulus pairs.
+"""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+
+from leut.report import inference
 
 # Paper A's fixed layer → ROI mapping (PROTOCOL §1.4), extended to V3/V4 by hierarchy position.
 DEFAULT_LAYER_FOR_ROI = {"V1": "conv1", "V2": "conv1", "V3": "conv2", "V4": "conv2", "hV4": "conv2",
                          "LOC": "conv3", "IT": "fc1"}
+UNTRAINED = "untrained"
+STAT_COLUMNS = ["mean", "sd", "ci_lo", "ci_hi", "n"]
 
 
 def layer_for_roi(config) -> dict[str, str]:
@@ -15,24 +25,151 @@ def layer_for_roi(config) -> dict[str, str]:
   return mapping
 
 
+def headline_resolution(rsa: pd.DataFrame, config) -> int:
+  if config is not None:
+    px = int(list(config.eval.resolutions)[0])
+    if px in set(rsa["resolution"]):
+      return px
+  return int(rsa["resolution"].iloc[0])
+
+
+def condition_view(rsa: pd.DataFrame, config, *, resolution=None, arm="native", pairs="all") -> pd.DataFrame:
+  """Rows of one evaluation condition (resolution, arm, pair set), every layer, per-subject and mean rows."""
+  px = headline_resolution(rsa, config) if resolution is None else resolution
+  return rsa[(rsa.resolution == px) & (rsa.arm == arm) & (rsa.pairs == pairs)]
+
+
 def headline_view(rsa: pd.DataFrame, config) -> pd.DataFrame:
   """Rows of the headline analysis: fixed layer per ROI, first resolution, native images, all pairs.
 
-  Per-subject rows only (the 'mean' subject is the mean-RDM score and is reported separately).
+  Per-subject rows only are used downstream (the 'mean' subject is the mean-RDM score, reported separately).
   """
   mapping = layer_for_roi(config)
-  px = rsa["resolution"].iloc[0] if config is None else int(list(config.eval.resolutions)[0])
-  view = rsa[(rsa.resolution == px) & (rsa.arm == "native") & (rsa.pairs == "all")]
-  return view[view.apply(lambda r: mapping.get(r["roi"]) == r["layer"], axis=1)]
+  view = condition_view(rsa, config)
+  return view[[mapping.get(roi) == layer for roi, layer in zip(view["roi"], view["layer"])]]
 
 
-def seed_scores(view: pd.DataFrame) -> pd.DataFrame:
+def seed_scores(view: pd.DataFrame, keys=("rule", "roi", "layer", "epoch", "seed")) -> pd.DataFrame:
   """Per (rule, roi, layer, epoch, seed): the mean over subjects of per-subject ρ ('rho_sub_mean', PROTOCOL §3.3)."""
   subj = view[view.subject != "mean"]
-  return (subj.groupby(["rule", "roi", "layer", "epoch", "seed"], as_index=False)["rho"].mean())
+  return subj.groupby(list(keys), as_index=False, sort=False)["rho"].mean()
 
 
-def across_seeds(per_seed: pd.DataFrame) -> pd.DataFrame:
-  """Mean, SD (ddof=1) and count over seeds."""
-  g = per_seed.groupby(["rule", "roi", "layer", "epoch"])["rho"]
-  return g.agg(mean="mean", sd="std", n="count").reset_index()
+def across_seeds(per_seed: pd.DataFrame, keys=("rule", "roi", "layer", "epoch"), value="rho") -> pd.DataFrame:
+  """Mean, SD (ddof=1), 95% t-interval and count over seeds."""
+  return inference.summarise(per_seed, list(keys), value)
+
+
+def trained_rules(per_seed: pd.DataFrame) -> list[str]:
+  """Rules with checkpoints beyond epoch 0 (in table order)."""
+  return [r for r in dict.fromkeys(per_seed["rule"]) if per_seed.loc[per_seed.rule == r, "epoch"].max() > 0]
+
+
+def last_epoch(per_seed: pd.DataFrame) -> int:
+  """The last milestone reached by every trained rule (0 when nothing was trained)."""
+  rules = trained_rules(per_seed)
+  if not rules:
+    return 0
+  return int(min(per_seed.loc[per_seed.rule == r, "epoch"].max() for r in rules))
+
+
+def seed_vector(per_seed: pd.DataFrame, rule: str, epoch: int, roi: str, seeds, value="rho") -> np.ndarray:
+  """Per-seed values in the order of `seeds` (NaN where missing); the untrained rule exists only at epoch 0."""
+  if rule == UNTRAINED:
+    epoch = 0
+  r = per_seed[(per_seed.rule == rule) & (per_seed.epoch == epoch) & (per_seed.roi == roi)]
+  return r.set_index("seed")[value].reindex(list(seeds)).to_numpy(np.float64)
+
+
+def baseline_rule(per_seed: pd.DataFrame) -> str | None:
+  """The epoch-0 reference: the `untrained` rule if present, else any rule's epoch 0 (the same network)."""
+  rules = list(dict.fromkeys(per_seed["rule"]))
+  if UNTRAINED in rules:
+    return UNTRAINED
+  return rules[0] if rules else None
+
+
+def change_vs_untrained(per_seed: pd.DataFrame) -> pd.DataFrame:
+  """Δρ(rule, epoch) = ρ(rule, epoch, seed) − ρ(epoch 0, seed), summarised over seeds, per ROI (paired by seed)."""
+  base = per_seed[per_seed.epoch == 0].groupby(["roi", "layer", "seed"])["rho"].first().rename("rho0")
+  df = per_seed[per_seed.rule.isin(trained_rules(per_seed))].join(base, on=["roi", "layer", "seed"])
+  df = df.assign(delta=df["rho"] - df["rho0"])
+  return across_seeds(df, value="delta").rename(columns={"mean": "delta"}).sort_values(["roi", "rule", "epoch"])
+
+
+def first_epoch_drop(per_seed: pd.DataFrame) -> pd.DataFrame:
+  """Change from epoch 0 to the first milestone after it, per rule and ROI (paper B's 'drop after one epoch').
+
+  delta = mean over seeds of ρ_e1 − ρ_e0 with a 95% t-interval; drop_pct = 100 (ρ̄_e0 − ρ̄_e1) / ρ̄_e0 on seed means
+  (paper B's convention; undefined and left NaN when ρ̄_e0 ≤ 0).
+  """
+  cols = ["rule", "roi", "layer", "epoch_a", "epoch_b", "rho_e0", "rho_e1", "delta", "ci_lo", "ci_hi", "n",
+          "drop_pct"]
+  rows = []
+  for rule in trained_rules(per_seed):
+    epochs = sorted(e for e in set(per_seed.loc[per_seed.rule == rule, "epoch"]) if e > 0)
+    e1 = int(epochs[0])
+    for roi in dict.fromkeys(per_seed["roi"]):
+      sub = per_seed[(per_seed.rule == rule) & (per_seed.roi == roi)]
+      seeds = sorted(set(sub.seed))
+      a, b = seed_vector(per_seed, rule, 0, roi, seeds), seed_vector(per_seed, rule, e1, roi, seeds)
+      m, _, lo, hi, n = inference.t_interval(b - a)
+      r0, r1 = float(np.nanmean(a)), float(np.nanmean(b))
+      rows.append(dict(rule=rule, roi=roi, layer=sub.layer.iloc[0], epoch_a=0, epoch_b=e1, rho_e0=r0, rho_e1=r1,
+                       delta=m, ci_lo=lo, ci_hi=hi, n=n, drop_pct=100 * (r0 - r1) / r0 if r0 > 0 else np.nan))
+  return pd.DataFrame(rows, columns=cols)
+
+
+def best_layer(rsa: pd.DataFrame, config) -> pd.DataFrame:
+  """Per (rule, roi, epoch) the layer with the highest seed-mean ρ (paper B convention), headline condition.
+
+  The maximum over layers of noisy scores is biased upward (`biased_upward` = True): the chosen layer's ρ is an
+  optimistic estimate unless the choice is cross-validated on held-out stimuli (`leut.rsa.cross_validated_best_layer`).
+  """
+  stats = across_seeds(seed_scores(condition_view(rsa, config)))
+  idx = stats.groupby(["rule", "roi", "epoch"], sort=False)["mean"].idxmax().dropna()
+  best = stats.loc[idx].rename(columns={"layer": "best_layer"})
+  runner = []
+  for _, r in best.iterrows():
+    others = stats[(stats.rule == r.rule) & (stats.roi == r.roi) & (stats.epoch == r.epoch)
+                   & (stats.layer != r.best_layer)]
+    runner.append(others["mean"].max() if len(others) else np.nan)
+  best = best.assign(next_best_mean=runner, n_layers=stats.groupby(["rule", "roi", "epoch"]).size().reindex(
+      pd.MultiIndex.from_frame(best[["rule", "roi", "epoch"]])).to_numpy(), biased_upward=True)
+  return best.reset_index(drop=True)
+
+
+def resolution_sweep(rsa: pd.DataFrame, config) -> pd.DataFrame:
+  """ρ (mean over subjects, summarised over seeds) against evaluation resolution and arm, fixed layer per ROI.
+
+  Epochs: 0 (the untrained network) and the last milestone of each trained rule; pairs = all.
+  """
+  mapping = layer_for_roi(config)
+  fixed = np.array([mapping.get(o) == l for o, l in zip(rsa["roi"], rsa["layer"])], bool)
+  view = rsa[(rsa.pairs == "all").to_numpy() & fixed]
+  per_seed = seed_scores(view, keys=("rule", "roi", "layer", "epoch", "resolution", "arm", "seed"))
+  last = last_epoch(per_seed)
+  per_seed = per_seed[(per_seed.epoch == 0) | (per_seed.epoch == last)]
+  per_seed = per_seed[~((per_seed.epoch == 0) & (per_seed.rule != baseline_rule(per_seed)))]
+  out = across_seeds(per_seed, keys=("rule", "roi", "layer", "epoch", "resolution", "arm"))
+  return out.sort_values(["roi", "rule", "epoch", "arm", "resolution"]).reset_index(drop=True)
+
+
+def accuracy_summary(acc: pd.DataFrame) -> pd.DataFrame:
+  """Held-out accuracy per rule and epoch: mean, SD, 95% t-interval over seeds."""
+  return across_seeds(acc, keys=("rule", "epoch"), value="accuracy")
+
+
+def weights_summary(weights: pd.DataFrame) -> pd.DataFrame:
+  """Relative weight displacement ‖W_e − W_0‖/‖W_0‖ per rule, layer and epoch over seeds (trained rules only)."""
+  w = weights[weights.rule != UNTRAINED]
+  if not len(w):
+    return pd.DataFrame(columns=["rule", "layer", "epoch"] + STAT_COLUMNS)
+  return across_seeds(w, keys=("rule", "layer", "epoch"), value="rel_displacement")
+
+
+def mean_rdm_scores(rsa: pd.DataFrame, config) -> pd.DataFrame:
+  """The mean-RDM scheme ('rho', subject = 'mean') for the headline layers, over seeds (reported separately)."""
+  view = headline_view(rsa, config)
+  view = view[view.subject == "mean"]
+  return across_seeds(view[["rule", "roi", "layer", "epoch", "seed", "rho"]])
