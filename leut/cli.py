@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
-
-import ml_collections
 
 
 def _split_overrides(argv):
@@ -27,7 +26,7 @@ def _workdir_config(workdir: Path, overrides):
   if not path.exists():
     raise SystemExit(f"leut: {workdir} has no config.json; is it a workdir made by `leut run`?")
   saved = json.loads(path.read_text())
-  config = ml_collections.ConfigDict(saved)
+  config = config_lib.with_defaults(saved)
   for item in overrides:
     config_lib.apply_override(config, item)
   config_lib.check_compatible(saved, config_lib.to_dict(config), workdir)
@@ -58,7 +57,8 @@ def main(argv=None) -> int:
   try:
     if args.command == "run":
       config = config_lib.load(args.config, overrides)
-      experiment.run(config, args.workdir, progress=not args.no_progress)
+      command = " ".join(["leut", *(shlex.quote(a) for a in argv)])
+      experiment.run(config, args.workdir, progress=not args.no_progress, command=command)
     elif args.command == "evaluate":
       config = _workdir_config(args.workdir, overrides)
       experiment.evaluate(config, args.workdir, progress=not args.no_progress)

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import ml_collections
 
 # Sections that only change how checkpoints are scored or reported; they may differ on resume / re-evaluation.
-EVALUATION_ONLY = ("eval", "report", "data.things_fmri_dir", "data.things_images_dir", "data.brain_rdms_dir",
+EVALUATION_ONLY = ("command", "eval", "report", "data.things_fmri_dir", "data.things_images_dir", "data.brain_rdms_dir",
                    "data.rois", "data.subjects", "data.zscore", "data.stimuli", "data.n_stimuli", "rules")
 
 
@@ -78,6 +78,19 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     raise KeyError(f"override {item!r}: config has no field {key!r}; fields here: {sorted(node.keys())}")
   with node.unlocked():
     node[leaf] = _parse_like(value, node[leaf])
+
+
+def with_defaults(saved: dict) -> ml_collections.ConfigDict:
+  """A saved config (from `config.json`) with any field added to leut since it was written filled from defaults."""
+  from leut.defaults import protocol_config
+
+  def merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+      out[k] = merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+  return ml_collections.ConfigDict(merge(to_dict(protocol_config()), saved))
 
 
 def to_dict(config: ml_collections.ConfigDict) -> dict:

@@ -38,6 +38,14 @@ def protocol_config() -> ml_collections.ConfigDict:
       method="spearman",  # RDM comparison
       batch_size=32,  # images per feature-extraction chunk (bounds memory at 224 px)
       test_images=10000,  # held-out CIFAR images for accuracy (0 = all)
+      partial_controls=("pixel", "luminance"),  # control RDMs for partial RSA (also mean_rgb, color_histogram,
+                                                # gabor); empty: no partial RSA
+      n_boot=1000,  # stimulus-bootstrap resamples for CIs (0: none)
+      stats_epochs="first_last",  # partial RSA and bootstrap at 'first_last' milestones or at 'all'
   ))
-  c.report = ml_collections.ConfigDict(dict(layer_for_roi={}))  # override the fixed layer per ROI
+  c.report = ml_collections.ConfigDict(dict(
+      layer_for_roi={},  # override the fixed layer per ROI, e.g. {'V1': 'conv2'}
+      alternative="two-sided",  # sign-flip tests: 'two-sided', 'greater' or 'less'
+      n_mc=100_000,  # Monte Carlo sign assignments beyond 2^20 exact ones
+  ))
   return c

@@ -7,7 +7,9 @@ correlations with each subject's ROI RDM and with the subject-mean RDM are compu
   results/rsa.csv       rule, seed, epoch, step, layer, roi, subject ('mean' = mean-RDM score), resolution, arm,
                         pairs ('all' | 'cross_run'), rho, note
   results/accuracy.csv  rule, seed, epoch, step, accuracy (held-out CIFAR test images, evaluation mode)
-  results/weights.csv   rule, seed, epoch, layer, param, rel_displacement = ‖W_e − W_0‖ / ‖W_0‖
+  results/weights.csv   rule, seed, epoch, layer, rel_displacement = ‖W_e − W_0‖ / ‖W_0‖ (kernels)
+  results/noise_ceiling.csv, partial.csv, bootstrap.csv   see `leut.report.stimulus_stats`; partial RSA and the
+                        stimulus bootstrap run at the milestones chosen by `eval.stats_epochs`
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from leut import rsa
+from leut.report import stimulus_stats
+from leut.report.tables import layer_for_roi
 from leut.rules.base import evaluate_fn
 from leut.train import run as train_run
 
@@ -109,17 +113,28 @@ def _displacements(params, params0, rule, epoch):
   return rows
 
 
-def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, train_data, *, progress=True):
-  """Score every verified checkpoint of one rule; returns (rsa_rows, accuracy_rows, weight_rows)."""
+def _stats_steps(config, steps: list[int]) -> set[int]:
+  if config.eval.stats_epochs == "all":
+    return set(steps)
+  if config.eval.stats_epochs != "first_last":
+    raise ValueError(f"eval.stats_epochs must be 'first_last' or 'all', not {config.eval.stats_epochs!r}")
+  return {min(steps), max(steps)} if steps else set()
+
+
+def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, train_data, *, controls=None,
+                  progress=True):
+  """Score every verified checkpoint of one rule; returns (rsa, accuracy, weights, partial, bootstrap) rows."""
   rule, trainer = train_run.build(config, rule_name, train_data)
   rule_fn = evaluate_fn(rule)
   ckpts = train_run.checkpoints_for(workdir, rule_name)
   spe = train_run.steps_per_epoch(config)
   masks = pair_masks(inputs.brain, list(config.eval.pairs))
   brain = jnp.asarray(inputs.brain.rdms_RxJxSxS)
-  rsa_rows, acc_rows, w_rows = [], [], []
+  rsa_rows, acc_rows, w_rows, partial_rows, boot_rows = [], [], [], [], []
   params0 = None
   steps = ckpts.steps()
+  stats_steps = _stats_steps(config, steps)
+  headline = layer_for_roi(config)
   bar = tqdm(total=len(steps), desc=f"evaluate {rule_name}", unit="ckpt", disable=not progress, leave=False)
   for step, state in ckpts.iter_good(trainer.abstract_state(config.seeds)):
     epoch = step // spe
@@ -150,23 +165,40 @@ def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, tra
                 rsa_rows.append({"rule": rule_name, "seed": seed, "epoch": epoch, "step": step, "layer": layer,
                                  "roi": roi, "subject": subj, "resolution": px, "arm": arm, "pairs": pairs,
                                  "rho": float("nan") if note else float(rho), "note": note})
+        if step not in stats_steps:
+          continue
+        where = dict(rule=rule_name, epoch=epoch, step=step, layer=layer, feats_NxSxU=f_NxSxU, brain=inputs.brain,
+                     masks=masks, resolution=px, arm=arm, metric=config.eval.metric)
+        if controls:
+          partial_rows += stimulus_stats.partial_rows(**where, controls=controls[(px, arm)],
+                                                      invalid_N=const.any(1))
+        rois = [r for r in inputs.brain.rois if headline.get(r) == layer]
+        if config.eval.n_boot and rois and (~const.any(1)).any():
+          boot_rows += stimulus_stats.bootstrap_rows(**where, n_boot=config.eval.n_boot, rois=rois,
+                                                     valid_N=~const.any(1))
     bar.update(1)
   bar.close()
   ckpts.close()
-  return rsa_rows, acc_rows, w_rows
+  return rsa_rows, acc_rows, w_rows, partial_rows, boot_rows
 
 
 def evaluate_all(config, workdir: Path, inputs: EvalInputs, train_data, *, progress=True) -> dict[str, pd.DataFrame]:
   """Evaluate every configured rule and write the tidy tables under `workdir/results/`."""
   out = Path(workdir) / "results"
   out.mkdir(parents=True, exist_ok=True)
-  all_rsa, all_acc, all_w = [], [], []
+  masks = pair_masks(inputs.brain, list(config.eval.pairs))
+  names = tuple(config.eval.partial_controls)
+  controls = {k: stimulus_stats.control_rdms(v, names) for k, v in inputs.stimuli.items()} if names else None
+  rows = {"rsa": [], "accuracy": [], "weights": [], "partial": [], "bootstrap": []}
   for rule_name in config.rules:
-    r, a, w = evaluate_rule(config, workdir, rule_name, inputs, train_data, progress=progress)
-    all_rsa += r
-    all_acc += a
-    all_w += w
-  tables = {"rsa": pd.DataFrame(all_rsa), "accuracy": pd.DataFrame(all_acc), "weights": pd.DataFrame(all_w)}
+    for name, part in zip(rows, evaluate_rule(config, workdir, rule_name, inputs, train_data, controls=controls,
+                                              progress=progress)):
+      rows[name] += part
+  tables = {name: pd.DataFrame(r) for name, r in rows.items() if r}
+  tables["noise_ceiling"] = stimulus_stats.noise_ceiling_table(inputs.brain, masks, method=config.eval.method)
+  for name in ("partial", "bootstrap"):
+    if name not in tables:
+      (out / f"{name}.csv").unlink(missing_ok=True)  # switched off: no stale table for the report to render
   for name, df in tables.items():
     df.to_csv(out / f"{name}.csv", index=False)
   return tables

@@ -82,21 +82,24 @@ def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData, *, p
   return evaluate_lib.EvalInputs(brain, stimuli, test, np.asarray(cifar_data.test_labels[:n_test]))
 
 
-def prepare_workdir(config, workdir: Path) -> None:
-  """Create the workdir and record its config, or check that an existing one was made with a compatible config."""
+def prepare_workdir(config, workdir: Path, *, command: str = "") -> None:
+  """Create the workdir and record its config (and the command that made it), or check that an existing one was
+  made with a compatible config."""
   workdir.mkdir(parents=True, exist_ok=True)
   path = workdir / "config.json"
   current = config_lib.to_dict(config)
+  if command:
+    current["command"] = command
   if path.exists():
     config_lib.check_compatible(json.loads(path.read_text()), current, workdir)
   path.write_text(json.dumps(current, indent=2, sort_keys=True))
 
 
-def run(config, workdir, *, progress: bool = True) -> dict:
+def run(config, workdir, *, progress: bool = True, command: str = "") -> dict:
   """Train all rules (resuming where checkpoints exist), evaluate every milestone, write tables/figures/summary."""
   workdir = Path(workdir)
   rules.check_names(config.rules)
-  prepare_workdir(config, workdir)
+  prepare_workdir(config, workdir, command=command)
   paths = resolve_data(config)
   train_data, cifar_data = load_train_data(paths)
   for rule_name in config.rules:

@@ -23,6 +23,7 @@ def workdir(tmp_path_factory, synthetic_dir):
 
 def test_run_writes_every_documented_output(workdir):
   for rel in ("config.json", "metrics.jsonl", "results/rsa.csv", "results/accuracy.csv", "results/weights.csv",
+              "results/noise_ceiling.csv", "results/partial.csv", "results/bootstrap.csv",
               "figures/alignment.png", "figures/alignment.pdf", "summary.md"):
     assert (workdir / rel).is_file(), rel
   assert sorted(p.name for p in (workdir / "checkpoints" / "backprop").iterdir() if p.name.isdigit()) == \
@@ -87,3 +88,12 @@ def test_missing_dataset_says_what_and_where(tmp_path, capsys):
 def test_config_json_records_the_overrides(workdir):
   saved = json.loads((workdir / "config.json").read_text())
   assert saved["seeds"] == 2 and saved["model"]["widths"] == [4, 8, 8]
+  assert saved["command"].startswith("leut run experiments/quickstart.py --workdir")
+
+
+def test_partial_and_bootstrap_run_at_the_first_and_last_milestone(workdir):
+  partial = pd.read_csv(workdir / "results" / "partial.csv")
+  boot = pd.read_csv(workdir / "results" / "bootstrap.csv")
+  assert set(partial.epoch[partial.rule == "backprop"]) == {0, 2}
+  assert set(partial.control) == {"pixel", "luminance", "all"}
+  assert ((boot.ci_lo <= boot.rho) & (boot.rho <= boot.ci_hi)).all()
