@@ -3,6 +3,11 @@
 Layout: `WORKDIR/checkpoints/<rule>/<step>/` (Orbax) plus `WORKDIR/checkpoints/<rule>/digests.json`, a SHA-256 of
 every leaf written after each save. A checkpoint that fails to restore or whose digest differs (a killed write, a
 truncated or flipped file) is reported, moved to `<rule>/corrupt/<step>`, and the previous good one is used.
+
+Multi-host: every process calls the same methods; Orbax writes each checkpoint once (each process its own shards of
+the seed-sharded arrays), the digest is taken over the gathered arrays, and only process 0 writes or moves files
+outside Orbax, with a barrier after. A restore lays the arrays out as its target says (`abstract_state` carries the
+seed sharding of the current devices), so a run restarts on fewer hosts or devices than it was saved from.
 """
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from leut import distributed
+
 
 class CorruptCheckpointWarning(UserWarning):
   pass
@@ -28,7 +35,11 @@ def state_digest(state: Any) -> str:
   for path, leaf in jax.tree_util.tree_leaves_with_path(state):
     if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
       leaf = jax.random.key_data(leaf)
-    arr = np.asarray(jax.device_get(leaf))
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+      from jax.experimental import multihost_utils
+      arr = np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+    else:
+      arr = np.asarray(jax.device_get(leaf))
     h.update(jax.tree_util.keystr(path).encode())
     h.update(f"{arr.dtype}{arr.shape}".encode())
     h.update(np.ascontiguousarray(arr).tobytes())
@@ -61,11 +72,14 @@ class MilestoneCheckpoints:
       self._manager.delete(step)  # an unverified leftover of a killed run
     self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
     self._manager.wait_until_finished()
-    digests = self._digests()
-    digests[str(step)] = state_digest(state)
-    tmp = self._digest_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(digests, indent=1, sort_keys=True))
-    tmp.replace(self._digest_file)  # atomic: a step counts as saved only once this lands
+    digest = state_digest(state)  # collective in a multi-process run: every process computes it
+    if distributed.is_primary():
+      digests = self._digests()
+      digests[str(step)] = digest
+      tmp = self._digest_file.with_suffix(".tmp")
+      tmp.write_text(json.dumps(digests, indent=1, sort_keys=True))
+      tmp.replace(self._digest_file)  # atomic: a step counts as saved only once this lands
+    distributed.barrier(f"leut-digest-{self.directory}-{step}")
 
   def restore(self, step: int, abstract_state: Any) -> Any:
     """Restore `step` into the structure of `abstract_state`; raises `ValueError` if it is corrupt."""
@@ -84,16 +98,18 @@ class MilestoneCheckpoints:
   def _quarantine(self, step: int, reason: str) -> None:
     warnings.warn(f"{reason}; moving it to {self.directory / 'corrupt'} and falling back to the previous milestone",
                   CorruptCheckpointWarning, stacklevel=3)
-    target = self.directory / "corrupt" / f"{step}"
-    target.parent.mkdir(exist_ok=True)
-    if target.exists():
-      shutil.rmtree(target)
-    src = self.directory / str(step)
-    if src.exists():
-      shutil.move(str(src), str(target))
-    digests = self._digests()
-    digests.pop(str(step), None)
-    self._digest_file.write_text(json.dumps(digests, indent=1, sort_keys=True))
+    if distributed.is_primary():
+      target = self.directory / "corrupt" / f"{step}"
+      target.parent.mkdir(exist_ok=True)
+      if target.exists():
+        shutil.rmtree(target)
+      src = self.directory / str(step)
+      if src.exists():
+        shutil.move(str(src), str(target))
+      digests = self._digests()
+      digests.pop(str(step), None)
+      self._digest_file.write_text(json.dumps(digests, indent=1, sort_keys=True))
+    distributed.barrier(f"leut-quarantine-{self.directory}-{step}")
     self._manager.reload()
 
   def restore_latest(self, abstract_state: Any) -> tuple[int, Any] | None:

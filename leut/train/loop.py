@@ -18,7 +18,7 @@ import optax
 
 from leut.models import cnn
 from leut.rules.base import LearningRule
-from leut.train import batches
+from leut.train import batches, sharding
 
 TAG_INIT, TAG_SUBSET, TAG_SHUFFLE, TAG_STEP, TAG_RULE = range(5)
 
@@ -81,7 +81,8 @@ def make_trainer(rule: LearningRule, tx: optax.GradientTransformation, data: bat
   run_segment = jax.jit(jax.vmap(segment_one, in_axes=(0, 0, None)), static_argnums=2, donate_argnums=0)
 
   def abstract_state(n_seeds: int):
+    """Shapes, dtypes and the seed sharding over all devices (`leut.train.sharding`): a restore target."""
     keys = jax.eval_shape(lambda: seed_keys(0, n_seeds))
-    return jax.eval_shape(init_all, keys)
+    return sharding.with_seed_sharding(jax.eval_shape(init_all, keys), n_seeds)
 
   return Trainer(init_all, run_segment, abstract_state)

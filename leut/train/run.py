@@ -9,13 +9,12 @@ import json
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from leut import rules
+from leut import distributed, rules
 from leut.checkpoint import MilestoneCheckpoints
-from leut.train import batches, loop
+from leut.train import batches, loop, sharding
 
 
 def steps_per_epoch(config) -> int:
@@ -43,14 +42,18 @@ def checkpoints_for(workdir: Path, rule_name: str) -> MilestoneCheckpoints:
 
 def train_rule(config, workdir: Path, rule_name: str, train_data: batches.TrainData, *,
                progress: bool = True) -> None:
-  """Train `rule_name` for `config.seeds` seeds (vmapped), saving every milestone; resumes if checkpoints exist."""
+  """Train `rule_name` for `config.seeds` seeds (vmapped), saving every milestone; resumes if checkpoints exist.
+
+  Seeds are sharded over every device of every process (`leut.train.sharding`) and trained `config.seed_chunk`
+  at a time (0 or absent: the largest chunk that fits, `sharding.auto_seed_chunk`); results do not depend on either.
+  """
   spe = steps_per_epoch(config)
   _, trainer = build(config, rule_name, train_data)
   ckpts = checkpoints_for(workdir, rule_name)
-  keys = loop.seed_keys(config.seed, config.seeds)
+  keys = sharding.seed_keys(config.seed, config.seeds)
   restored = ckpts.restore_latest(trainer.abstract_state(config.seeds))
   if restored is None:
-    state, done_epoch = trainer.init_all(keys), 0
+    state, done_epoch = sharding.reshard(trainer.init_all(keys), config.seeds), 0
     ckpts.save(0, state)
   else:
     step, state = restored
@@ -60,15 +63,20 @@ def train_rule(config, workdir: Path, rule_name: str, train_data: batches.TrainD
   bar = tqdm(total=last, initial=done_epoch, desc=f"train {rule_name} ({config.seeds} seeds)", unit="epoch",
              disable=not progress or last == 0, leave=False)
   milestones = set(milestone_epochs(config, rule_name))
+  chunk = config.seeds
+  if done_epoch < last:
+    chunk = sharding.plan_seed_chunk(int(config.get("seed_chunk", 0) or 0), trainer.run_segment,
+                                     trainer.abstract_state, config.seeds, spe)
   for epoch in range(done_epoch + 1, last + 1):
     t0 = time.time()
-    state, metrics = trainer.run_segment(state, keys, spe)
-    metrics = jax.device_get(metrics)
-    with log.open("a") as f:
-      for s in range(config.seeds):
-        row = {"rule": rule_name, "seed": s, "epoch": epoch, "seconds": round(time.time() - t0, 3)}
-        row.update({f"train_{k}": float(np.asarray(v)[s]) for k, v in metrics.items()})
-        f.write(json.dumps(row) + "\n")
+    state, metrics = sharding.run_chunked(trainer.run_segment, state, keys, spe, chunk)
+    metrics = sharding.to_host(metrics)
+    if distributed.is_primary():
+      with log.open("a") as f:
+        for s in range(config.seeds):
+          row = {"rule": rule_name, "seed": s, "epoch": epoch, "seconds": round(time.time() - t0, 3)}
+          row.update({f"train_{k}": float(np.asarray(v)[s]) for k, v in metrics.items()})
+          f.write(json.dumps(row) + "\n")
     bar.set_postfix(acc=f"{float(np.mean(metrics['accuracy'])):.3f}")
     bar.update(1)
     if epoch in milestones:

@@ -1,0 +1,64 @@
+"""Multi-host start-up: `jax.distributed.initialize()` switched on by `LEUT_JAX_INIT=1` (big_vision's `BV_JAX_INIT`).
+
+    LEUT_JAX_INIT=1 leut run CONFIG --workdir DIR          # on every host (SLURM: srun; TPU VM: --worker=all)
+
+With no arguments, `jax.distributed.initialize()` detects SLURM, Open MPI and Cloud TPU by itself. Anywhere else (or
+to override) set `LEUT_COORDINATOR=host:port`, `LEUT_NUM_PROCESSES` and `LEUT_PROCESS_ID`; `LEUT_LOCAL_DEVICES`
+(comma-separated ids) restricts the devices this process uses. Every process then runs the same program: seeds are
+sharded over the global device mesh (`leut.train.sharding`), Orbax writes each checkpoint once from all processes,
+and only process 0 writes files that are not arrays (digests, metrics, tables).
+"""
+from __future__ import annotations
+
+import os
+
+import jax
+
+ENV_FLAG = "LEUT_JAX_INIT"
+_done = False
+
+
+def enabled() -> bool:
+  return os.environ.get(ENV_FLAG, "") not in ("", "0", "false", "False")
+
+
+def maybe_initialize() -> bool:
+  """Call `jax.distributed.initialize()` once if `LEUT_JAX_INIT=1`; returns whether this is a multi-process run.
+
+  Must run before anything touches a JAX device (the CLI calls it first).
+  """
+  global _done
+  if enabled() and not _done:
+    kwargs = {}
+    if os.environ.get("LEUT_COORDINATOR"):
+      kwargs["coordinator_address"] = os.environ["LEUT_COORDINATOR"]
+    if os.environ.get("LEUT_NUM_PROCESSES"):
+      kwargs["num_processes"] = int(os.environ["LEUT_NUM_PROCESSES"])
+    if os.environ.get("LEUT_PROCESS_ID"):
+      kwargs["process_id"] = int(os.environ["LEUT_PROCESS_ID"])
+    if os.environ.get("LEUT_LOCAL_DEVICES"):
+      kwargs["local_device_ids"] = [int(d) for d in os.environ["LEUT_LOCAL_DEVICES"].split(",")]
+    jax.distributed.initialize(**kwargs)
+    _done = True
+  return jax.process_count() > 1
+
+
+def is_primary() -> bool:
+  """True on the one process that writes non-array files (process 0)."""
+  return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+  """Wait until every process reaches this point (no-op in a single-process run)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)
+
+
+if __name__ == "__main__":  # `python -m leut.distributed run CONFIG --workdir DIR`: the CLI, initialised first
+  import sys
+
+  maybe_initialize()
+  from leut import cli
+
+  sys.exit(cli.main(sys.argv[1:]))
