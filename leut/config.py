@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import ml_collections
 
 # Sections that only change how checkpoints are scored or reported; they may differ on resume / re-evaluation.
-EVALUATION_ONLY = ("command", "eval", "report", "data.things_fmri_dir", "data.things_images_dir", "data.brain_rdms_dir",
+EVALUATION_ONLY = ("command", "seed_chunk", "eval", "report", "data.things_fmri_dir", "data.things_images_dir", "data.brain_rdms_dir",
                    "data.rois", "data.subjects", "data.zscore", "data.stimuli", "data.n_stimuli", "rules")
 
 

@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from leut import rsa
+from leut import distributed, rsa
 from leut.report import stimulus_stats
 from leut.report.tables import layer_for_roi
 from leut.rules.base import evaluate_fn
 from leut.train import run as train_run
+from leut.train import sharding
 
 
 class EvalInputs(NamedTuple):
@@ -52,7 +53,7 @@ def extract(eval_one, state, images_NxHxWx3: np.ndarray, chunk: int):
     pad = chunk - x.shape[0]
     if pad:
       x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
-    lg, ft = jax.device_get(fn(state.params, state.model_state, state.rule_state, jnp.asarray(x)))
+    lg, ft = sharding.to_host(fn(state.params, state.model_state, state.rule_state, jnp.asarray(x)))
     keep = chunk - pad
     logits.append(lg[:, :keep])
     feats.append({k: v[:, :keep] for k, v in ft.items()})
@@ -143,8 +144,8 @@ def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, tra
     acc_rows += [{"rule": rule_name, "seed": s, "epoch": epoch, "step": step, "accuracy": float(acc[s])}
                  for s in range(config.seeds)]
     if params0 is None:
-      params0 = jax.device_get(state.params)
-    w_rows += _displacements(jax.device_get(state.params), params0, rule_name, epoch)
+      params0 = sharding.to_host(state.params)
+    w_rows += _displacements(sharding.to_host(state.params), params0, rule_name, epoch)
     for (px, arm), images in inputs.stimuli.items():
       _, feats = extract(rule_fn, state, images, config.eval.batch_size)
       for layer, f_NxSxU in feats.items():
@@ -199,6 +200,7 @@ def evaluate_all(config, workdir: Path, inputs: EvalInputs, train_data, *, progr
   for name in ("partial", "bootstrap"):
     if name not in tables:
       (out / f"{name}.csv").unlink(missing_ok=True)  # switched off: no stale table for the report to render
-  for name, df in tables.items():
-    df.to_csv(out / f"{name}.csv", index=False)
+  if distributed.is_primary():
+    for name, df in tables.items():
+      df.to_csv(out / f"{name}.csv", index=False)
   return tables
