@@ -1,12 +1,16 @@
 """The report's tables have their documented columns, every figure exists as PNG and PDF, and every number that
 summary.md prints equals the CSV row it cites."""
+import json
 import math
+import shutil
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from leut import config as config_lib
+from leut import report
 from leut.report import families
 
 TABLE_COLUMNS = {
@@ -190,9 +194,19 @@ def test_summary_alignment_cell_matches_an_independent_reduction(tiny_workdir):
   assert f"{per_seed.mean():.3f} ± {per_seed.std():.3f} (n=5)" in (tiny_workdir / "summary.md").read_text()
 
 
-def test_summary_names_the_reproducing_command(tiny_workdir, rich_workdir):
+def test_summary_names_the_reproducing_command(tiny_workdir, rich_workdir, tmp_path):
   assert "Reproduce: `leut run experiments/quickstart.py --workdir RICH`" in (rich_workdir / "summary.md").read_text()
-  assert f"Reproduce: `leut report --workdir {tiny_workdir}`" in (tiny_workdir / "summary.md").read_text()
+  recorded = json.loads((tiny_workdir / "config.json").read_text())["command"]
+  assert recorded.startswith(f"leut run experiments/quickstart.py --workdir {tiny_workdir}")
+  assert f"Reproduce: `{recorded}`" in (tiny_workdir / "summary.md").read_text()
+  # a workdir whose config.json has no command falls back to re-running the report
+  bare = tmp_path / "bare"
+  shutil.copytree(tiny_workdir, bare, ignore=shutil.ignore_patterns("checkpoints"))
+  cfg = json.loads((bare / "config.json").read_text())
+  del cfg["command"]
+  (bare / "config.json").write_text(json.dumps(cfg))
+  report.write_report(bare, config_lib.with_defaults(cfg))
+  assert f"Reproduce: `leut report --workdir {bare}`" in (bare / "summary.md").read_text()
 
 
 def test_ground_truth_checks_are_reported(tiny_workdir, rich_workdir):
