@@ -18,6 +18,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from leut.rsa.rdm import n_stimuli as stimuli_from_pairs
 from leut.rsa.compare import as_pair_weights, as_vector
 from leut.rsa.pairs import cross_run_mask
 from leut.rsa.ranks import blocked_cumsum
@@ -276,7 +277,7 @@ def bootstrap(model_rdms, subject_rdms, *, key: jax.Array | None = None, indices
   lead = mv.shape[:-1]
   P = mv.shape[-1]
   mv = mv.reshape(-1, P)
-  S = int(round((1 + np.sqrt(1 + 8 * P)) / 2))
+  S = stimuli_from_pairs(P)
   if indices_BxS is None:
     if key is None:
       raise ValueError("give either key or indices_BxS")

@@ -7,6 +7,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from leut.rsa.rdm import n_stimuli as stimuli_from_pairs
 from leut.rsa.compare import as_pair_weights, as_vector
 from leut.rsa.ranks import centred_unit, rank_average
 from leut.rsa.rdm import squareform
@@ -72,7 +73,7 @@ def permutation_test(model_a, brain, model_b=None, *, key: jax.Array | None = No
   vb = None if model_b is None else as_vector(model_b)
   vbr = as_vector(brain)
   P = vbr.shape[-1]
-  S = int(round((1 + np.sqrt(1 + 8 * P)) / 2))
+  S = stimuli_from_pairs(P)
   if perms_NxS is None:
     if key is None:
       raise ValueError("give either key or perms_NxS")

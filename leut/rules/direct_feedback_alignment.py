@@ -26,11 +26,10 @@ from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from leut.models import cnn, layers
 from leut.rules import _local, base
-from leut.train import optimizers
+from leut.rules.backprop import protocol_optimizer  # noqa: F401  (DFA trains with backprop's optimiser)
 
 HIDDEN = cnn.CONV_LAYERS + ("fc1",)
 
@@ -86,10 +85,3 @@ def direct_feedback_alignment(*, dropout_rate: float = 0.0) -> base.LearningRule
     return base.RuleUpdate(grads, new_state, rule_state, base.classification_metrics(loss, logits, batch.labels))
 
   return base.LearningRule(init, update)
-
-
-def protocol_optimizer(*, steps_per_epoch: int, epochs: int, learning_rate: float = 1e-3,
-                       weight_decay: float = 1e-4, clip_norm: float = 1.0) -> optax.GradientTransformation:
-  """Same as backprop's: clip → coupled L2 → Adam → per-epoch cosine."""
-  return optimizers.adam_l2(optimizers.epoch_cosine(learning_rate, steps_per_epoch, epochs),
-                            weight_decay=weight_decay, clip_norm=clip_norm)

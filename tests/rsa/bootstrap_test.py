@@ -5,15 +5,7 @@ import jax
 from scipy import stats
 
 import leut.rsa as rsa
-
-
-def _sym(rng, S, decimals=None):
-  x = rng.normal(size=(S, S))
-  if decimals is not None:
-    x = np.round(x, decimals)
-  x = x + x.T
-  np.fill_diagonal(x, 0)
-  return x.astype(np.float32)
+from tests.rsa.random_rdms import symmetric as _sym
 
 
 def _reference(models, subs, idx, runs, method):

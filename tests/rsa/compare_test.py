@@ -5,6 +5,7 @@ import jax
 from scipy import stats
 
 import leut.rsa as rsa
+from tests.rsa.random_rdms import symmetric as _sym
 
 
 def _tau_a_loop(x, y):
@@ -20,15 +21,6 @@ def _rho_a(x, y):
   rx, ry = stats.rankdata(x), stats.rankdata(y)
   n = len(x)
   return 1 - 6 * np.sum((rx - ry) ** 2) / (n ** 3 - n)
-
-
-def _sym(rng, S, decimals=None):
-  x = rng.normal(size=(S, S))
-  if decimals is not None:
-    x = np.round(x, decimals)
-  x = x + x.T
-  np.fill_diagonal(x, 0)
-  return x.astype(np.float32)
 
 
 def test_spearman_pearson_with_ties_broadcast():
