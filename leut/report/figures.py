@@ -105,7 +105,7 @@ def alignment_over_training(stats: pd.DataFrame, out_dir: Path, *, rois=None, ce
   for ax, roi in zip(axes, rois):
     sub = stats[stats.roi == roi]
     _rule_lines(ax, sub)
-    if ceilings is not None and roi in set(ceilings["roi"]):
+    if ceilings is not None and roi in set(ceilings["roi"]) and sub["mean"].notna().any():
       c = ceilings[ceilings.roi == roi].iloc[0]
       top = np.nanmax(sub[["mean", "ci_hi"]].to_numpy())
       span = top - min(0.0, np.nanmin(sub[["mean", "ci_lo"]].to_numpy()))
