@@ -67,6 +67,12 @@ class MilestoneCheckpoints:
     recorded = self._digests()
     return sorted(s for s in self._manager.all_steps() if str(s) in recorded)
 
+  def _write_digests(self, digests: dict[str, str]) -> None:
+    """Replace `digests.json` atomically, so a kill never leaves it half written."""
+    tmp = self._digest_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(digests, indent=1, sort_keys=True))
+    tmp.replace(self._digest_file)
+
   def save(self, step: int, state: Any) -> None:
     if step in self._manager.all_steps():
       self._manager.delete(step)  # an unverified leftover of a killed run
@@ -76,9 +82,7 @@ class MilestoneCheckpoints:
     if distributed.is_primary():
       digests = self._digests()
       digests[str(step)] = digest
-      tmp = self._digest_file.with_suffix(".tmp")
-      tmp.write_text(json.dumps(digests, indent=1, sort_keys=True))
-      tmp.replace(self._digest_file)  # atomic: a step counts as saved only once this lands
+      self._write_digests(digests)  # a step counts as saved only once this lands
     distributed.barrier(f"leut-digest-{self.directory}-{step}")
 
   def restore(self, step: int, abstract_state: Any) -> Any:
@@ -108,7 +112,7 @@ class MilestoneCheckpoints:
         shutil.move(str(src), str(target))
       digests = self._digests()
       digests.pop(str(step), None)
-      self._digest_file.write_text(json.dumps(digests, indent=1, sort_keys=True))
+      self._write_digests(digests)
     distributed.barrier(f"leut-quarantine-{self.directory}-{step}")
     self._manager.reload()
 
