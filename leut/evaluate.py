@@ -122,14 +122,14 @@ def _stats_steps(config, steps: list[int]) -> set[int]:
   return {min(steps), max(steps)} if steps else set()
 
 
-def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, train_data, *, controls=None,
-                  progress=True):
+def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, train_data, *, masks=None,
+                  controls=None, progress=True):
   """Score every verified checkpoint of one rule; returns (rsa, accuracy, weights, partial, bootstrap) rows."""
   rule, trainer = train_run.build(config, rule_name, train_data)
   rule_fn = evaluate_fn(rule)
   ckpts = train_run.checkpoints_for(workdir, rule_name)
   spe = train_run.steps_per_epoch(config)
-  masks = pair_masks(inputs.brain, list(config.eval.pairs))
+  masks = masks if masks is not None else pair_masks(inputs.brain, list(config.eval.pairs))
   brain = jnp.asarray(inputs.brain.rdms_RxJxSxS)
   rsa_rows, acc_rows, w_rows, partial_rows, boot_rows = [], [], [], [], []
   params0 = None
@@ -192,8 +192,8 @@ def evaluate_all(config, workdir: Path, inputs: EvalInputs, train_data, *, progr
   controls = {k: stimulus_stats.control_rdms(v, names) for k, v in inputs.stimuli.items()} if names else None
   rows = {"rsa": [], "accuracy": [], "weights": [], "partial": [], "bootstrap": []}
   for rule_name in config.rules:
-    for name, part in zip(rows, evaluate_rule(config, workdir, rule_name, inputs, train_data, controls=controls,
-                                              progress=progress)):
+    for name, part in zip(rows, evaluate_rule(config, workdir, rule_name, inputs, train_data, masks=masks,
+                                              controls=controls, progress=progress)):
       rows[name] += part
   tables = {name: pd.DataFrame(r) for name, r in rows.items() if r}
   tables["noise_ceiling"] = stimulus_stats.noise_ceiling_table(inputs.brain, masks, method=config.eval.method)
