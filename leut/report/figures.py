@@ -24,6 +24,12 @@ RHO = "Spearman ρ (model RDM vs brain RDM)"
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8})
 
 
+def _roi_order(frame: pd.DataFrame, rois) -> list[str]:
+  """The ROIs present in `frame`, in the configured order `rois` (else in order of appearance)."""
+  present = set(frame["roi"])
+  return [r for r in (rois or []) if r in present] or list(dict.fromkeys(frame["roi"]))
+
+
 def color(rule: str) -> str:
   if rule in RULE_COLORS:
     return RULE_COLORS[rule]
@@ -100,7 +106,7 @@ def alignment_over_training(stats: pd.DataFrame, out_dir: Path, *, rois=None, ce
   The untrained network is a dashed reference (it exists only at epoch 0); the Nili lower–upper noise ceiling
   (`ceilings`: roi, lower, upper) is a hatched band when the evaluation provided it.
   """
-  rois = [r for r in (rois or []) if r in set(stats["roi"])] or list(dict.fromkeys(stats["roi"]))
+  rois = _roi_order(stats, rois)
   fig, axes = _panels(len(rois))
   for ax, roi in zip(axes, rois):
     sub = stats[stats.roi == roi]
@@ -129,7 +135,7 @@ def alignment_over_training(stats: pd.DataFrame, out_dir: Path, *, rois=None, ce
 
 def change_vs_untrained(change: pd.DataFrame, out_dir: Path, *, rois=None) -> list[Path]:
   """Δρ = ρ(rule, epoch) − ρ(untrained) per ROI, paired by seed; band = 95% t-interval of the per-seed Δ."""
-  rois = [r for r in (rois or []) if r in set(change["roi"])] or list(dict.fromkeys(change["roi"]))
+  rois = _roi_order(change, rois)
   fig, axes = _panels(len(rois))
   for ax, roi in zip(axes, rois):
     sub = change[change.roi == roi]
@@ -147,7 +153,7 @@ def change_vs_untrained(change: pd.DataFrame, out_dir: Path, *, rois=None) -> li
 
 def first_epoch_drop(drop: pd.DataFrame, out_dir: Path, *, rois=None) -> list[Path]:
   """Bars: Δρ from epoch 0 to the first milestone per rule and ROI, 95% t error bars; % drop printed above."""
-  rois = [r for r in (rois or []) if r in set(drop["roi"])] or list(dict.fromkeys(drop["roi"]))
+  rois = _roi_order(drop, rois)
   rules = list(dict.fromkeys(drop["rule"]))
   fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(rois) * max(1, len(rules)) ** 0.5 + 1.5), 3.4))
   width = 0.8 / max(1, len(rules))
@@ -179,7 +185,7 @@ def layer_profile(stats: pd.DataFrame, out_dir: Path, *, epochs: dict[str, int],
 
   Labelled as biased upward: the best layer is chosen on the same stimuli it is scored on.
   """
-  rois = [r for r in (rois or []) if r in set(stats["roi"])] or list(dict.fromkeys(stats["roi"]))
+  rois = _roi_order(stats, rois)
   layers = list(dict.fromkeys(stats["layer"]))
   fig, axes = _panels(len(rois))
   x = np.arange(len(layers))
@@ -209,7 +215,7 @@ def layer_profile(stats: pd.DataFrame, out_dir: Path, *, epochs: dict[str, int],
 def resolution_sweep(sweep: pd.DataFrame, out_dir: Path, *, rois=None) -> list[Path]:
   """ρ against evaluation resolution per ROI; a line per rule (last milestone; untrained at epoch 0), native solid,
   upsampled (32 px then upsampled) dashed; bands (native arm only) are 95% t-intervals over seeds."""
-  rois = [r for r in (rois or []) if r in set(sweep["roi"])] or list(dict.fromkeys(sweep["roi"]))
+  rois = _roi_order(sweep, rois)
   fig, axes = _panels(len(rois))
   for ax, roi in zip(axes, rois):
     sub = sweep[sweep.roi == roi]
