@@ -12,6 +12,7 @@ The result is identical to ranking the expanded vector (ties, including float32 
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -22,6 +23,7 @@ from leut.rsa.rdm import n_stimuli as stimuli_from_pairs
 from leut.rsa.compare import as_pair_weights, as_vector
 from leut.rsa.pairs import cross_run_mask
 from leut.rsa.ranks import blocked_cumsum
+from leut.xla_cpu import dot_only_library_fusion
 
 
 class BootstrapResult(NamedTuple):
@@ -235,8 +237,14 @@ def _one_resample_pearson(idx_S, mvec_MxP, svec_JxP, pair_w_P, iu, ju):
   return jnp.where(denom > 0, cross_MxJ / jnp.where(denom > 0, denom, 1.0), 0.0)
 
 
-_rank_scores_jit = jax.jit(_rank_scores, static_argnames=("method", "model_ties", "subject_ties", "batch_size"))
-_pearson_scores_jit = jax.jit(_pearson_scores, static_argnames=("batch_size",))
+@functools.cache
+def _compiled_kernels():
+  """The jitted rank and Pearson kernels, compiled with `leut.xla_cpu.dot_only_library_fusion` options."""
+  options = dot_only_library_fusion()
+  rank = jax.jit(_rank_scores, static_argnames=("method", "model_ties", "subject_ties", "batch_size"),
+                 compiler_options=options)
+  pearson = jax.jit(_pearson_scores, static_argnames=("batch_size",), compiler_options=options)
+  return rank, pearson
 
 
 def bootstrap(model_rdms, subject_rdms, *, key: jax.Array | None = None, indices_BxS=None, n_boot: int = 1000,
@@ -288,12 +296,13 @@ def bootstrap(model_rdms, subject_rdms, *, key: jax.Array | None = None, indices
     w_P = w_P * as_pair_weights(cross_run_mask(runs_JxS), P)
   if pair_mask is not None:
     w_P = w_P * as_pair_weights(pair_mask, P)
+  rank_scores_jit, pearson_scores_jit = _compiled_kernels()
   if method == "pearson":
     models, subjects = np.asarray(mv, np.float32), np.asarray(sv, np.float32)
-    run = lambda m, s_, idx, w: _pearson_scores_jit(m, s_, idx, w, batch_size=batch_size)
+    run = lambda m, s_, idx, w: pearson_scores_jit(m, s_, idx, w, batch_size=batch_size)
   else:
     (models, model_ties), (subjects, subject_ties) = _prepare_host(mv), _prepare_host(sv)
-    run = lambda m, s_, idx, w: _rank_scores_jit(m, s_, idx, w, method=method, model_ties=model_ties,
+    run = lambda m, s_, idx, w: rank_scores_jit(m, s_, idx, w, method=method, model_ties=model_ties,
                                                  subject_ties=subject_ties, batch_size=batch_size)
   devices = list(devices) if devices is not None else jax.local_devices()
   B = indices_BxS.shape[0]

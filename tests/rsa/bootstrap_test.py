@@ -80,3 +80,22 @@ def test_jittable_core_matches_host_wrapper_with_ties():
   got = core(models[:, iu[0], iu[1]], subs[:, iu[0], iu[1]], idx, np.ones(len(iu[0]), np.float32))
   ref = rsa.bootstrap(models, subs, indices_BxS=idx).scores
   np.testing.assert_allclose(np.asarray(got), np.asarray(ref), atol=1e-6)
+
+
+def test_dot_only_library_fusion_leaves_scores_unchanged():
+  """The XLA:CPU option used for speed must not change a single score beyond float32 rounding."""
+  from leut.xla_cpu import dot_only_library_fusion
+  options = dot_only_library_fusion()
+  assert options in ({}, {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"})
+  rng = np.random.default_rng(5)
+  S = 40
+  models = np.stack([_sym(rng, S), _sym(rng, S, 0), _sym(rng, S)])
+  subs = np.stack([_sym(rng, S), _sym(rng, S, 1)])
+  idx = rng.integers(0, S, (6, S))
+  iu = np.triu_indices(S, k=1)
+  args = (models[:, iu[0], iu[1]], subs[:, iu[0], iu[1]], idx, np.ones(len(iu[0]), np.float32))
+  static = ("method", "model_ties", "subject_ties", "batch_size")
+  plain = jax.jit(rsa.bootstrap_scores, static_argnames=static)(*args)
+  tuned = jax.jit(rsa.bootstrap_scores, static_argnames=static, compiler_options=options)(*args)
+  np.testing.assert_allclose(np.asarray(tuned), np.asarray(plain), atol=1e-6)
+  np.testing.assert_allclose(np.asarray(tuned), _reference(models, subs, idx, None, "spearman"), atol=1e-5)
