@@ -35,7 +35,8 @@ def _workdir_config(workdir: Path, overrides):
 
 def main(argv=None) -> int:
   from leut import distributed
-  distributed.maybe_initialize()  # multi-host only when LEUT_JAX_INIT=1
+  if distributed.maybe_initialize():  # multi-host only when LEUT_JAX_INIT=1
+    print(distributed.describe(), file=sys.stderr)
   argv = list(sys.argv[1:] if argv is None else argv)
   if argv and argv[0] == "brain-rdms":
     from leut.data.brain_rdm_export import brain_rdms_main

@@ -43,6 +43,12 @@ def maybe_initialize() -> bool:
   return jax.process_count() > 1
 
 
+def describe() -> str:
+  """One line naming this process and the devices it joined, e.g. `leut: process 1 of 2, 2 of 4 devices (cpu)`."""
+  return (f"leut: process {jax.process_index()} of {jax.process_count()}, {jax.local_device_count()} of "
+          f"{jax.device_count()} devices ({jax.default_backend()})")
+
+
 def is_primary() -> bool:
   """True on the one process that writes non-array files (process 0)."""
   return jax.process_index() == 0
@@ -55,10 +61,11 @@ def barrier(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
-if __name__ == "__main__":  # `python -m leut.distributed run CONFIG --workdir DIR`: the CLI, initialised first
+if __name__ == "__main__":  # `python -m leut.distributed run CONFIG --workdir DIR`, as the launch scripts call it
   import sys
 
-  maybe_initialize()
+  # Not maybe_initialize() here: under `-m` this file is `__main__`, a second copy of the module whose `_done` the
+  # CLI's copy cannot see, so initialising here made the CLI initialise again and fail. `cli.main` initialises first.
   from leut import cli
 
   sys.exit(cli.main(sys.argv[1:]))

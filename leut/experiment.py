@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from leut import config as config_lib
+from leut import distributed
 from leut import evaluate as evaluate_lib
 from leut import report, rules
 from leut.data import cifar, things_fmri, things_images
@@ -92,7 +93,12 @@ def prepare_workdir(config, workdir: Path, *, command: str = "") -> None:
     current["command"] = command
   if path.exists():
     config_lib.check_compatible(json.loads(path.read_text()), current, workdir)
-  path.write_text(json.dumps(current, indent=2, sort_keys=True))
+  distributed.barrier("leut-config-checked")  # every process has read the old file before process 0 replaces it
+  if distributed.is_primary():
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(current, indent=2, sort_keys=True))
+    tmp.replace(path)
+  distributed.barrier("leut-config-written")
 
 
 def run(config, workdir, *, progress: bool = True, command: str = "") -> dict:
@@ -114,5 +120,9 @@ def evaluate(config, workdir, *, paths: DataPaths | None = None, data=None, prog
   train_data, cifar_data = data or load_train_data(paths)
   inputs = load_eval_inputs(config, paths, cifar_data, progress=progress)
   tables = evaluate_lib.evaluate_all(config, workdir, inputs, train_data, progress=progress)
-  report.write_report(workdir, config)
+  # Process 0 wrote the tables; the others must not read them (or draw figures) before it has finished.
+  distributed.barrier("leut-results-written")
+  if distributed.is_primary():
+    report.write_report(workdir, config)
+  distributed.barrier("leut-report-written")
   return tables

@@ -5,13 +5,14 @@
 #     --command="cd leut && bash launch/tpu_vm/run_tpu.sh experiments/quickstart.py --workdir /mnt/shared/workdirs/quickstart --config.seeds=64"
 #
 # (copy the repository to every worker first, e.g. `gcloud compute tpus tpu-vm scp --recurse --worker=all . $TPU_NAME:leut`)
-# Creates .venv on first use with jax[tpu], then runs `leut run` with LEUT_JAX_INIT=1 on this worker;
+# Creates .venv (or uses LEUT_VENV) on first use with jax[tpu], then runs `leut run` with LEUT_JAX_INIT=1 on this worker;
 # jax.distributed.initialize() finds the other workers by itself. The workdir must be on a filesystem every worker mounts (e.g. Filestore/NFS at /mnt/shared).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install -q -U pip
-  .venv/bin/pip install -q -e . "jax[tpu]" -f https://storage.googleapis.com/jax-releases/libtpu_releases.html
+VENV="${LEUT_VENV:-$PWD/.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -U pip
+  "$VENV/bin/pip" install -q -e . "jax[tpu]" -f https://storage.googleapis.com/jax-releases/libtpu_releases.html
 fi
-exec env LEUT_JAX_INIT=1 .venv/bin/python -m leut.distributed run "$@"
+exec env LEUT_JAX_INIT=1 "$VENV/bin/python" -m leut.distributed run "$@"

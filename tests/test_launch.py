@@ -1,0 +1,113 @@
+"""The three launch scripts, run as a user runs them, train the same networks.
+
+`launch/local/multi_device.sh` runs one process on 4 simulated CPU devices; `launch/slurm/train.sbatch` runs under a
+stand-in `srun` that starts two tasks with the variables SLURM gives them (JAX's own SLURM detection connects them);
+two copies of `launch/tpu_vm/run_tpu.sh` play two TPU-VM workers (pointed at each other with LEUT_COORDINATOR, as
+no TPU metadata server is here). Each trains 4 seeds of one rule on the synthetic default, so their RSA tables must
+agree to float32 rounding, and the multi-process runs must report two processes sharing 4 devices.
+"""
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--config.rules=backprop", "--config.seeds=4", "--config.epochs=1", "--config.milestones=0,1",
+        "--config.model.widths=(4,8,8)", "--config.model.fc_dim=16", "--config.data.train_subset=64",
+        "--config.eval.resolutions=32", "--config.eval.test_images=64", "--config.data.n_stimuli=40",
+        "--no-progress"]
+
+FAKE_SRUN = """#!/bin/bash
+# Stand-in for srun on one machine: start SLURM_NTASKS copies of the command with per-task SLURM variables.
+while [[ "$1" == --* ]]; do shift; done
+pids=()
+for ((i = 0; i < SLURM_NTASKS; i++)); do
+  SLURM_PROCID=$i SLURM_LOCALID=$i SLURM_NODEID=0 "$@" > "$FAKE_SRUN_LOGS/task$i.log" 2>&1 &
+  pids+=($!)
+done
+rc=0
+for p in "${pids[@]}"; do wait "$p" || rc=$?; done
+exit $rc
+"""
+
+
+def _env(**extra) -> dict:
+  env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "LEUT_", "XLA_FLAGS"))}
+  env.update(JAX_PLATFORMS="cpu", LEUT_VENV=sys.prefix)
+  env.update({k: str(v) for k, v in extra.items()})
+  return env
+
+
+def _args(workdir: Path, synthetic_dir: Path) -> list[str]:
+  return ["experiments/quickstart.py", "--workdir", str(workdir), f"--config.data.synthetic_dir={synthetic_dir}",
+          *TINY]
+
+
+def _free_port(lo: int = 1024, hi: int = 65535) -> int:
+  for port in np.random.default_rng().permutation(np.arange(lo, hi)):
+    with socket.socket() as s:
+      try:
+        s.bind(("127.0.0.1", int(port)))
+      except OSError:
+        continue
+      return int(port)
+  raise RuntimeError("no free port")
+
+
+def _rsa(workdir: Path) -> pd.DataFrame:
+  rsa = pd.read_csv(workdir / "results" / "rsa.csv")
+  keys = [c for c in ("rule", "seed", "epoch", "layer", "roi", "subject", "pairs", "resolution", "arm") if c in rsa]
+  return rsa.sort_values(keys).reset_index(drop=True)
+
+
+def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthetic_dir):
+  local = tmp_path / "local"
+  subprocess.run(["bash", "launch/local/multi_device.sh", *_args(local, synthetic_dir)], cwd=ROOT, check=True,
+                 env=_env(LEUT_CPU_DEVICES=4), timeout=400, capture_output=True)
+
+  bin_dir, logs = tmp_path / "bin", tmp_path / "slurm_logs"
+  bin_dir.mkdir()
+  logs.mkdir()
+  (bin_dir / "srun").write_text(FAKE_SRUN)
+  (bin_dir / "srun").chmod((bin_dir / "srun").stat().st_mode | stat.S_IEXEC)
+  slurm = tmp_path / "slurm"
+  port = _free_port(61440)  # JAX derives the coordinator port from the job id: 61440 + id % 4096
+  slurm_env = _env(PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_SRUN_LOGS=logs, SLURM_JOB_ID=port - 61440,
+                   SLURM_NTASKS=2, SLURM_STEP_NODELIST="localhost", SLURM_NODELIST="localhost",
+                   XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  done = subprocess.run(["bash", "launch/slurm/train.sbatch", *_args(slurm, synthetic_dir)], cwd=ROOT,
+                        env=slurm_env, timeout=400, capture_output=True, text=True)
+  task_logs = [(logs / f"task{i}.log").read_text() for i in range(2)]
+  assert done.returncode == 0, "\n".join(t[-3000:] for t in task_logs)
+  for i, log in enumerate(task_logs):
+    assert f"leut: process {i} of 2, 2 of 4 devices (cpu)" in log, log[-2000:]
+
+  tpu = tmp_path / "tpu"
+  coordinator = f"127.0.0.1:{_free_port()}"
+  workers = [subprocess.Popen(["bash", "launch/tpu_vm/run_tpu.sh", *_args(tpu, synthetic_dir)], cwd=ROOT,
+                              env=_env(LEUT_COORDINATOR=coordinator, LEUT_NUM_PROCESSES=2, LEUT_PROCESS_ID=i,
+                                       XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+  try:
+    outs = [w.communicate(timeout=400)[0] for w in workers]
+  finally:
+    for w in workers:
+      w.kill()
+  assert all(w.returncode == 0 for w in workers), "\n".join(o[-3000:] for o in outs)
+  for i, out in enumerate(outs):
+    assert f"leut: process {i} of 2, 2 of 4 devices (cpu)" in out, out[-2000:]
+
+  reference = _rsa(local)
+  assert len(reference) > 0 and reference["rho"].notna().any()
+  for workdir in (slurm, tpu):
+    other = _rsa(workdir)
+    assert other.drop(columns="rho").equals(reference.drop(columns="rho"))
+    np.testing.assert_allclose(other["rho"], reference["rho"], atol=2e-5, err_msg=str(workdir))
+    # one process writes the non-array files: one metrics row per seed and milestone, not one per process
+    assert len((workdir / "metrics.jsonl").read_text().splitlines()) == \
+        len((local / "metrics.jsonl").read_text().splitlines())
