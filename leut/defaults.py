@@ -42,7 +42,8 @@ def protocol_config() -> ml_collections.ConfigDict:
       partial_controls=("pixel", "luminance"),  # control RDMs for partial RSA (also mean_rgb, color_histogram,
                                                 # gabor); empty: no partial RSA
       n_boot=1000,  # stimulus-bootstrap resamples for CIs (0: none)
-      stats_epochs="first_last",  # partial RSA and bootstrap at 'first_last' milestones or at 'all'
+      stats_epochs="first_last",  # partial RSA, bootstrap and CV best layer at 'first_last' milestones or at 'all'
+      best_layer_splits=10,  # random stimulus halvings for the cross-validated best layer (0: none)
   ))
   c.report = ml_collections.ConfigDict(dict(
       layer_for_roi={},  # override the fixed layer per ROI, e.g. {'V1': 'conv2'}

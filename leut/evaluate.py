@@ -8,8 +8,11 @@ correlations with each subject's ROI RDM and with the subject-mean RDM are compu
                         pairs ('all' | 'cross_run'), rho, note
   results/accuracy.csv  rule, seed, epoch, step, accuracy (held-out CIFAR test images, evaluation mode)
   results/weights.csv   rule, seed, epoch, layer, rel_displacement = ‖W_e − W_0‖ / ‖W_0‖ (kernels)
-  results/noise_ceiling.csv, partial.csv, bootstrap.csv   see `leut.report.stimulus_stats`; partial RSA and the
-                        stimulus bootstrap run at the milestones chosen by `eval.stats_epochs`
+  results/noise_ceiling.csv, partial.csv, bootstrap.csv, best_layer_cv.csv   see `leut.report.stimulus_stats`;
+                        partial RSA, the stimulus bootstrap and the cross-validated best layer run at the milestones
+                        chosen by `eval.stats_epochs`
+  results/bootstrap_draws.npz, bootstrap_differences.csv   the bootstrap draws of every bootstrap.csv row and the
+                        paired differences between rules and epochs (`leut.report.bootstrap_differences`)
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from leut import distributed, rsa
-from leut.report import stimulus_stats
+from leut.report import bootstrap_differences, stimulus_stats
 from leut.report.tables import layer_for_roi
 from leut.rules.base import evaluate_fn
 from leut.train import run as train_run
@@ -41,6 +44,17 @@ class EvalInputs(NamedTuple):
 
 class ConstantFeatureWarning(UserWarning):
   pass
+
+
+class RuleResults(NamedTuple):
+  """Rows (lists of dicts) of one rule's tables; `bootstrap_draws[i]` holds the B draws of `bootstrap[i]`."""
+  rsa: list
+  accuracy: list
+  weights: list
+  partial: list
+  bootstrap: list
+  best_layer_cv: list
+  bootstrap_draws: list
 
 
 def extract(eval_one, state, images_NxHxWx3: np.ndarray, chunk: int):
@@ -124,14 +138,14 @@ def _stats_steps(config, steps: list[int]) -> set[int]:
 
 def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, train_data, *, masks=None,
                   controls=None, progress=True):
-  """Score every verified checkpoint of one rule; returns (rsa, accuracy, weights, partial, bootstrap) rows."""
+  """Score every verified checkpoint of one rule; returns its `RuleResults`."""
   rule, trainer = train_run.build(config, rule_name, train_data)
   rule_fn = evaluate_fn(rule)
   ckpts = train_run.checkpoints_for(workdir, rule_name)
   spe = train_run.steps_per_epoch(config)
   masks = masks if masks is not None else pair_masks(inputs.brain, list(config.eval.pairs))
   brain = jnp.asarray(inputs.brain.rdms_RxJxSxS)
-  rsa_rows, acc_rows, w_rows, partial_rows, boot_rows = [], [], [], [], []
+  rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws = [], [], [], [], [], [], []
   params0 = None
   steps = ckpts.steps()
   stats_steps = _stats_steps(config, steps)
@@ -175,12 +189,20 @@ def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, tra
                                                       invalid_N=const.any(1))
         rois = [r for r in inputs.brain.rois if headline.get(r) == layer]
         if config.eval.n_boot and rois and (~const.any(1)).any():
-          boot_rows += stimulus_stats.bootstrap_rows(**where, n_boot=config.eval.n_boot, rois=rois,
-                                                     valid_N=~const.any(1))
+          rows, draws = stimulus_stats.bootstrap_draws(**where, n_boot=config.eval.n_boot, rois=rois,
+                                                       valid_N=~const.any(1))
+          boot_rows += rows
+          boot_draws += draws
+      n_splits = config.eval.get("best_layer_splits", 0)
+      if step in stats_steps and n_splits and len(feats) > 1:
+        best_rows += stimulus_stats.best_layer_rows(
+            rule=rule_name, epoch=epoch, step=step, feats=feats, brain=inputs.brain, masks=masks, resolution=px,
+            arm=arm, metric=config.eval.metric, method=config.eval.method, n_splits=n_splits,
+            seed=config.seed)
     bar.update(1)
   bar.close()
   ckpts.close()
-  return rsa_rows, acc_rows, w_rows, partial_rows, boot_rows
+  return RuleResults(rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws)
 
 
 def evaluate_all(config, workdir: Path, inputs: EvalInputs, train_data, *, progress=True) -> dict[str, pd.DataFrame]:
@@ -190,17 +212,26 @@ def evaluate_all(config, workdir: Path, inputs: EvalInputs, train_data, *, progr
   masks = pair_masks(inputs.brain, list(config.eval.pairs))
   names = tuple(config.eval.partial_controls)
   controls = {k: stimulus_stats.control_rdms(v, names) for k, v in inputs.stimuli.items()} if names else None
-  rows = {"rsa": [], "accuracy": [], "weights": [], "partial": [], "bootstrap": []}
+  rows = RuleResults(*([] for _ in RuleResults._fields))
   for rule_name in config.rules:
-    for name, part in zip(rows, evaluate_rule(config, workdir, rule_name, inputs, train_data, masks=masks,
-                                              controls=controls, progress=progress)):
-      rows[name] += part
-  tables = {name: pd.DataFrame(r) for name, r in rows.items() if r}
+    part = evaluate_rule(config, workdir, rule_name, inputs, train_data, masks=masks, controls=controls,
+                         progress=progress)
+    for acc, new in zip(rows, part):
+      acc += new
+  tables = {name: pd.DataFrame(r) for name, r in rows._asdict().items() if r and name != "bootstrap_draws"}
   tables["noise_ceiling"] = stimulus_stats.noise_ceiling_table(inputs.brain, masks, method=config.eval.method)
-  for name in ("partial", "bootstrap"):
-    if name not in tables:
-      (out / f"{name}.csv").unlink(missing_ok=True)  # switched off: no stale table for the report to render
-  if distributed.is_primary():
+  draws_CxB = np.stack(rows.bootstrap_draws) if rows.bootstrap_draws else None  # 8 B bytes per bootstrap.csv row
+  if draws_CxB is not None:
+    tables["bootstrap_differences"] = bootstrap_differences.difference_table(tables["bootstrap"], draws_CxB,
+                                                                             rules=config.rules)
+  if distributed.is_primary():  # one process writes (and clears) the tables
+    for name in ("partial", "bootstrap", "bootstrap_differences", "best_layer_cv"):
+      if name not in tables:
+        (out / f"{name}.csv").unlink(missing_ok=True)  # switched off: no stale table for the report to render
+    if draws_CxB is None:
+      (out / "bootstrap_draws.npz").unlink(missing_ok=True)
     for name, df in tables.items():
       df.to_csv(out / f"{name}.csv", index=False)
+    if draws_CxB is not None:
+      bootstrap_differences.save_draws(out / "bootstrap_draws.npz", tables["bootstrap"], draws_CxB)
   return tables

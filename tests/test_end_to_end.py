@@ -24,6 +24,7 @@ def workdir(tmp_path_factory, synthetic_dir):
 def test_run_writes_every_documented_output(workdir):
   for rel in ("config.json", "metrics.jsonl", "results/rsa.csv", "results/accuracy.csv", "results/weights.csv",
               "results/noise_ceiling.csv", "results/partial.csv", "results/bootstrap.csv",
+              "results/bootstrap_draws.npz", "results/bootstrap_differences.csv", "results/best_layer_cv.csv",
               "figures/alignment.png", "figures/alignment.pdf", "summary.md"):
     assert (workdir / rel).is_file(), rel
   assert sorted(p.name for p in (workdir / "checkpoints" / "backprop").iterdir() if p.name.isdigit()) == \
@@ -97,3 +98,34 @@ def test_partial_and_bootstrap_run_at_the_first_and_last_milestone(workdir):
   assert set(partial.epoch[partial.rule == "backprop"]) == {0, 2}
   assert set(partial.control) == {"pixel", "luminance", "all"}
   assert ((boot.ci_lo <= boot.rho) & (boot.rho <= boot.ci_hi)).all()
+
+
+def test_bootstrap_differences_equal_numpy_on_the_saved_draws(workdir):
+  from leut.report import bootstrap_differences
+  boot = pd.read_csv(workdir / "results" / "bootstrap.csv")
+  diffs = pd.read_csv(workdir / "results" / "bootstrap_differences.csv")
+  keys, draws_CxB = bootstrap_differences.load_draws(workdir / "results" / "bootstrap_draws.npz")
+  assert len(keys) == len(boot) and (keys.rule.to_numpy() == boot.rule.to_numpy()).all()
+  np.testing.assert_allclose(np.quantile(draws_CxB, [0.025, 0.975], axis=1).T, boot[["ci_lo", "ci_hi"]], atol=1e-12)
+  at = {(k.rule, k.epoch, k.roi, k.pairs, k.resolution): i for i, k in enumerate(keys.itertuples())}
+  assert set(diffs.contrast) == {"vs_untrained"} and set(diffs.epoch_a) == {2}  # one trained rule, first_last
+  assert len(diffs) == 4 * 2 * diffs.resolution.nunique()  # headline layer of each ROI x pair sets x resolutions
+  for _, r in diffs.iterrows():
+    cond = (r.roi, r.pairs, r.resolution)
+    d = draws_CxB[at[(r.rule_a, r.epoch_a) + cond]] - draws_CxB[at[(r.rule_b, r.epoch_b) + cond]]
+    np.testing.assert_allclose([r.ci_lo, r.ci_hi], np.quantile(d, [0.025, 0.975]), atol=1e-12)
+    p = min(1.0, (2 * min((d <= 0).sum(), (d >= 0).sum()) + 1) / (len(d) + 1))
+    assert r.p == pytest.approx(p, rel=1e-12)
+
+
+def test_cross_validated_best_layer_is_written(workdir):
+  cv = pd.read_csv(workdir / "results" / "best_layer_cv.csv")
+  assert set(cv.epoch[cv.rule == "backprop"]) == {0, 2} and set(cv.seed) == {0, 1}
+  assert cv.cv_score.notna().all() and cv.naive_max.notna().all()
+  # the halvings are shared: the untrained network and backprop's epoch 0 (the same network) get identical rows
+  cols = ["seed", "roi", "pairs", "chosen_layers", "cv_score", "naive_max"]
+  a = cv[cv.rule == "untrained"][cols].reset_index(drop=True)
+  b = cv[(cv.rule == "backprop") & (cv.epoch == 0)][cols].reset_index(drop=True)
+  pd.testing.assert_frame_equal(a, b)
+  assert cv.chosen_layers.str.split(";").map(len).eq(2 * cv.n_splits).all()
+  assert set(";".join(cv.chosen_layers).split(";")) <= {"conv1", "conv2", "conv3", "fc1"}

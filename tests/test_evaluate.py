@@ -59,3 +59,9 @@ def test_constant_features_are_reported_not_silently_scored(tmp_path, synthetic_
   dead = rsa[rsa.layer == "conv1"]
   assert dead.rho.isna().all() and dead.note.str.contains("constant features for 40/40 stimuli").all()
   assert rsa[rsa.layer != "conv1"].rho.notna().all()
+  # the cross-validated best layer cannot choose among undefined RDMs: NaN with a note, for every seed and ROI
+  cv = pd.read_csv(tmp_path / "results" / "best_layer_cv.csv")
+  assert len(cv) and cv.cv_score.isna().all() and cv.note.str.contains("constant features").all()
+  # one rule: nothing to contrast, and the report still renders
+  assert len(pd.read_csv(tmp_path / "results" / "bootstrap_differences.csv")) == 0
+  assert "## Paired stimulus-bootstrap differences" not in (tmp_path / "summary.md").read_text()

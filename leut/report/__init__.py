@@ -1,7 +1,8 @@
 """Reports: tables, tests, figures and `summary.md` written from a workdir's tidy CSVs (never from memory).
 
-    write_report(workdir, config)   reads results/{rsa,accuracy,weights}.csv (+ noise_ceiling.csv, partial.csv when
-                                    the evaluation wrote them) and writes:
+    write_report(workdir, config)   reads results/{rsa,accuracy,weights}.csv (+ noise_ceiling.csv, partial.csv,
+                                    bootstrap.csv, bootstrap_differences.csv, best_layer_cv.csv when the evaluation
+                                    wrote them) and writes:
 
   results/alignment.csv          rule, roi, layer, epoch, mean, sd, ci_lo, ci_hi, n     headline ρ over training
   results/alignment_all_layers.csv   the same for every layer (headline condition)
@@ -10,10 +11,12 @@
   results/first_epoch_drop.csv   rule, roi, layer, epoch_a, epoch_b, rho_e0, rho_e1, delta, ci_lo, ci_hi, n, drop_pct
   results/rule_comparison.csv    rule, roi, layer, epoch, mean, sd, ci_lo, ci_hi, n + the vs-untrained test columns
   results/tests_<family>.csv     sign-flip test families (`leut.report.families`)
-  results/best_layer.csv         best layer per rule, ROI, epoch (biased upward, labelled)
+  results/best_layer.csv         best layer per rule, ROI, epoch (biased upward, labelled), and next to it the
+                                 cross-validated layer and held-out score (cv_layer, cv_mean, cv_ci_lo, cv_ci_hi, cv_n)
   results/resolution_sweep.csv   ρ per resolution and arm (when the evaluation has several)
   results/accuracy_summary.csv, results/weights_summary.csv, results/ground_truth.csv
   results/partial_summary.csv, results/stimulus_ci.csv   when the evaluation wrote partial.csv / bootstrap.csv
+  results/stimulus_differences.csv   headline rows of bootstrap_differences.csv (paired bootstrap differences)
   figures/{alignment, alignment_change, first_epoch_drop, best_layer, resolution_sweep, accuracy, weights}.{png,pdf}
   summary.md
 """
@@ -67,6 +70,19 @@ def stimulus_ci(boot: pd.DataFrame, config, last: int) -> pd.DataFrame:
   return boot[keep].reset_index(drop=True)
 
 
+def stimulus_differences(diffs: pd.DataFrame, config, last: int) -> pd.DataFrame:
+  """Headline rows of `results/bootstrap_differences.csv` (fixed layer per ROI, first resolution, native, all pairs):
+  the contrasts at the last milestone and every epoch-to-epoch step."""
+  if not len(diffs):
+    return diffs
+  mapping = tables.layer_for_roi(config)
+  px = tables.headline_resolution(diffs, config)
+  keep = ((diffs.resolution == px) & (diffs.arm == "native") & (diffs.pairs == "all")
+          & ((diffs.epoch_a == last) | (diffs.contrast == "vs_previous_epoch"))
+          & pd.Series([mapping.get(o) == l for o, l in zip(diffs.roi, diffs.layer)], index=diffs.index, dtype=bool))
+  return diffs[keep].reset_index(drop=True)
+
+
 def write_report(workdir, config) -> dict:
   """Read `results/*.csv` in `workdir`, write the report tables, `figures/` and `summary.md`; returns their paths."""
   workdir = Path(workdir)
@@ -90,7 +106,7 @@ def write_report(workdir, config) -> dict:
   out["families"] = fam = families.all_families(per_seed, alternative=opts.get("alternative", "two-sided"),
                                                 n_mc=int(opts.get("n_mc", inference.N_MC)))
   out["rule_comparison"] = rule_comparison(stats, fam["vs_untrained"], last)
-  out["best_layer"] = tables.best_layer(rsa, config)
+  out["best_layer"] = tables.best_layer(rsa, config, _read(res / "best_layer_cv.csv"))
   out["accuracy"] = acc_stats = tables.accuracy_summary(acc)
   out["weights"] = w_stats = tables.weights_summary(weights)
   out["noise_ceiling"] = ceil = _read(res / "noise_ceiling.csv")
@@ -98,6 +114,8 @@ def write_report(workdir, config) -> dict:
   out["partial_summary"] = partial_summary(partial, config, last) if partial is not None else None
   boot = _read(res / "bootstrap.csv")
   out["stimulus_ci"] = stimulus_ci(boot, config, last) if boot is not None else None
+  diffs = _read(res / "bootstrap_differences.csv")
+  out["stimulus_differences"] = stimulus_differences(diffs, config, last) if diffs is not None else None
   out["ground_truth"] = ground_truth.checks(rsa, config) if config.data.source == "synthetic" else None
   if len(set(rsa.resolution)) > 1 or len(set(rsa.arm)) > 1:
     out["resolution_sweep"] = sweep = tables.resolution_sweep(rsa, config)
@@ -106,8 +124,8 @@ def write_report(workdir, config) -> dict:
 
   written = {}
   names = ["alignment", "alignment_all_layers", "alignment_mean_rdm", "alignment_change", "first_epoch_drop",
-           "rule_comparison", "best_layer", "accuracy", "weights", "partial_summary", "stimulus_ci", "ground_truth",
-           "resolution_sweep"]
+           "rule_comparison", "best_layer", "accuracy", "weights", "partial_summary", "stimulus_ci",
+           "stimulus_differences", "ground_truth", "resolution_sweep"]
   file_of = {"accuracy": "accuracy_summary", "weights": "weights_summary"}
   for name in names:
     df = out.get(name)

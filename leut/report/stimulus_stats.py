@@ -14,13 +14,23 @@ tables, which the report renders when present:
   results/bootstrap.csv      rule, epoch, step, layer, roi, resolution, arm, pairs, n_boot, rho, ci_lo, ci_hi
       stimulus-bootstrap 95% percentile CI of the seed- and subject-mean ρ (PROTOCOL §3.6, A v4 / C v3 scheme:
       resample stimuli, drop self-pairs, average seeds inside each draw); the resample indices come from one fixed
-      key, so every condition sees the same draws.
+      key, so every condition sees the same draws. `bootstrap_draws` also returns each row's B draws, from which
+      `leut.report.bootstrap_differences` builds the paired differences between conditions.
+  results/best_layer_cv.csv  rule, seed, epoch, step, roi, resolution, arm, pairs, n_splits, chosen_layers, cv_layer,
+                             cv_score, naive_max, note
+      cross-validated best layer (`leut.rsa.cross_validated_best_layer`): per seed, the layer with the highest
+      subject-mean ρ on the pairs within a random half of the stimuli, scored on the pairs within the other half, and
+      the other way round, over `n_splits` halvings (the same halvings for every rule, epoch and seed).
+      chosen_layers lists the 2 × n_splits choices, cv_layer is the most frequent one, cv_score the mean held-out ρ,
+      naive_max the all-stimulus max over layers (biased upward, for reference).
 
 Control RDMs are built from the evaluation stimuli themselves at the evaluated resolution and arm, after undoing
 the CIFAR normalisation (x·std + mean, clipped to [0, 1]): PIXEL, MEANLUM, MEANRGB, COLORHIST and GABOR
 (`leut.rsa.controls`). The published controls were built at 224 px; at 224 px these are the same images.
 """
 from __future__ import annotations
+
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +39,7 @@ import pandas as pd
 
 from leut import rsa
 from leut.data.normalization import CIFAR_MEAN, CIFAR_STD
+from leut.report.tables import modal_layer
 from leut.rsa.controls import gabor_energy
 
 CONTROLS = {"pixel": rsa.pixel_rdm, "luminance": rsa.luminance_rdm, "mean_rgb": rsa.mean_rgb_rdm,
@@ -36,6 +47,9 @@ CONTROLS = {"pixel": rsa.pixel_rdm, "luminance": rsa.luminance_rdm, "mean_rgb": 
 NOISE_CEILING_COLUMNS = ["roi", "pairs", "n_subjects", "lower", "upper", "p_lower"]
 BOOTSTRAP_COLUMNS = ["rule", "epoch", "step", "layer", "roi", "resolution", "arm", "pairs", "n_boot", "rho", "ci_lo",
                      "ci_hi"]
+BEST_LAYER_CV_COLUMNS = ["rule", "seed", "epoch", "step", "roi", "resolution", "arm", "pairs", "n_splits",
+                         "chosen_layers", "cv_layer", "cv_score", "naive_max", "note"]
+BOOTSTRAP_SEED = 20261002  # A v4's resample seed (PROTOCOL §3.6); one key for every condition, so draws are paired
 PARTIAL_COLUMNS = ["rule", "seed", "epoch", "step", "layer", "roi", "subject", "resolution", "arm", "pairs", "control",
                    "rho", "rho_partial"]
 
@@ -123,11 +137,15 @@ def partial_rows(*, rule: str, epoch: int, step: int, layer: str, feats_NxSxU, b
   return rows
 
 
-def bootstrap_rows(*, rule: str, epoch: int, step: int, layer: str, feats_NxSxU, brain, masks: dict[str, np.ndarray],
-                   resolution: int, arm: str, metric: str = "correlation", n_boot: int = 1000, seed: int = 20261002,
-                   rois=None, valid_N=None) -> list[dict]:
+def bootstrap_draws(*, rule: str, epoch: int, step: int, layer: str, feats_NxSxU, brain,
+                    masks: dict[str, np.ndarray], resolution: int, arm: str, metric: str = "correlation",
+                    n_boot: int = 1000, seed: int = BOOTSTRAP_SEED, rois=None,
+                    valid_N=None) -> tuple[list[dict], list[np.ndarray]]:
   """Stimulus-bootstrap CI of the seed- and subject-mean ρ of one layer against each ROI (see module docstring).
 
+  Returns `(rows, draws)`: one `BOOTSTRAP_COLUMNS` row per ROI and pair set, and for each row the `B` float64
+  draws θ*_b = mean over seeds n and subjects j of ρ_{n,j}(resample b). The resample indices depend only on `seed`
+  and the stimulus count, so draws of different rules, epochs, layers and ROIs are paired draw by draw.
   `rois` restricts the ROIs (e.g. to those whose headline layer this is: bootstrap cost ~ n_boot × P per RDM);
   `valid_N` drops seeds (constant features) from the seed average.
   """
@@ -136,16 +154,71 @@ def bootstrap_rows(*, rule: str, epoch: int, step: int, layer: str, feats_NxSxU,
     model_NxSxS = model_NxSxS[np.asarray(valid_N, bool)]
   S = model_NxSxS.shape[-1]
   indices_BxS = rsa.resample_indices(jax.random.key(seed), n_boot, S)
-  rows = []
+  rows, draws = [], []
   for r, roi in enumerate(brain.rois):
     if rois is not None and roi not in rois:
       continue
     for pairs, mask in masks.items():
       res = rsa.bootstrap(model_NxSxS, jnp.asarray(brain.rdms_RxJxSxS[r]), indices_BxS=indices_BxS,
                           pair_mask=None if np.all(mask) else jnp.asarray(mask))
-      draws_B = np.asarray(res.scores).mean(axis=(0, 1))
+      draws_B = np.asarray(res.scores, np.float64).mean(axis=(0, 1))
       lo, hi = np.quantile(draws_B, [0.025, 0.975])
       rows.append(dict(rule=rule, epoch=epoch, step=step, layer=layer, roi=roi, resolution=resolution, arm=arm,
-                       pairs=pairs, n_boot=n_boot, rho=float(np.asarray(res.observed).mean()), ci_lo=float(lo),
-                       ci_hi=float(hi)))
+                       pairs=pairs, n_boot=n_boot, rho=float(np.asarray(res.observed, np.float64).mean()),
+                       ci_lo=float(lo), ci_hi=float(hi)))
+      draws.append(draws_B)
+  return rows, draws
+
+
+def bootstrap_rows(**kwargs) -> list[dict]:
+  """The rows of `bootstrap_draws(**kwargs)` without the draws."""
+  return bootstrap_draws(**kwargs)[0]
+
+
+@partial(jax.jit, static_argnames=("n_splits", "method"))
+def _cv_best_layer(models_NxLxP, brain_RxJxP, mask_P, key, *, n_splits, method):
+  """`rsa.cross_validated_best_layer` for every ROI (same halvings for all): fields `RxN`, `RxNxKx2`."""
+  return jax.vmap(lambda b_JxP: rsa.cross_validated_best_layer(models_NxLxP, b_JxP, key=key, n_splits=n_splits,
+                                                              method=method, pair_mask=mask_P))(brain_RxJxP)
+
+
+def best_layer_rows(*, rule: str, epoch: int, step: int, feats: dict[str, np.ndarray], brain,
+                    masks: dict[str, np.ndarray], resolution: int, arm: str, metric: str = "correlation",
+                    method: str = "spearman", n_splits: int = 10, seed: int = 0, seed_chunk: int = 8) -> list[dict]:
+  """Cross-validated best layer per seed and ROI (`BEST_LAYER_CV_COLUMNS`; see module docstring).
+
+  `feats` maps every layer to its `NxSxU` features. For a halving (A, B) of the stimuli and per seed,
+  l_A = argmax_l mean_j ρ_{l,j}(pairs within A) and the held-out score is mean_j ρ_{l_A,j}(pairs within B), and the
+  other way round; cv_score averages the 2 × n_splits held-out scores (Kriegeskorte et al. 2009, selection on
+  independent data). The halvings come from `jax.random.key(seed)`, so every rule and epoch is split alike. A seed
+  with constant features in any layer (NaN RDM, see `leut.evaluate`) gets NaN scores and a note. Seeds are scored
+  `seed_chunk` at a time (memory ~ 7 × seed_chunk × layers × P floats; the result does not depend on it).
+  """
+  layers = list(feats)
+  invalid_N = np.zeros(np.shape(feats[layers[0]])[0], bool)
+  models = []
+  for layer in layers:
+    f = jnp.asarray(feats[layer])
+    invalid_N |= np.asarray(rsa.constant_rows(f)).any(1)
+    models.append(rsa.upper_tri(rsa.rdm(f, metric=metric)))
+  models_NxLxP = jnp.stack(models, axis=1)
+  brain_RxJxP = rsa.upper_tri(jnp.asarray(brain.rdms_RxJxSxS))
+  key = jax.random.key(seed)
+  rows = []
+  for pairs, mask in masks.items():
+    mask_P = rsa.upper_tri(jnp.asarray(mask))
+    parts = [jax.device_get(_cv_best_layer(models_NxLxP[n0:n0 + seed_chunk], brain_RxJxP, mask_P, key,
+                                           n_splits=n_splits, method=method))
+             for n0 in range(0, models_NxLxP.shape[0], seed_chunk)]
+    res = jax.tree.map(lambda *x: np.concatenate(x, axis=1), *parts)  # fields R x N x ...
+    for r, roi in enumerate(brain.rois):
+      for seed_n in range(models_NxLxP.shape[0]):
+        chosen = [layers[i] for i in np.asarray(res.chosen[r, seed_n]).reshape(-1)]
+        bad = bool(invalid_N[seed_n])
+        rows.append(dict(rule=rule, seed=seed_n, epoch=epoch, step=step, roi=roi, resolution=resolution, arm=arm,
+                         pairs=pairs, n_splits=n_splits, chosen_layers="" if bad else ";".join(chosen),
+                         cv_layer="" if bad else modal_layer(chosen, layers),
+                         cv_score=np.nan if bad else float(res.score[r, seed_n]),
+                         naive_max=np.nan if bad else float(res.naive_max[r, seed_n]),
+                         note="constant features in some layer" if bad else ""))
   return rows

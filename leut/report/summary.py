@@ -48,7 +48,7 @@ def fmt_ci(lo, hi) -> str:
 
 P_COLUMNS = ("p", "p_fdr", "p_floor", "p_fdr_dynamics")
 INT_COLUMNS = ("n", "n_boot", "n_seeds", "n_positive", "n_layers", "n_subjects", "epoch", "epoch_a", "epoch_b",
-               "resolution")
+               "resolution", "cv_n")
 
 
 def md_table(df: pd.DataFrame, cols: list[str], source: str, where: dict | None = None) -> list[str]:
@@ -106,6 +106,36 @@ def _floor_sentence(df: pd.DataFrame, family: str) -> list[str]:
     elif floor >= 0.05:
       out.append(f"- `{family}`: no test can reach p < 0.05: {what}.")
   return out
+
+
+def _excluding_zero(g: pd.DataFrame, what: str) -> str:
+  return f"{int(((g.ci_lo > 0) | (g.ci_hi < 0)).sum())} of {len(g)} {what}"
+
+
+def _differences_section(diffs: pd.DataFrame | None, last: int) -> list[str]:
+  """Paired bootstrap differences: how many CIs exclude 0 per contrast, then the vs-untrained rows at the last
+  milestone."""
+  if diffs is None or not len(diffs):
+    return []
+  at_last = diffs[diffs.epoch_a == last]
+  parts = [_excluding_zero(g, what) for kind, what in (("vs_untrained", "rule-vs-untrained differences"),
+                                                        ("between_rules", "between-rule differences"))
+           if len(g := at_last[at_last.contrast == kind])]
+  steps = diffs[diffs.contrast == "vs_previous_epoch"]
+  counts = [f"at epoch {last} for " + " and ".join(parts)] if parts else []
+  counts += [f"over all milestones for {_excluding_zero(steps, 'epoch-to-epoch steps')}"] if len(steps) else []
+  L = ["## Paired stimulus-bootstrap differences", "",
+       f"Differences of the seed- and subject-mean ρ inside each of the {int(diffs['n_boot'].iloc[0])} stimulus "
+       "resamples that every rule, epoch and ROI share (paired; 95% percentile CI, two-sided bootstrap p, PROTOCOL "
+       "§3.6; `p_fdr`: BH within each contrast). "
+       + (f"In the headline condition the CI excludes 0 {', and '.join(counts)}. " if counts else "")
+       + "Every contrast is in `results/bootstrap_differences.csv`.", ""]
+  vs = at_last[at_last.contrast == "vs_untrained"]
+  if len(vs):
+    L += md_table(vs, ["rule_a", "rule_b", "roi", "layer", "epoch_a", "epoch_b", "rho_a", "rho_b", "diff", "ci_lo",
+                       "ci_hi", "p", "p_fdr"], "results/stimulus_differences.csv",
+                  {"contrast": "vs_untrained", "epoch_a": last})
+  return L
 
 
 def _config_command(workdir: Path) -> str:
@@ -192,9 +222,14 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
   best = r["best_layer"]
   if len(best):
     sel = best[(best.epoch == 0) & (best.rule == tables.baseline_rule(best)) | (best.epoch == last) & (best.epoch > 0)]
-    L += ["## Best layer per ROI (biased upward: maximum over layers, not cross-validated)", ""]
-    L += md_table(sel, ["rule", "roi", "epoch", "best_layer", "mean", "next_best_mean", "n_layers"],
-                  "results/best_layer.csv", {"epoch": f"0 (baseline) or {last}"})
+    L += ["## Best layer per ROI", "",
+          "best_layer, mean: the layer with the highest seed-mean ρ and that ρ (biased upward: a maximum over layers "
+          "of noisy scores). cv_layer, cv_mean, cv_ci_lo, cv_ci_hi: cross-validated, per seed the layer chosen on a "
+          "random half of the stimuli and scored on the other half (both ways, `results/best_layer_cv.csv`); the "
+          "most frequent choice and the held-out ρ over seeds (– where not computed).", ""]
+    L += md_table(sel, ["rule", "roi", "epoch", "best_layer", "mean", "next_best_mean", "n_layers", "cv_layer",
+                        "cv_mean", "cv_ci_lo", "cv_ci_hi"], "results/best_layer.csv",
+                  {"epoch": f"0 (baseline) or {last}"})
   sweep = r.get("resolution_sweep")
   if sweep is not None and len(set(sweep["resolution"])) > 1:
     L += ["## Resolution sweep", "", "Figure `figures/resolution_sweep.png`.", ""]
@@ -205,6 +240,7 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
     L += ["## Stimulus-bootstrap 95% CIs (resampling stimuli; seeds and subjects averaged inside each draw)", ""]
     L += md_table(boot, ["rule", "roi", "layer", "epoch", "n_boot", "rho", "ci_lo", "ci_hi"],
                   "results/stimulus_ci.csv")
+  L += _differences_section(r.get("stimulus_differences"), last)
   ceil = r.get("noise_ceiling")
   if ceil is not None and len(ceil):
     L += ["## Noise ceiling (Nili et al. 2014, per-subject scheme)", ""]

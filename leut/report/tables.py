@@ -120,11 +120,15 @@ def first_epoch_drop(per_seed: pd.DataFrame) -> pd.DataFrame:
   return pd.DataFrame(rows, columns=cols)
 
 
-def best_layer(rsa: pd.DataFrame, config) -> pd.DataFrame:
+CV_COLUMNS = ["cv_layer", "cv_mean", "cv_ci_lo", "cv_ci_hi", "cv_n"]
+
+
+def best_layer(rsa: pd.DataFrame, config, cv: pd.DataFrame | None = None) -> pd.DataFrame:
   """Per (rule, roi, epoch) the layer with the highest seed-mean ρ (paper B convention), headline condition.
 
   The maximum over layers of noisy scores is biased upward (`biased_upward` = True): the chosen layer's ρ is an
-  optimistic estimate unless the choice is cross-validated on held-out stimuli (`leut.rsa.cross_validated_best_layer`).
+  optimistic estimate. `cv` (results/best_layer_cv.csv) adds the cross-validated counterpart (`CV_COLUMNS`, see
+  `cross_validated_summary`); NaN where it was not computed (milestones outside `eval.stats_epochs`).
   """
   stats = across_seeds(seed_scores(condition_view(rsa, config)))
   idx = stats.groupby(["rule", "roi", "epoch"], sort=False)["mean"].idxmax().dropna()
@@ -136,7 +140,38 @@ def best_layer(rsa: pd.DataFrame, config) -> pd.DataFrame:
     runner.append(others["mean"].max() if len(others) else np.nan)
   best = best.assign(next_best_mean=runner, n_layers=stats.groupby(["rule", "roi", "epoch"]).size().reindex(
       pd.MultiIndex.from_frame(best[["rule", "roi", "epoch"]])).to_numpy(), biased_upward=True)
-  return best.reset_index(drop=True)
+  best = best.reset_index(drop=True)
+  if cv is None:
+    return best.assign(**{c: np.nan for c in CV_COLUMNS})
+  summary = cross_validated_summary(cv, config, resolution=headline_resolution(rsa, config),
+                                    layers=list(dict.fromkeys(rsa["layer"])))
+  return best.merge(summary, on=["rule", "roi", "epoch"], how="left")
+
+
+def cross_validated_summary(cv: pd.DataFrame, config, *, resolution=None, layers=()) -> pd.DataFrame:
+  """Cross-validated best layer per (rule, roi, epoch) in the headline condition (native, all pairs).
+
+  cv_layer: the most frequent choice over seeds and the 2 × n_splits halvings (ties: the earlier of `layers`);
+  cv_mean, cv_ci_lo, cv_ci_hi, cv_n: mean and 95% t-interval over seeds of each seed's held-out score (the score on
+  the half of the stimuli not used to choose; Kriegeskorte et al. 2009), so not biased upward by the choice.
+  """
+  px = int(list(config.eval.resolutions)[0]) if resolution is None else resolution
+  view = cv[(cv.resolution == px) & (cv.arm == "native") & (cv.pairs == "all")].dropna(subset=["cv_score"])
+  keys = ["rule", "roi", "epoch"]
+  if not len(view):
+    return pd.DataFrame(columns=keys + CV_COLUMNS)
+  stats = across_seeds(view, keys=keys, value="cv_score").drop(columns="sd")
+  stats = stats.rename(columns={"mean": "cv_mean", "ci_lo": "cv_ci_lo", "ci_hi": "cv_ci_hi", "n": "cv_n"})
+  modal = {k: modal_layer([l for c in g["chosen_layers"] for l in str(c).split(";")], layers)
+           for k, g in view.groupby(keys, sort=False)}
+  stats["cv_layer"] = [modal[tuple(k)] for k in stats[keys].itertuples(index=False)]
+  return stats[keys + CV_COLUMNS]
+
+
+def modal_layer(choices: list[str], layers=()) -> str:
+  """The most frequent of `choices`; ties go to the earliest in `layers` (then in `choices`)."""
+  order = list(layers) + [l for l in dict.fromkeys(choices) if l not in layers]
+  return max(order, key=lambda l: (choices.count(l), -order.index(l)))
 
 
 def resolution_sweep(rsa: pd.DataFrame, config) -> pd.DataFrame:

@@ -4,7 +4,8 @@
 exercised exactly as `leut run` calls it.
 `rich_workdir`: the tiny run's CSVs, extended by hand with what a tiny run cannot afford: a second trained rule,
 a second resolution and the upsampled arm, an effect every seed agrees on (backprop fc1–IT), and the optional
-evaluation tables (noise_ceiling.csv, partial.csv, bootstrap.csv). The report reads only CSVs, so this is a
+evaluation tables (noise_ceiling.csv, partial.csv, bootstrap.csv with made-up paired draws and the
+bootstrap_differences.csv built from them, best_layer_cv.csv). The report reads only CSVs, so this is a
 complete workdir.
 """
 import json
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 
 from leut import cli
-from leut.report import write_report
+from leut.report import bootstrap_differences, write_report
 
 TINY = ["--config.rules=untrained,backprop", "--config.seeds=5", "--config.epochs=2", "--config.milestones=0,1,2",
         "--config.model.widths=(4,8,8)", "--config.model.fc_dim=16", "--config.data.train_subset=64",
@@ -88,6 +89,14 @@ def enrich(src, dst):
   boot = base.groupby(keys, as_index=False).rho.mean()
   boot = boot.assign(n_boot=1000, ci_lo=boot.rho - 0.02, ci_hi=boot.rho + 0.02)
   boot.to_csv(dst / "results" / "bootstrap.csv", index=False)
+  draws = boot.rho.to_numpy()[:, None] + 0.02 * rng.standard_normal(1000) + 0.004 * rng.standard_normal((len(boot),
+                                                                                                         1000))
+  diffs = bootstrap_differences.difference_table(boot, draws, rules=cfg["rules"])
+  diffs.to_csv(dst / "results" / "bootstrap_differences.csv", index=False)
+  cv = pd.read_csv(src / "results" / "best_layer_cv.csv")
+  fa = cv[cv.rule == "backprop"].copy()
+  fa["rule"] = "feedback_alignment"
+  pd.concat([cv, fa]).to_csv(dst / "results" / "best_layer_cv.csv", index=False)
   return dst
 
 

@@ -23,7 +23,9 @@ TABLE_COLUMNS = {
     "rule_comparison": ["rule", "roi", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n", "mean_diff", "d", "p",
                         "p_fdr", "p_floor", "floored"],
     "best_layer": ["rule", "roi", "best_layer", "epoch", "mean", "ci_lo", "ci_hi", "n", "next_best_mean",
-                   "biased_upward"],
+                   "biased_upward", "cv_layer", "cv_mean", "cv_ci_lo", "cv_ci_hi", "cv_n"],
+    "stimulus_differences": ["contrast", "rule_a", "epoch_a", "rule_b", "epoch_b", "roi", "layer", "resolution", "arm",
+                             "pairs", "n_boot", "rho_a", "rho_b", "diff", "ci_lo", "ci_hi", "p", "p_fdr"],
     "accuracy_summary": ["rule", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
     "weights_summary": ["rule", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
     "ground_truth": ["check", "statement", "expected", "observed", "rule", "roi", "layer", "epoch", "mean", "p",
@@ -72,6 +74,40 @@ def test_best_layer_is_labelled_biased(rich_workdir):
   best = pd.read_csv(rich_workdir / "results" / "best_layer.csv")
   assert best.biased_upward.all()
   assert "biased upward" in (rich_workdir / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("which", ["tiny", "rich"])
+def test_best_layer_table_carries_the_cross_validated_score(which, tiny_workdir, rich_workdir):
+  wd = tiny_workdir if which == "tiny" else rich_workdir
+  best = pd.read_csv(wd / "results" / "best_layer.csv")
+  cv = pd.read_csv(wd / "results" / "best_layer_cv.csv")
+  head = cv[(cv.resolution == 32) & (cv.arm == "native") & (cv.pairs == "all")]
+  assert set(head.epoch) == {0, 2}  # eval.stats_epochs = first_last
+  for _, b in best.iterrows():
+    seeds = head[(head.rule == b.rule) & (head.roi == b.roi) & (head.epoch == b.epoch)]
+    if not len(seeds):
+      assert pd.isna(b.cv_mean) and b.epoch == 1
+      continue
+    assert b.cv_mean == pytest.approx(seeds.cv_score.mean(), abs=1e-12) and b.cv_n == len(seeds) == 5
+    choices = pd.Series(";".join(seeds.chosen_layers).split(";")).value_counts()
+    assert choices[b.cv_layer] == choices.max()
+  header = next(l for l in (wd / "summary.md").read_text().splitlines() if l.startswith("| rule | roi | epoch |"))
+  assert "| best_layer | mean |" in header and "| cv_layer | cv_mean | cv_ci_lo | cv_ci_hi |" in header
+
+
+@pytest.mark.parametrize("which", ["tiny", "rich"])
+def test_summary_reports_the_paired_bootstrap_differences(which, tiny_workdir, rich_workdir):
+  wd = tiny_workdir if which == "tiny" else rich_workdir
+  text = (wd / "summary.md").read_text()
+  diffs = pd.read_csv(wd / "results" / "stimulus_differences.csv")
+  vs = diffs[(diffs.contrast == "vs_untrained") & (diffs.epoch_a == 2)]
+  assert len(vs) == (4 if which == "tiny" else 8)  # trained rules x ROIs at the headline layer
+  assert "## Paired stimulus-bootstrap differences" in text
+  assert "Source: `results/stimulus_differences.csv` where contrast=vs_untrained, epoch_a=2" in text
+  k = int(((vs.ci_lo > 0) | (vs.ci_hi < 0)).sum())
+  assert f"the CI excludes 0 at epoch 2 for {k} of {len(vs)} rule-vs-untrained differences" in text
+  if which == "rich":
+    assert "between-rule differences" in text and "epoch-to-epoch steps" in text
 
 
 # ---- summary.md ↔ CSV -------------------------------------------------------------------------------------------

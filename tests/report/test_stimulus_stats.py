@@ -80,3 +80,35 @@ def test_bootstrap_rows_bracket_the_observed_score(setup):
   obs = np.mean([sps.spearmanr(_rdm(f)[iu], brain.rdms_RxJxSxS[0, j][iu])[0] for f in feats for j in range(3)])
   assert r.rho == pytest.approx(obs, abs=1e-5)
   assert r.ci_lo < r.rho < r.ci_hi
+
+
+def test_best_layer_rows_choose_the_truly_best_layer_and_score_it_on_held_out_stimuli():
+  rng = np.random.default_rng(3)
+  S, N = 40, 2
+  latent = rng.normal(size=(S, 8))
+  rdms = np.stack([np.stack([_rdm(latent + 0.7 * rng.normal(size=(S, 8))) for _ in range(3)])])
+  brain = Brain(rdms.astype(np.float32), ("V1",), ("sub-01", "sub-02", "sub-03"))
+  feats = {"conv1": rng.normal(size=(N, S, 8)),  # unrelated to the brain
+           "conv2": latent[None] + 0.3 * rng.normal(size=(N, S, 8)),  # the truly best layer
+           "conv3": latent[None] + 1.5 * rng.normal(size=(N, S, 8)),  # related, but noisier
+           "fc1": rng.normal(size=(N, S, 8))}
+  feats = {k: v.astype(np.float32) for k, v in feats.items()}
+  masks = {"all": np.ones((S, S), bool)}
+  rows = pd.DataFrame(stimulus_stats.best_layer_rows(rule="r", epoch=1, step=3, feats=feats, brain=brain, masks=masks,
+                                                     resolution=16, arm="native", n_splits=4))
+  assert list(rows.columns) == stimulus_stats.BEST_LAYER_CV_COLUMNS and len(rows) == N
+  one_at_a_time = stimulus_stats.best_layer_rows(rule="r", epoch=1, step=3, feats=feats, brain=brain, masks=masks,
+                                                 resolution=16, arm="native", n_splits=4, seed_chunk=1)
+  pd.testing.assert_frame_equal(pd.DataFrame(one_at_a_time), rows)  # same halvings for every seed, in any chunking
+  assert (rows.chosen_layers == ";".join(["conv2"] * 8)).all() and (rows.cv_layer == "conv2").all()
+  iu = np.triu_indices(S, 1)
+  for _, r in rows.iterrows():
+    full = {l: np.mean([sps.spearmanr(_rdm(f[r.seed].astype(np.float64))[iu], rdms[0, j][iu])[0] for j in range(3)])
+            for l, f in feats.items()}
+    assert r.naive_max == pytest.approx(max(full.values()), abs=1e-5)  # all-stimulus max over layers
+    assert abs(r.cv_score - full["conv2"]) < 0.1  # held-out score of the right layer: no selection bonus to speak of
+  # a layer with constant features makes the seed's RDMs undefined: NaN and a note instead of a silent choice
+  dead = dict(feats, conv1=np.zeros_like(feats["conv1"]))
+  bad = pd.DataFrame(stimulus_stats.best_layer_rows(rule="r", epoch=1, step=3, feats=dead, brain=brain, masks=masks,
+                                                    resolution=16, arm="native", n_splits=1))
+  assert bad.cv_score.isna().all() and bad.note.str.contains("constant").all()
