@@ -11,7 +11,7 @@ def protocol_config() -> ml_collections.ConfigDict:
   c.epochs = 40  # training length; the cosine schedule spans it
   c.milestones = [0, 1, 2, 5, 10, 20, 30, 40]  # epochs checkpointed and scored (0 = untrained)
   c.batch_size = 128
-  c.seed_chunk = 0  # seeds trained at a time (0 = the largest chunk that fits; see leut.train.sharding)
+  c.seed_chunk = 0  # seeds trained / evaluated at a time (0 = the largest chunk that fits; leut.train.sharding)
   c.model = ml_collections.ConfigDict(dict(
       widths=(32, 64, 128),  # conv channels
       fc_dim=512,  # fc1 units

@@ -57,8 +57,15 @@ class RuleResults(NamedTuple):
   bootstrap_draws: list
 
 
-def extract(eval_one, state, images_NxHxWx3: np.ndarray, chunk: int):
-  """`(logits_SxNxK, feats{layer: SxNxU})` for every seed of `state`, in chunks of `chunk` images."""
+def extract(eval_one, state, images_NxHxWx3: np.ndarray, chunk: int, seed_chunk: int = 0):
+  """`(logits_SxNxK, feats{layer: SxNxU})` for every seed of `state`, in chunks of `chunk` images and
+  `seed_chunk` seeds (0: all seeds at once; see `plan_seed_chunk`). A seed's features do not depend on the chunks."""
+  n_seeds = jax.tree.leaves(state.params)[0].shape[0]
+  if 0 < seed_chunk < n_seeds:
+    parts = [extract(eval_one, _seed_slice(state, a, b), images_NxHxWx3, chunk)
+             for a, b in sharding.chunk_bounds(n_seeds, seed_chunk)]
+    return (np.concatenate([lg for lg, _ in parts]),
+            {k: np.concatenate([ft[k] for _, ft in parts]) for k in parts[0][1]})
   fn = _vmapped(eval_one)
   n = images_NxHxWx3.shape[0]
   logits, feats = [], []
@@ -73,6 +80,51 @@ def extract(eval_one, state, images_NxHxWx3: np.ndarray, chunk: int):
     feats.append({k: v[:, :keep] for k, v in ft.items()})
   return (np.concatenate(logits, axis=1),
           {k: np.concatenate([f[k] for f in feats], axis=1) for k in feats[0]})
+
+
+class _EvalState(NamedTuple):
+  params: object
+  model_state: object
+  rule_state: object
+
+
+def _seed_slice(state, start: int, stop: int) -> _EvalState:
+  return _EvalState(*sharding.take_seeds((state.params, state.model_state, state.rule_state), start, stop))
+
+
+# Bytes one image needs per input pixel in feature extraction (activations, patch matrices and XLA temporaries of the
+# protocol CNN, float32), an upper bound on `compile().memory_analysis()` at 64 and 224 px: 585-624 B for the
+# feed-forward rules, 1,053-1,097 B for predictive coding (its inference loop).
+BYTES_PER_INPUT_PIXEL = 1200
+
+
+def extraction_bytes(eval_one, state, image_shape, chunk: int, n_seeds: int) -> int:
+  """Per-device bytes (arguments + outputs + temporaries) of the compiled extraction of `n_seeds` seeds."""
+  shard = sharding.seed_sharding(n_seeds)
+  trees = (state.params, state.model_state, state.rule_state)
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct((n_seeds,) + x.shape[1:], x.dtype, sharding=shard), trees)
+  x = jax.ShapeDtypeStruct((chunk,) + tuple(image_shape), jnp.float32)
+  m = _vmapped(eval_one).lower(*abstract, x).compile().memory_analysis()
+  if m is None:
+    raise RuntimeError("no memory analysis on this backend")
+  return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes)
+
+
+def plan_seed_chunk(config, eval_one, state, image_shape) -> int:
+  """Seeds extracted at a time: `config.seed_chunk` if positive, else all seeds when a conservative estimate
+  (`BYTES_PER_INPUT_PIXEL`) fits a quarter of the per-device budget, else the largest chunk whose compiled
+  extraction fits (`sharding.largest_fitting_chunk`), so 64 seeds at 224 px evaluate on any device."""
+  n_seeds = jax.tree.leaves(state.params)[0].shape[0]
+  configured = int(config.get("seed_chunk", 0) or 0)
+  if configured > 0:
+    return min(configured, n_seeds)
+  chunk = int(config.eval.batch_size)
+  per_seed = chunk * int(np.prod(image_shape[:2])) * BYTES_PER_INPUT_PIXEL
+  per_device_seeds = -(-n_seeds // jax.device_count())
+  if per_device_seeds * per_seed <= sharding.device_memory_budget() // 4:
+    return n_seeds
+  return sharding.largest_fitting_chunk(lambda k: extraction_bytes(eval_one, state, image_shape, chunk, k),
+                                        n_seeds, fallback=(64 << 20, per_seed))
 
 
 _VMAPPED = {}
@@ -147,13 +199,19 @@ def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, tra
   brain = jnp.asarray(inputs.brain.rdms_RxJxSxS)
   rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws = [], [], [], [], [], [], []
   params0 = None
+  seed_chunks = {}  # image shape -> seeds extracted at a time
   steps = ckpts.steps()
   stats_steps = _stats_steps(config, steps)
   headline = layer_for_roi(config)
   bar = tqdm(total=len(steps), desc=f"evaluate {rule_name}", unit="ckpt", disable=not progress, leave=False)
   for step, state in ckpts.iter_good(trainer.abstract_state(config.seeds)):
     epoch = step // spe
-    logits, _ = extract(rule_fn, state, inputs.test_images, config.eval.batch_size)
+    def plan(images):
+      if images.shape[1:] not in seed_chunks:
+        seed_chunks[images.shape[1:]] = plan_seed_chunk(config, rule_fn, state, images.shape[1:])
+      return seed_chunks[images.shape[1:]]
+
+    logits, _ = extract(rule_fn, state, inputs.test_images, config.eval.batch_size, plan(inputs.test_images))
     acc = (logits.argmax(-1) == inputs.test_labels[None]).mean(-1)
     acc_rows += [{"rule": rule_name, "seed": s, "epoch": epoch, "step": step, "accuracy": float(acc[s])}
                  for s in range(config.seeds)]
@@ -161,7 +219,7 @@ def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, tra
       params0 = sharding.to_host(state.params)
     w_rows += _displacements(sharding.to_host(state.params), params0, rule_name, epoch)
     for (px, arm), images in inputs.stimuli.items():
-      _, feats = extract(rule_fn, state, images, config.eval.batch_size)
+      _, feats = extract(rule_fn, state, images, config.eval.batch_size, plan(images))
       for layer, f_NxSxU in feats.items():
         const = np.asarray(rsa.constant_rows(jnp.asarray(f_NxSxU)))  # N x S
         for pairs, mask in masks.items():

@@ -65,3 +65,43 @@ def test_constant_features_are_reported_not_silently_scored(tmp_path, synthetic_
   # one rule: nothing to contrast, and the report still renders
   assert len(pd.read_csv(tmp_path / "results" / "bootstrap_differences.csv")) == 0
   assert "## Paired stimulus-bootstrap differences" not in (tmp_path / "summary.md").read_text()
+
+
+def _five_seed_state():
+  import jax
+  from leut.train import run as train_run
+  from leut.train import sharding
+  from tests.helpers import random_train_data, tiny_config
+  config = tiny_config(seeds=5)
+  rule, trainer = train_run.build(config, "backprop", random_train_data())
+  state = trainer.init_all(sharding.seed_keys(config.seed, 5))
+  # make the seeds' BatchNorm statistics differ, so a wrong seed order could not pass
+  state = state._replace(model_state=jax.tree.map(lambda x: x * jnp.arange(1, 6).reshape((5,) + (1,) * (x.ndim - 1)),
+                                                  state.model_state))
+  return config, base.evaluate_fn(rule), state
+
+
+def test_extraction_in_seed_chunks_equals_all_seeds_at_once():
+  config, eval_one, state = _five_seed_state()
+  images = np.random.default_rng(3).normal(size=(7, 64, 64, 3)).astype(np.float32)
+  logits, feats = evaluate.extract(eval_one, state, images, chunk=4)
+  logits2, feats2 = evaluate.extract(eval_one, state, images, chunk=4, seed_chunk=2)
+  np.testing.assert_allclose(logits2, logits, rtol=1e-5, atol=1e-6)
+  assert feats2.keys() == feats.keys() and feats["conv1"].shape == (5, 7, 4)
+  for k in feats:
+    np.testing.assert_allclose(feats2[k], feats[k], rtol=1e-5, atol=1e-6, err_msg=k)
+  assert not np.allclose(feats["fc1"][0], feats["fc1"][1])
+
+
+def test_seed_chunk_plan_follows_config_and_memory_budget(monkeypatch):
+  from leut.train import sharding
+  config, eval_one, state = _five_seed_state()
+  shape = (64, 64, 3)
+  config.seed_chunk = 2
+  assert evaluate.plan_seed_chunk(config, eval_one, state, shape) == 2
+  config.seed_chunk = 0
+  assert evaluate.plan_seed_chunk(config, eval_one, state, shape) == 5  # fits easily: no compile needed
+  need = {k: evaluate.extraction_bytes(eval_one, state, shape, config.eval.batch_size, k) for k in (1, 2, 3)}
+  assert need[1] < need[2] < need[3]
+  monkeypatch.setattr(sharding, "device_memory_budget", lambda: (need[2] + need[3]) // 2)
+  assert evaluate.plan_seed_chunk(config, eval_one, state, shape) == 2  # the largest chunk whose program fits
