@@ -136,16 +136,45 @@ def _vmapped(eval_one):
   return _VMAPPED[eval_one]
 
 
-@partial(jax.jit, static_argnames=("metric", "method"))
-def score_kernel(feats_NxSxU, brain_RxJxSxS, mask_SxS, *, metric="correlation", method="spearman"):
-  """Per-subject and mean-RDM scores of N model feature sets against R ROIs × J subjects.
+class BrainTargets(NamedTuple):
+  """The brain side of `score_kernel` for one pair set, prepared once per evaluation (`brain_targets`)."""
+  per_subject_RxJxP: jax.Array  # spearman / pearson: centred unit-norm (rank) vectors; else the masked vectors
+  mean_RxP: jax.Array           # the same for the subject-mean RDM of each ROI
+  weights_P: jax.Array          # 0/1 pair weights of the pair set
 
-  Returns `(rho_NxRxJ, rho_mean_NxR)`; `mask_SxS` selects the stimulus pairs that count.
+
+@partial(jax.jit, static_argnames=("method",))
+def brain_targets(brain_RxJxSxS, mask_SxS, *, method: str = "spearman") -> BrainTargets:
+  """Rank (spearman), centre and normalise the brain RDMs once, so each model is scored by one matrix product.
+
+  z = centred_unit(rank_average(v, w), w) (pearson: no ranking), and rho(model, brain) = <z_model, z_brain>, which
+  is `rsa.compare` (PROTOCOL §3.2) with the ranking of the 24 brain vectors done once instead of per checkpoint.
   """
-  model_NxSxS = rsa.rdm(feats_NxSxU, metric=metric)
-  per_subject = rsa.compare(model_NxSxS[:, None, None], brain_RxJxSxS[None], method=method, pair_mask=mask_SxS)
-  mean_brain = brain_RxJxSxS.mean(axis=1)
-  mean_rdm = rsa.compare(model_NxSxS[:, None], mean_brain[None], method=method, pair_mask=mask_SxS)
+  brain = jnp.asarray(brain_RxJxSxS, jnp.float32)
+  per_RxJxP = rsa.upper_tri(brain)
+  mean_RxP = rsa.upper_tri(brain.mean(axis=1))
+  w_P = rsa.upper_tri(jnp.asarray(mask_SxS)).astype(jnp.float32)
+  if method in ("spearman", "pearson"):
+    prep = (lambda v: rsa.rank_average(v, w_P)) if method == "spearman" else (lambda v: v)
+    per_RxJxP, mean_RxP = (rsa.centred_unit(prep(v), w_P) for v in (per_RxJxP, mean_RxP))
+  return BrainTargets(per_RxJxP, mean_RxP, w_P)
+
+
+@partial(jax.jit, static_argnames=("metric", "method"))
+def score_kernel(feats_NxSxU, targets: BrainTargets, *, metric="correlation", method="spearman"):
+  """Per-subject and mean-RDM scores of N model feature sets against R ROIs × J subjects (`brain_targets`).
+
+  Returns `(rho_NxRxJ, rho_mean_NxR)`, restricted to the pairs of the targets' pair set.
+  """
+  model_NxP = rsa.upper_tri(rsa.rdm(feats_NxSxU, metric=metric))
+  w_P = targets.weights_P
+  if method in ("spearman", "pearson"):
+    z_NxP = rsa.centred_unit(rsa.rank_average(model_NxP, w_P) if method == "spearman" else model_NxP, w_P)
+    hi = jax.lax.Precision.HIGHEST
+    return (jnp.einsum("np,rjp->nrj", z_NxP, targets.per_subject_RxJxP, precision=hi),
+            jnp.einsum("np,rp->nr", z_NxP, targets.mean_RxP, precision=hi))
+  per_subject = rsa.compare(model_NxP[:, None, None], targets.per_subject_RxJxP[None], method, pair_mask=w_P)
+  mean_rdm = rsa.compare(model_NxP[:, None], targets.mean_RxP[None], method, pair_mask=w_P)
   return per_subject, mean_rdm
 
 
@@ -188,15 +217,21 @@ def _stats_steps(config, steps: list[int]) -> set[int]:
   return {min(steps), max(steps)} if steps else set()
 
 
+def brain_targets_for(brain, masks: dict, method: str) -> dict[str, BrainTargets]:
+  """`brain_targets` of every pair set (once per evaluation, shared by every rule and checkpoint)."""
+  rdms = jnp.asarray(brain.rdms_RxJxSxS)
+  return {name: brain_targets(rdms, jnp.asarray(mask), method=method) for name, mask in masks.items()}
+
+
 def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, train_data, *, masks=None,
-                  controls=None, progress=True):
+                  controls=None, targets=None, progress=True):
   """Score every verified checkpoint of one rule; returns its `RuleResults`."""
   rule, trainer = train_run.build(config, rule_name, train_data)
   rule_fn = evaluate_fn(rule)
   ckpts = train_run.checkpoints_for(workdir, rule_name)
   spe = train_run.steps_per_epoch(config)
   masks = masks if masks is not None else pair_masks(inputs.brain, list(config.eval.pairs))
-  brain = jnp.asarray(inputs.brain.rdms_RxJxSxS)
+  targets = targets if targets is not None else brain_targets_for(inputs.brain, masks, config.eval.method)
   rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws = [], [], [], [], [], [], []
   params0 = None
   seed_chunks = {}  # image shape -> seeds extracted at a time
@@ -223,7 +258,7 @@ def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, tra
       for layer, f_NxSxU in feats.items():
         const = np.asarray(rsa.constant_rows(jnp.asarray(f_NxSxU)))  # N x S
         for pairs, mask in masks.items():
-          per_subj, mean_rdm = jax.device_get(score_kernel(jnp.asarray(f_NxSxU), brain, jnp.asarray(mask),
+          per_subj, mean_rdm = jax.device_get(score_kernel(jnp.asarray(f_NxSxU), targets[pairs],
                                                            metric=config.eval.metric, method=config.eval.method))
           for seed in range(config.seeds):
             note = ""
@@ -268,12 +303,13 @@ def evaluate_all(config, workdir: Path, inputs: EvalInputs, train_data, *, progr
   out = Path(workdir) / "results"
   out.mkdir(parents=True, exist_ok=True)
   masks = pair_masks(inputs.brain, list(config.eval.pairs))
+  targets = brain_targets_for(inputs.brain, masks, config.eval.method)
   names = tuple(config.eval.partial_controls)
   controls = {k: stimulus_stats.control_rdms(v, names) for k, v in inputs.stimuli.items()} if names else None
   rows = RuleResults(*([] for _ in RuleResults._fields))
   for rule_name in config.rules:
     part = evaluate_rule(config, workdir, rule_name, inputs, train_data, masks=masks, controls=controls,
-                         progress=progress)
+                         targets=targets, progress=progress)
     for acc, new in zip(rows, part):
       acc += new
   tables = {name: pd.DataFrame(r) for name, r in rows._asdict().items() if r and name != "bootstrap_draws"}

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.spatial.distance import pdist, squareform
-from scipy.stats import spearmanr
+from scipy.stats import pearsonr, rankdata, spearmanr
 
 from leut import cli, evaluate
 from leut.rules import base
@@ -12,7 +12,17 @@ from leut.rules import untrained as untrained_module
 from tests.test_end_to_end import TINY
 
 
-def test_score_kernel_equals_scipy_per_subject_and_mean_rdm():
+def _reference_score(x, y, method):
+  if method == "spearman":
+    return spearmanr(x, y).statistic
+  if method == "pearson":
+    return pearsonr(x, y).statistic
+  rx, ry = rankdata(x), rankdata(y)
+  return 1 - 6 * np.sum((rx - ry) ** 2) / (len(x) ** 3 - len(x))
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson", "rho_a"])
+def test_score_kernel_equals_scipy_per_subject_and_mean_rdm(method):
   rng = np.random.default_rng(0)
   s, u = 12, 7
   feats_NxSxU = rng.normal(size=(2, s, u)).astype(np.float32)
@@ -20,16 +30,17 @@ def test_score_kernel_equals_scipy_per_subject_and_mean_rdm():
                     for _ in range(2)]).astype(np.float32)  # R=2 x J=3
   mask = rng.uniform(size=(s, s)) > 0.3
   mask = mask & mask.T
-  per_subj, mean_rdm = evaluate.score_kernel(jnp.asarray(feats_NxSxU), jnp.asarray(brain), jnp.asarray(mask))
+  targets = evaluate.brain_targets(jnp.asarray(brain), jnp.asarray(mask), method=method)
+  per_subj, mean_rdm = evaluate.score_kernel(jnp.asarray(feats_NxSxU), targets, method=method)
   iu = np.triu_indices(s, 1)
   keep = mask[iu]
   for n in range(2):
     model = pdist(feats_NxSxU[n].astype(np.float64), "correlation")
     for r in range(2):
       for j in range(3):
-        want = spearmanr(model[keep], brain[r, j][iu][keep]).statistic
+        want = _reference_score(model[keep], brain[r, j][iu][keep], method)
         np.testing.assert_allclose(per_subj[n, r, j], want, atol=1e-5)
-      want = spearmanr(model[keep], brain[r].astype(np.float64).mean(0)[iu][keep]).statistic
+      want = _reference_score(model[keep], brain[r].astype(np.float64).mean(0)[iu][keep], method)
       np.testing.assert_allclose(mean_rdm[n, r], want, atol=1e-5)
 
 

@@ -84,7 +84,7 @@ def _compare_vectors(va, vb, w_P, method):
       ssd = jnp.sum(d2, axis=-1)
     else:
       n = jnp.sum(w_P)
-      ssd = jnp.sum(d2 * w_P, axis=-1)
+      ssd = jnp.sum(d2 * jnp.reshape(w_P, (1,) * (d2.ndim - 1) + (-1,)), axis=-1)
     return 1.0 - 6.0 * ssd / (n ** 3 - n)
   if method == "kendall_tau_a":
     va, vb = _align(va, vb)
