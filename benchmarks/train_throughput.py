@@ -5,7 +5,9 @@
 
 Rows: leut's backprop step (batch 128, 32 px, the protocol CNN 32/64/128 + fc 512, BatchNorm, dropout 0.3, clip →
 L2 → Adam) with S seeds vmapped in one program (S = 1, 5, 16, 32, 64; trained in memory-planned seed chunks when S
-does not fit, see `leut.train.sharding`); the same work as sequential single-seed steps; and a PyTorch eager
+does not fit, see `leut.train.sharding`); the same step with the unfused im2col blocks (the implementation before
+`layers.conv_bn_relu_pool`, for the ratio) at the largest S <= 5; the same work as sequential single-seed steps;
+and a PyTorch eager
 implementation of the same network and step in NCHW and channels_last (needs `pip install torch` in the venv; the
 rows are skipped without it). Achieved FLOP/s counts the conv and fc multiply-adds of forward + backward
 analytically (conv1 has no input gradient) and is given as a fraction of the float32 matmul rate measured here
@@ -23,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from leut import rules
+from leut.models import cnn, layers
+from leut.rules import base
 from leut.train import batches, loop, sharding
 
 BATCH, PX, WIDTHS, FC, CLASSES = 128, 32, (32, 64, 128), 512, 10
@@ -39,6 +43,24 @@ def flops_per_image() -> float:
   fc_fwd = 2.0 * (WIDTHS[-1] * 16 * FC + FC * CLASSES)
   fwd = sum(conv_fwd) + fc_fwd
   return fwd + 2 * fwd - first  # forward, weight gradients, input gradients (none for the image)
+
+
+def unfused_backprop(dropout_rate: float = 0.3) -> base.LearningRule:
+  """Backprop through the unfused layers (im2col `conv3x3`, autodiff BN / ReLU / max-pool): the previous step."""
+  def conv(name, x, kernel):
+    del name
+    return layers.conv3x3(x, kernel)
+
+  def update(params, model_state, rule_state, batch, key):
+    def loss_fn(p):
+      logits, _, new_state = cnn.apply(p, model_state, batch.images, train=True, dropout_key=key,
+                                       dropout_rate=dropout_rate, conv=conv)
+      return base.cross_entropy(logits, batch.labels), (logits, new_state)
+
+    (loss, (logits, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    return base.RuleUpdate(grads, new_state, rule_state, base.classification_metrics(loss, logits, batch.labels))
+
+  return base.LearningRule(lambda key, params: base.EmptyState(), update)
 
 
 def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
@@ -128,6 +150,10 @@ def main():
     chunk = sharding.plan_seed_chunk(args.seed_chunk, trainer.run_segment, trainer.abstract_state, s, args.steps)
     rate = single if s == 1 else leut_rate(trainer, s, args.steps, chunk)
     rows.append((f"leut vmapped x{s}", s, rate, "" if chunk >= s else f"in chunks of {chunk}"))
+  few = max([s for s in counts if s <= 5] or [1])
+  unfused = loop.make_trainer(unfused_backprop(), tx, data, n_subset=2048, batch_size=BATCH)
+  rows.append((f"leut vmapped x{few}, unfused im2col blocks (before)", few, leut_rate(unfused, few, args.steps, few),
+               "previous implementation"))
   rows.append(("leut sequential single-seed steps (any S)", 1, single, "S x one-seed time"))
   try:
     import torch

@@ -83,3 +83,117 @@ def test_same_key_gives_identical_weights():
   jax.tree.map(np.testing.assert_array_equal, a, b)
   bound = 1 / np.sqrt(27)
   assert np.abs(np.asarray(a["conv1"]["kernel"])).max() <= bound
+
+
+def _block_reference(x, kernel, scale, bias):
+  """MaxPool2(ReLU(BN_batch(conv(x)))) from the unfused layers, with `lax.conv_general_dilated` at full precision."""
+  z = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                   precision=jax.lax.Precision.HIGHEST)
+  c = z.shape[-1]
+  y, _ = layers.batch_norm_train(z, scale, bias, jnp.zeros((c,), z.dtype), jnp.ones((c,), z.dtype))
+  return layers.max_pool2(jax.nn.relu(y)), z.mean(axis=(0, 1, 2)), z.var(axis=(0, 1, 2))
+
+
+def _block_inputs(key, n_seeds, side, c_in, c_out):
+  k = jax.random.split(key, 5)
+  x = jax.random.normal(k[0], (n_seeds, 6, side, side, c_in))
+  kernel = jax.random.normal(k[1], (n_seeds, 3, 3, c_in, c_out)) / np.sqrt(9 * c_in)
+  scale = 1.0 + 0.3 * jax.random.normal(k[2], (n_seeds, c_out))
+  bias = 0.2 * jax.random.normal(k[3], (n_seeds, c_out))
+  weight = jax.random.normal(k[4], (n_seeds, 6, side // 2, side // 2, c_out))  # a loss Σ w·out, so every output counts
+  return x, kernel, scale, bias, weight
+
+
+def _rel_err(got, want):
+  got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+  return np.abs(got - want).max() / np.abs(want).max()
+
+
+@pytest.mark.parametrize("side,c_in,c_out", [(16, 3, 8), (8, 16, 32), (7, 5, 6)])
+def test_fused_block_matches_float64_reference_values_and_gradients(side, c_in, c_out):
+  """conv_bn_relu_pool (float32, per-seed custom_vmap, hand-written VJP) = the float64 unfused block, vmapped or not."""
+  x, kernel, scale, bias, weight = _block_inputs(jax.random.PRNGKey(side), 3, side, c_in, c_out)
+
+  def loss(block):
+    return lambda *a: jnp.sum(block(*a)[0] * weight)
+
+  fused = jax.vmap(layers.conv_bn_relu_pool)
+  got = jax.jit(fused)(x, kernel, scale, bias)
+  got_grads = jax.jit(jax.grad(loss(fused), argnums=(0, 1, 2, 3)))(x, kernel, scale, bias)
+  single = layers.conv_bn_relu_pool(x[1], kernel[1], scale[1], bias[1])
+  single_grads = jax.grad(lambda *a: jnp.sum(layers.conv_bn_relu_pool(*a)[0] * weight[1]),
+                          argnums=(0, 1, 2, 3))(x[1], kernel[1], scale[1], bias[1])
+  with jax.enable_x64(True):
+    args64 = [jnp.asarray(np.asarray(a), jnp.float64) for a in (x, kernel, scale, bias, weight)]
+    weight = args64[-1]
+    ref = jax.vmap(_block_reference)
+    want = [np.asarray(v) for v in ref(*args64[:4])]
+    want_grads = [np.asarray(g) for g in jax.grad(loss(ref), argnums=(0, 1, 2, 3))(*args64[:4])]
+  for g, w in zip(got, want):
+    assert _rel_err(g, w) < 2e-6
+  for g, w in zip(got_grads, want_grads):
+    assert _rel_err(g, w) < 2e-5
+  for g, w in zip(single, want):
+    assert _rel_err(g, w[1]) < 2e-6
+  for g, w in zip(single_grads, want_grads):
+    assert _rel_err(g, w[1]) < 2e-5
+
+
+def test_fused_block_splits_the_gradient_of_tied_maxima_like_autodiff():
+  """Equal maxima in a pool window (and all-negative windows) get the gradient autodiff gives them."""
+  x = jnp.tile(jnp.asarray([[1.0, 1.0], [1.0, -2.0]]), (2, 2)).reshape(1, 4, 4, 1)  # ties in every window
+  x = jnp.concatenate([x, -x], axis=0)  # the negated image's windows are tied at ReLU's zero
+  kernel = jnp.zeros((3, 3, 1, 1)).at[1, 1].set(1.0)  # identity convolution
+  args = (x, kernel, jnp.ones((1,)), jnp.full((1,), 0.3))
+
+  def loss(block):
+    return lambda *a: jnp.sum(block(*a)[0] * jnp.arange(1.0, 9.0).reshape(2, 2, 2, 1))
+
+  got = jax.grad(loss(layers.conv_bn_relu_pool), argnums=(0, 1, 2, 3))(*args)
+  want = jax.grad(loss(_block_reference), argnums=(0, 1, 2, 3))(*args)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=0, atol=1e-5 * np.abs(w).max())
+
+
+def test_training_blocks_take_the_fused_path_with_unchanged_values_state_and_gradients():
+  """cnn.apply(train=True) (fused blocks) = the unfused im2col layers, for 3 seeds vmapped: logits, stats, grads."""
+  keys = jax.random.split(jax.random.PRNGKey(0), 3)
+  params, state = jax.vmap(_trained_looking_state)(keys)
+  x = jax.random.normal(jax.random.PRNGKey(1), (3, 8, 32, 32, 3))
+  unfused = lambda name, h, kernel: layers.conv3x3(h, kernel)  # noqa: E731  (a hook: the unfused path)
+
+  def loss(conv):
+    def f(p, s, x):
+      logits, _, new_state = cnn.apply(p, s, x, train=True, conv=conv)
+      return jnp.sum(jnp.sin(logits)), (logits, new_state)
+    return jax.jit(jax.vmap(jax.grad(f, has_aux=True)))
+
+  (g_fused, (l_fused, s_fused)) = loss(cnn.default_conv)(params, state, x)
+  (g_ref, (l_ref, s_ref)) = loss(unfused)(params, state, x)
+  jaxpr = str(jax.make_jaxpr(lambda p: cnn.apply(p, jax.tree.map(lambda v: v[0], state), x[0], train=True))(
+      jax.tree.map(lambda v: v[0], params)))
+  assert "custom_vjp_call" in jaxpr  # the fused block is in the training forward
+  assert _rel_err(l_fused, l_ref) < 1e-5
+  for a, b in zip(jax.tree.leaves((s_fused, g_fused)), jax.tree.leaves((s_ref, g_ref))):
+    assert _rel_err(a, b) < 1e-4
+
+
+def test_fused_block_vmaps_as_one_batched_program_off_cpu(monkeypatch):
+  """Off CPU `per_seed` falls back to an ordinary vmap; that path gives the CPU (per-seed loop) values and grads."""
+  keys = jax.random.split(jax.random.PRNGKey(2), 3)
+  params, state = jax.vmap(_trained_looking_state)(keys)
+  x = jax.random.normal(jax.random.PRNGKey(3), (3, 8, 32, 32, 3))
+
+  def f(p, s, x):
+    logits, _, _ = cnn.apply(p, s, x, train=True)
+    return jnp.sum(jnp.sin(logits))
+
+  grad = lambda: jax.jit(jax.vmap(jax.value_and_grad(f)))(params, state, x)  # noqa: E731  (traced afresh)
+  loop_val, loop_grad = grad()
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  jaxpr = str(jax.make_jaxpr(jax.vmap(f))(params, state, x))
+  assert "feature_group_count=3" in jaxpr or "batch_group_count=3" in jaxpr  # one grouped conv for the 3 seeds
+  vmap_val, vmap_grad = grad()
+  assert _rel_err(vmap_val, loop_val) < 1e-5
+  for a, b in zip(jax.tree.leaves(vmap_grad), jax.tree.leaves(loop_grad)):
+    assert _rel_err(a, b) < 1e-4

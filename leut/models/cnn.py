@@ -79,12 +79,21 @@ def init(key: jax.Array, *, widths=(32, 64, 128), fc_dim: int = 512, n_classes: 
 
 def conv_block(params: Params, model_state: ModelState, name: str, x: jax.Array, *, train: bool,
                conv: ConvFn = default_conv):
-  """One block, MaxPool2(ReLU(BN(conv(x)))); returns `(out, new_bn_stats or None)`."""
+  """One block, MaxPool2(ReLU(BN(conv(x)))); returns `(out, new_bn_stats or None)`.
+
+  Training with the default convolution takes the fused `layers.conv_bn_relu_pool` (same values and gradients to
+  float32 rounding; reverse-mode autodiff only); a custom `conv` hook or a conv bias takes the unfused layers.
+  """
   bn = BN_OF[name]
+  stats = model_state[bn]
+  if train and conv is default_conv and "bias" not in params[name]:
+    out, mu, var = layers.conv_bn_relu_pool(x, params[name]["kernel"], params[bn]["scale"], params[bn]["bias"])
+    n = x.shape[0] * x.shape[1] * x.shape[2]  # conv3x3 keeps the spatial size
+    mean, var = layers.running_stats(stats["mean"], stats["var"], mu, var, n)
+    return out, {"mean": mean, "var": var}
   z = conv(name, x, params[name]["kernel"])
   if "bias" in params[name]:
     z = z + params[name]["bias"].reshape(1, 1, 1, -1)
-  stats = model_state[bn]
   if train:
     z, (mean, var) = layers.batch_norm_train(z, params[bn]["scale"], params[bn]["bias"], stats["mean"], stats["var"])
     new_stats = {"mean": mean, "var": var}

@@ -1,14 +1,21 @@
 """Pure layer functions of the protocol CNN (NHWC), written so that a seed axis added by `vmap` stays fast.
 
-The 3x3 convolution is an explicit patch extraction (nine shifted slices) followed by one matrix product.
-Under `jax.vmap` over per-seed kernels the matrix product becomes a *batched* matrix product, which XLA:CPU
-runs at matmul speed; a vmapped `lax.conv_general_dilated` becomes a grouped convolution instead, measured
-several times slower on CPU (see `benchmarks/README.md`).
+`conv3x3` is an explicit patch extraction (nine shifted slices) followed by one matrix product. Under
+`jax.vmap` over per-seed kernels the matrix product becomes a *batched* matrix product; a vmapped
+`lax.conv_general_dilated` would become a grouped convolution instead, which XLA:CPU expands to a dense one
+(several times slower, see `benchmarks/README.md`). `conv3x3` is plain JAX: every rule may differentiate it in
+forward or reverse mode.
+
+`conv_bn_relu_pool` is the training-mode block of backprop-style rules, MaxPool2(ReLU(BN(conv(x)))), fused into
+one `jax.custom_vjp` with a hand-written backward. Its forward and backward run `lax.conv_general_dilated`
+(XLA:CPU's direct convolution, no 9x patch copy in memory) and are `custom_vmap`ped to run once per seed when
+vmapped over seeds, so each seed's convolution stays an ordinary one. Reverse mode only.
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.custom_batching import custom_vmap
 
 BN_MOMENTUM = 0.1  # PyTorch's BatchNorm2d default (PROTOCOL §1.1, §7)
 BN_EPS = 1e-5
@@ -30,6 +37,142 @@ def conv3x3(x_NxHxWxC: jax.Array, kernel_3x3xCxO: jax.Array) -> jax.Array:
   return jnp.einsum("nhwk,ko->nhwo", cols, kernel_3x3xCxO.reshape(9 * c_in, c_out))
 
 
+_CONV_DIMS = ("NHWC", "HWIO", "NHWC")
+
+
+def conv3x3_direct(x_NxHxWxC: jax.Array, kernel_3x3xCxO: jax.Array) -> jax.Array:
+  """`conv3x3` as one `lax.conv_general_dilated` (fast for one network; vmap it only through `per_seed`)."""
+  return jax.lax.conv_general_dilated(x_NxHxWxC, kernel_3x3xCxO, (1, 1), ((1, 1), (1, 1)),
+                                      dimension_numbers=_CONV_DIMS)
+
+
+def per_seed(fn):
+  """`fn` whose `vmap` runs `fn` once per batch entry (an unrolled loop) and stacks the results, on CPU.
+
+  For functions built on `lax.conv_general_dilated`: each seed's convolution stays an ordinary one (XLA:CPU's
+  direct convolution), where the vmapped one would be a grouped convolution. Unbatched arguments are shared by
+  every entry. No autodiff rule of its own: wrap the pieces in a `jax.custom_vjp` (as `conv_bn_relu_pool` does).
+  On other backends the vmap is an ordinary one (a loop of S small convolutions would serialise an accelerator;
+  unmeasured, as no GPU was lent).
+  """
+  f = custom_vmap(fn)
+
+  @f.def_vmap
+  def _rule(axis_size, in_batched, *args):
+    if jax.default_backend() != "cpu":  # GPU/TPU: one batched (grouped) convolution beats S small ones in a row
+      out = jax.vmap(fn, in_axes=tuple(0 if b else None for b in in_batched), axis_size=axis_size)(*args)
+    else:
+      outs = [fn(*[a[s] if b else a for a, b in zip(args, in_batched)]) for s in range(axis_size)]
+      out = jax.tree.map(lambda *v: jnp.stack(v), *outs)
+    return out, jax.tree.map(lambda _: True, out)
+
+  return f
+
+
+def _pool_windows(x_NxHxWxC):
+  """The 2x2 max-pool windows as `N x H/2 x 2 x W/2 x 2 x C` (odd trailing rows/columns dropped, as PyTorch)."""
+  n, h, w, c = x_NxHxWxC.shape
+  return x_NxHxWxC[:, : h // 2 * 2, : w // 2 * 2, :].reshape(n, h // 2, 2, w // 2, 2, c)
+
+
+def _block_forward(x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O):
+  """Forward of `conv_bn_relu_pool` for one network; also returns the conv output z for the backward."""
+  z = conv3x3_direct(x_NxHxWxC, kernel_3x3xCxO)
+  mu_1x1x1xO = jnp.mean(z, axis=(0, 1, 2), keepdims=True)
+  var_1x1x1xO = jnp.mean(jnp.square(z - mu_1x1x1xO), axis=(0, 1, 2), keepdims=True)
+  a = _affine(z, mu_1x1x1xO, var_1x1x1xO, scale_O, bias_O)
+  # max commutes with the monotone ReLU: pool first, then ReLU the quarter-size map (same values).
+  out = jax.nn.relu(_pool_windows(a).max(axis=(2, 4)))
+  return out, z, mu_1x1x1xO.reshape(-1), var_1x1x1xO.reshape(-1)
+
+
+def _block_backward(x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O, z_NxHxWxO, mu_O, var_O, g_NxH2xW2xO):
+  """Backward of `conv_bn_relu_pool` for one network, from the saved conv output z (BN, ReLU, pool recomputed).
+
+  Pool + ReLU: g_a = g / (number of maxima in the window) at each window maximum of a that is > 0, else 0
+  (what autodiff of `max_pool2(relu(.))` gives, ties split evenly).
+  BN, with x̂ = (z - μ) / σ and m = N·H·W:  ∂bias = Σ g_a,  ∂scale = Σ g_a x̂,
+  ∂z = scale / σ · (g_a - ∂bias / m - x̂ ∂scale / m).
+  Conv: ∂x = ∂z ⋆ flip(W)ᵀ and ∂W = x ⋆ ∂z, two more direct convolutions.
+  """
+  n, h, w, c = z_NxHxWxO.shape
+  as_1x1x1xO = lambda v: jnp.reshape(v, (1, 1, 1, c))  # noqa: E731
+  rstd_1x1x1xO = jax.lax.rsqrt(as_1x1x1xO(var_O) + BN_EPS)
+  a = _affine(z_NxHxWxO, as_1x1x1xO(mu_O), as_1x1x1xO(var_O), scale_O, bias_O)
+  windows = _pool_windows(a)
+  top = windows.max(axis=(2, 4), keepdims=True)
+  hit = windows == top
+  ties = jnp.sum(hit, axis=(2, 4), keepdims=True, dtype=z_NxHxWxO.dtype)
+  g_windows = jnp.where(hit & (top > 0), g_NxH2xW2xO[:, :, None, :, None, :] / ties, 0.0)
+  g_a = g_windows.reshape(n, h // 2 * 2, w // 2 * 2, c)
+  if g_a.shape != z_NxHxWxO.shape:
+    g_a = jnp.pad(g_a, ((0, 0), (0, h - g_a.shape[1]), (0, w - g_a.shape[2]), (0, 0)))
+  x_hat = (z_NxHxWxO - as_1x1x1xO(mu_O)) * rstd_1x1x1xO
+  g_bias = jnp.sum(g_a, axis=(0, 1, 2))
+  g_scale = jnp.sum(g_a * x_hat, axis=(0, 1, 2))
+  m = n * h * w
+  g_z = (rstd_1x1x1xO * as_1x1x1xO(scale_O)) * (g_a - as_1x1x1xO(g_bias / m) - x_hat * as_1x1x1xO(g_scale / m))
+  return _conv3x3_input_grad(g_z, kernel_3x3xCxO), _conv3x3_kernel_grad(x_NxHxWxC, g_z), g_scale, g_bias
+
+
+# The transposes of `conv3x3_direct`, written as convolutions in its own canonical (NHWC, HWIO) form. Autodiff's
+# transposes carry permuted dimension labels instead, which XLA:CPU canonicalises for its fast convolution outside
+# loops but not inside a `while` body (a `scan` over training steps), where they ran ~70x slower.
+def _conv3x3_input_grad(g_NxHxWxO, kernel_3x3xCxO):
+  """∂x = g ⋆ flip(W)ᵀ: a 'SAME' correlation with the spatially flipped, in/out-swapped kernel."""
+  return conv3x3_direct(g_NxHxWxO, jnp.transpose(kernel_3x3xCxO[::-1, ::-1], (0, 1, 3, 2)))
+
+
+def _conv3x3_kernel_grad(x_NxHxWxC, g_NxHxWxO):
+  """∂W[dy, dx, c, o] = Σ_{n,h,w} x_pad[n, h+dy, w+dx, c] g[n, h, w, o]: a correlation of x with g over (h, w),
+  batch and feature roles swapped (x as C images of N channels, g as an H x W kernel from N to O channels)."""
+  x_CxHxWxN = jnp.transpose(x_NxHxWxC, (3, 1, 2, 0))
+  g_HxWxNxO = jnp.transpose(g_NxHxWxO, (1, 2, 0, 3))
+  grad_Cx3x3xO = jax.lax.conv_general_dilated(x_CxHxWxN, g_HxWxNxO, (1, 1), ((1, 1), (1, 1)),
+                                              dimension_numbers=_CONV_DIMS)
+  return jnp.transpose(grad_Cx3x3xO, (1, 2, 0, 3))
+
+
+_block_forward_per_seed = per_seed(_block_forward)
+_block_backward_per_seed = per_seed(_block_backward)
+
+
+@jax.custom_vjp
+def conv_bn_relu_pool(x_NxHxWxC: jax.Array, kernel_3x3xCxO: jax.Array, scale_O: jax.Array, bias_O: jax.Array):
+  """Training-mode block MaxPool2(ReLU(BN_batch(conv3x3(x)))), fused, for reverse-mode autodiff and seed vmaps.
+
+      z = W * x;  y = scale · (z - μ_B) / sqrt(σ²_B + eps) + bias;  out = MaxPool2(ReLU(y))
+
+  with μ_B, σ²_B the batch mean and biased variance per channel. Returns `(out, μ_B, σ²_B)`; the statistics are
+  for the running-average update and count as constants (their cotangents are ignored, as `batch_norm_train`
+  stops their gradient). Equal to `max_pool2(relu(batch_norm_train(conv3x3(x, kernel), ...)))` and its gradient
+  to float32 rounding. `jax.custom_vjp`: no forward-mode autodiff (use the unfused layers for `jvp`).
+  """
+  out, _, mu_O, var_O = _block_forward_per_seed(x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O)
+  return out, mu_O, var_O
+
+
+def _conv_bn_relu_pool_fwd(x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O):
+  out, z, mu_O, var_O = _block_forward_per_seed(x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O)
+  return (out, mu_O, var_O), (x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O, z, mu_O, var_O)
+
+
+def _conv_bn_relu_pool_bwd(residuals, cotangents):
+  g_out, _, _ = cotangents  # the batch statistics' cotangents: constants, see the docstring
+  return _block_backward_per_seed(*residuals, g_out)
+
+
+conv_bn_relu_pool.defvjp(_conv_bn_relu_pool_fwd, _conv_bn_relu_pool_bwd)
+
+
+def running_stats(mean_C, var_C, batch_mean_C, batch_var_C, n: int):
+  """running <- (1 - m) running + m batch (m = 0.1), the variance unbiased by n / (n - 1) (PyTorch)."""
+  unbiased = batch_var_C * (n / max(n - 1, 1))
+  new_mean = (1 - BN_MOMENTUM) * mean_C + BN_MOMENTUM * jax.lax.stop_gradient(batch_mean_C)
+  new_var = (1 - BN_MOMENTUM) * var_C + BN_MOMENTUM * jax.lax.stop_gradient(unbiased)
+  return new_mean, new_var
+
+
 def batch_norm_train(x_NxHxWxC, scale_C, bias_C, mean_C, var_C):
   """Training-mode BatchNorm: normalise by the biased batch variance, update running stats with the unbiased one.
 
@@ -40,11 +183,7 @@ def batch_norm_train(x_NxHxWxC, scale_C, bias_C, mean_C, var_C):
   mu_1x1x1xC = jnp.mean(x_NxHxWxC, axis=(0, 1, 2), keepdims=True)
   var_1x1x1xC = jnp.mean(jnp.square(x_NxHxWxC - mu_1x1x1xC), axis=(0, 1, 2), keepdims=True)
   y = _affine(x_NxHxWxC, mu_1x1x1xC, var_1x1x1xC, scale_C, bias_C)
-  mu, var = mu_1x1x1xC.reshape(-1), var_1x1x1xC.reshape(-1)
-  unbiased = var * (n / max(n - 1, 1))
-  new_mean = (1 - BN_MOMENTUM) * mean_C + BN_MOMENTUM * jax.lax.stop_gradient(mu)
-  new_var = (1 - BN_MOMENTUM) * var_C + BN_MOMENTUM * jax.lax.stop_gradient(unbiased)
-  return y, (new_mean, new_var)
+  return y, running_stats(mean_C, var_C, mu_1x1x1xC.reshape(-1), var_1x1x1xC.reshape(-1), n)
 
 
 def batch_norm_eval(x_NxHxWxC, scale_C, bias_C, mean_C, var_C):
