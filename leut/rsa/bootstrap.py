@@ -83,7 +83,7 @@ def _prepare_host(vecs_NxP) -> tuple[_Sorted, bool]:
   really tied, so a resample fixes a few entries instead of gathering every pair's tie range."""
   v = np.asarray(vecs_NxP, np.float32)
   N, P = v.shape
-  order = np.argsort(v, axis=-1, kind="stable").astype(np.int32)
+  order = np.argsort(v, axis=-1).astype(np.int32)  # not stable: a tie group is ranked as a whole (tie_lo/hi)
   xs = np.take_along_axis(v, order, axis=-1)
   ar = np.broadcast_to(np.arange(P, dtype=np.int32), (N, P))
   same = xs[:, 1:] == xs[:, :-1]
@@ -306,14 +306,18 @@ def bootstrap(model_rdms, subject_rdms, *, key: jax.Array | None = None, indices
                                                  subject_ties=subject_ties, batch_size=batch_size)
   devices = list(devices) if devices is not None else jax.local_devices()
   B = indices_BxS.shape[0]
-  chunks = [c for c in np.array_split(np.arange(B), len(devices)) if len(c)]
-  outs = []
-  for dev, c in zip(devices, chunks):  # async dispatch: chunks run concurrently, one per device
-    put = lambda x: jax.device_put(x, dev)
-    outs.append(run(jax.tree.map(put, models), jax.tree.map(put, subjects), put(indices_BxS[c[0]:c[-1] + 1]),
-                    put(w_P)))
-  scores = jnp.concatenate([jax.device_put(o, devices[0]) for o in outs], axis=-1)
+  # The observed score is the identity resample, run with the others; padding with more identity rows gives every
+  # device an equal, even-sized chunk (one compiled shape, resamples go in pairs).
   ident = jnp.arange(S, dtype=jnp.int32)[None, :]
-  observed = run(models, subjects, ident, w_P)[..., 0]
+  n_rows = -(-(B + 1) // (2 * len(devices))) * 2 * len(devices)
+  all_idx = jnp.concatenate([indices_BxS, jnp.broadcast_to(ident, (n_rows - B, S))])
+  per_dev = n_rows // len(devices)
+  outs = []
+  for d, dev in enumerate(devices):  # async dispatch: chunks run concurrently, one per device
+    put = lambda x: jax.device_put(x, dev)
+    outs.append(run(jax.tree.map(put, models), jax.tree.map(put, subjects), put(all_idx[d * per_dev:(d + 1) * per_dev]),
+                    put(w_P)))
+  scores_all = jnp.concatenate([jax.device_put(o, devices[0]) for o in outs], axis=-1)
+  scores, observed = scores_all[..., :B], scores_all[..., B]
   J = sv.shape[0]
   return BootstrapResult(scores.reshape(lead + (J, B)), observed.reshape(lead + (J,)), indices_BxS)
