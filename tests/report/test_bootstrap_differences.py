@@ -1,6 +1,5 @@
 """Paired bootstrap differences: the CI and p equal a float64 NumPy computation from the same draws, identical
 conditions differ by exactly 0 with p = 1, and the contrasts are the documented ones."""
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -9,6 +8,8 @@ from statsmodels.stats.multitest import multipletests
 
 from leut.report import bootstrap_differences as bd
 from leut.report import stimulus_stats
+from tests.report.tiny_brain import Brain
+from tests.report.tiny_brain import correlation_rdm as _rdm
 
 B = 999
 
@@ -66,18 +67,6 @@ def test_contrasts_are_the_documented_ones():
   no_base = bd.difference_table(boot[boot.rule != "untrained"], draws_CxB[(boot.rule != "untrained").to_numpy()])
   vs = no_base[no_base.contrast == "vs_untrained"]
   assert set(vs.rule_b) == {"backprop"} and set(vs.epoch_b) == {0} and set(vs.epoch_a) == {2, 5}
-
-
-class Brain(NamedTuple):
-  rdms_RxJxSxS: np.ndarray
-  rois: tuple
-  subjects: tuple
-
-
-def _rdm(x):
-  c = x - x.mean(1, keepdims=True)
-  c /= np.linalg.norm(c, axis=1, keepdims=True)
-  return 1 - c @ c.T
 
 
 def test_identical_conditions_differ_by_exactly_zero_with_p_one(tmp_path):

@@ -1,5 +1,4 @@
 """Evaluation-side statistics for the report: noise ceilings and partial RSA rows on a tiny random brain."""
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -8,18 +7,8 @@ from scipy import stats as sps
 
 from leut.data.normalization import normalize_01
 from leut.report import stimulus_stats
-
-
-class Brain(NamedTuple):
-  rdms_RxJxSxS: np.ndarray
-  rois: tuple
-  subjects: tuple
-
-
-def _rdm(x):
-  c = x - x.mean(1, keepdims=True)
-  c /= np.linalg.norm(c, axis=1, keepdims=True)
-  return 1 - c @ c.T
+from tests.report.tiny_brain import Brain
+from tests.report.tiny_brain import correlation_rdm as _rdm
 
 
 @pytest.fixture(scope="module")
