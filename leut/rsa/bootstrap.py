@@ -241,9 +241,9 @@ def _one_resample_pearson(idx_S, mvec_MxP, svec_JxP, pair_w_P, iu, ju):
 def _compiled_kernels():
   """The jitted rank and Pearson kernels, compiled with `leut.xla_cpu.dot_only_library_fusion` options."""
   options = dot_only_library_fusion()
-  rank = jax.jit(_rank_scores, static_argnames=("method", "model_ties", "subject_ties", "batch_size"),
-                 compiler_options=options)
-  pearson = jax.jit(_pearson_scores, static_argnames=("batch_size",), compiler_options=options)
+  extra = {"compiler_options": options} if options else {}  # older jax.jit has no compiler_options argument
+  rank = jax.jit(_rank_scores, static_argnames=("method", "model_ties", "subject_ties", "batch_size"), **extra)
+  pearson = jax.jit(_pearson_scores, static_argnames=("batch_size",), **extra)
   return rank, pearson
 
 
