@@ -96,6 +96,7 @@ def test_dot_only_library_fusion_leaves_scores_unchanged():
   args = (models[:, iu[0], iu[1]], subs[:, iu[0], iu[1]], idx, np.ones(len(iu[0]), np.float32))
   static = ("method", "model_ties", "subject_ties", "batch_size")
   plain = jax.jit(rsa.bootstrap_scores, static_argnames=static)(*args)
-  tuned = jax.jit(rsa.bootstrap_scores, static_argnames=static, compiler_options=options)(*args)
+  extra = {"compiler_options": options} if options else {}
+  tuned = jax.jit(rsa.bootstrap_scores, static_argnames=static, **extra)(*args)
   np.testing.assert_allclose(np.asarray(tuned), np.asarray(plain), atol=1e-6)
   np.testing.assert_allclose(np.asarray(tuned), _reference(models, subs, idx, None, "spearman"), atol=1e-5)
