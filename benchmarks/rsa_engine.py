@@ -68,12 +68,29 @@ def time_rsatoolbox(models_MxP, subjects_JxP, n):
   return (time.perf_counter() - t) / n, (time.process_time() - c) / n
 
 
+def peak_memory(n_boot: int) -> None:
+  """Peak resident memory of a long bootstrap (the streaming claim: memory does not grow with the resamples)."""
+  import resource
+  models, subjects = make_rdms()
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+  t = time.perf_counter()
+  res = rsa.bootstrap(models[:5], subjects, key=jax.random.key(0), n_boot=n_boot)
+  jax.block_until_ready(res.scores)
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+  print(f"{n_boot:,} resamples, {S} stimuli, 5 models x {J} subjects: {time.perf_counter() - t:.0f} s, "
+        f"peak RSS {peak:.2f} GiB ({before:.2f} GiB before the bootstrap)")
+
+
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--n-boot", type=int, default=1000)
   ap.add_argument("--n-ref", type=int, default=2)
   ap.add_argument("--n-rsatoolbox", type=int, default=2)
+  ap.add_argument("--memory-resamples", type=int, default=0,
+                  help="instead: run this many resamples for 5 of the models and print the peak RSS")
   args = ap.parse_args()
+  if args.memory_resamples:
+    return peak_memory(args.memory_resamples)
 
   print(f"jax {jax.__version__}, devices {jax.local_devices()}, cpu count {os.cpu_count()}, "
         f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
