@@ -152,8 +152,8 @@ def auto_seed_chunk(run_segment: Callable, abstract_state: Callable, n_seeds: in
                                budget_bytes=budget_bytes, fallback=(64 << 20, 150 << 20))
 
 
-def largest_fitting_chunk(bytes_for: Callable[[int], int], n_seeds: int, *, budget_bytes: int | None = None,
-                          fallback: tuple[int, int] = (64 << 20, 150 << 20)) -> int:
+def largest_fitting_chunk(bytes_for: Callable[[int], int], n_seeds: int, *, fallback: tuple[int, int],
+                          budget_bytes: int | None = None) -> int:
   """The largest multiple of the device count (≤ `n_seeds`) for which `bytes_for(seeds)` (per-device bytes of the
   compiled program) fits the per-device memory budget.
 
@@ -172,11 +172,11 @@ def largest_fitting_chunk(bytes_for: Callable[[int], int], n_seeds: int, *, budg
       return n_seeds
     one, two = bytes_for(n_dev), bytes_for(2 * n_dev)
     per_seed_per_dev, fixed = max(two - one, 1), max(2 * one - two, 0)
+    measured = True
   except Exception:  # noqa: BLE001 - backend without AOT memory analysis
-    fixed, per_seed_per_dev = fallback
-    return int(min(n_seeds, max(1, (budget - fixed) // per_seed_per_dev) * n_dev))
+    (fixed, per_seed_per_dev), measured = fallback, False
   chunk = int(min(n_seeds, max(1, (budget - fixed) // per_seed_per_dev) * n_dev))
-  while chunk > n_dev:
+  while measured and chunk > n_dev:
     need = bytes_for(chunk)
     if need <= budget:
       break
