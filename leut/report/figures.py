@@ -67,6 +67,15 @@ def _panels(n, width=3.4, height=3.0):
   return fig, list(axes.flat[:n])
 
 
+def _finish(fig, axes, out_dir: Path, name: str, title: str | None = None) -> list[Path]:
+  """The shared end of a panel figure: one legend for all panels, the title, layout, and PNG + PDF."""
+  _legend(fig, axes)
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  return save(fig, out_dir, name)
+
+
 def _legend(fig, axes, ncol=6, y=-0.02):
   handles, labels = {}, []
   for ax in axes:
@@ -126,11 +135,7 @@ def alignment_over_training(stats: pd.DataFrame, out_dir: Path, *, rois=None, ce
     ax.axhline(0, color="k", lw=0.5)
     ax.grid(alpha=0.3)
   axes[0].set_ylabel(f"{RHO}\n(mean over subjects)\n{BAND}")
-  _legend(fig, axes)
-  if subtitle:
-    fig.suptitle(subtitle, fontsize=10)
-  fig.tight_layout()
-  return save(fig, out_dir, name)
+  return _finish(fig, axes, out_dir, name, subtitle)
 
 
 def change_vs_untrained(change: pd.DataFrame, out_dir: Path, *, rois=None) -> list[Path]:
@@ -145,10 +150,7 @@ def change_vs_untrained(change: pd.DataFrame, out_dir: Path, *, rois=None) -> li
     ax.set_title(f"{roi}  (layer {sub['layer'].iloc[0]})")
     ax.grid(alpha=0.3)
   axes[0].set_ylabel(f"Δρ vs untrained network (same seed)\n{BAND}")
-  _legend(fig, axes)
-  fig.suptitle("Change in alignment relative to the untrained network", fontsize=10)
-  fig.tight_layout()
-  return save(fig, out_dir, "alignment_change")
+  return _finish(fig, axes, out_dir, "alignment_change", "Change in alignment relative to the untrained network")
 
 
 def first_epoch_drop(drop: pd.DataFrame, out_dir: Path, *, rois=None) -> list[Path]:
@@ -206,10 +208,8 @@ def layer_profile(stats: pd.DataFrame, out_dir: Path, *, epochs: dict[str, int],
     ax.axhline(0, color="k", lw=0.5)
     ax.grid(alpha=0.3)
   axes[0].set_ylabel(f"{RHO}\n(mean over subjects)\n{BAND}")
-  _legend(fig, axes)
-  fig.suptitle("Layer profile; ★ = best layer (max over layers: biased upward, not cross-validated)", fontsize=10)
-  fig.tight_layout()
-  return save(fig, out_dir, "best_layer")
+  return _finish(fig, axes, out_dir, "best_layer",
+                 "Layer profile; ★ = best layer (max over layers: biased upward, not cross-validated)")
 
 
 def resolution_sweep(sweep: pd.DataFrame, out_dir: Path, *, rois=None) -> list[Path]:
@@ -274,8 +274,5 @@ def weight_displacement(w_stats: pd.DataFrame, out_dir: Path) -> list[Path]:
     ax.set_title(rule)
     ax.grid(alpha=0.3)
   axes[0].set_ylabel(f"relative weight displacement\n‖W_e − W_0‖ / ‖W_0‖\n{BAND}")
-  _legend(fig, axes)
-  fig.suptitle("Weight displacement from initialisation" if len(rules) < 2 else
-               "How far each layer's weights moved from initialisation", fontsize=10)
-  fig.tight_layout()
-  return save(fig, out_dir, "weights")
+  return _finish(fig, axes, out_dir, "weights", "Weight displacement from initialisation" if len(rules) < 2 else
+                 "How far each layer's weights moved from initialisation")
