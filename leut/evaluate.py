@@ -33,6 +33,7 @@ from leut.report.tables import layer_for_roi
 from leut.rules.base import evaluate_fn
 from leut.train import run as train_run
 from leut.train import sharding
+from leut.xla_cpu import network_jit
 
 
 class EvalInputs(NamedTuple):
@@ -132,7 +133,7 @@ _VMAPPED = {}
 
 def _vmapped(eval_one):
   if eval_one not in _VMAPPED:
-    _VMAPPED[eval_one] = jax.jit(jax.vmap(eval_one, in_axes=(0, 0, 0, None)))
+    _VMAPPED[eval_one] = network_jit(jax.vmap(eval_one, in_axes=(0, 0, 0, None)))
   return _VMAPPED[eval_one]
 
 

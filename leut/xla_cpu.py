@@ -1,10 +1,17 @@
-"""XLA:CPU compiler options that leut's kernels are measured to run faster with.
+"""XLA:CPU compiler options that leut's programs are measured to run faster with.
 
-jax 0.10's XLA:CPU hands matrix products *and* element-wise / reduction fusions to the YNNPACK library. For the
-gather + cumulative-sum + dot-product loops of the stimulus bootstrap, keeping YNNPACK to matrix products and
-leaving element-wise work and reductions to XLA's own emitters is ~1.35x faster per resample (CPU time, measured
-side by side in `benchmarks/rsa_engine.py`). The option only exists in recent jaxlib releases, so it is probed once
-and dropped where the installed XLA does not know it; other backends ignore it.
+jax 0.10's XLA:CPU hands matrix products, convolutions, element-wise and reduction fusions to the YNNPACK library.
+Two programs run faster with less of that (each measured side by side, see `benchmarks/README.md`):
+
+- the stimulus bootstrap (gathers, cumulative sums, dot products) with YNNPACK kept to matrix products: ~1.35x
+  less CPU per resample (`dot_only_library_fusion`, `benchmarks/rsa_engine.py`);
+- the CNN (training steps and feature extraction) with YNNPACK kept to matrix products and reductions, so that
+  convolutions go to XLA's own convolution kernels: 1.25x the backprop seed-steps/s on 2 cores, the conv2/conv3
+  forward ~1.6-1.9x faster alone (`network_library_fusion`, `benchmarks/train_throughput.py`). Reductions stay
+  with YNNPACK there: XLA's own reduce-window emitter made the BatchNorm statistics the slowest part of the step.
+
+The option only exists in recent jaxlib releases, so each set is probed once and dropped where the installed XLA does
+not know it; other backends ignore it.
 """
 from __future__ import annotations
 
@@ -13,14 +20,35 @@ import functools
 import jax
 import jax.numpy as jnp
 
-_DOT_ONLY_LIBRARY_FUSION = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+_OPTION = "xla_cpu_experimental_ynn_fusion_type"
+_DOT = "LIBRARY_FUSION_TYPE_DOT"
+_REDUCE = "LIBRARY_FUSION_TYPE_REDUCE"
 
 
 @functools.cache
-def dot_only_library_fusion() -> dict[str, str]:
-  """`compiler_options` for `jax.jit` that keep XLA:CPU's library fusions to matrix products ({} if unsupported)."""
+def _library_fusions(kinds: tuple[str, ...]) -> dict[str, str]:
+  options = {_OPTION: ",".join(kinds)}
   try:
-    jax.jit(lambda x: x + 1, compiler_options=_DOT_ONLY_LIBRARY_FUSION)(jnp.zeros(()))
+    jax.jit(lambda x: x + 1, compiler_options=options)(jnp.zeros(()))
   except Exception:  # noqa: BLE001 - an XLA without this option rejects it with a backend-specific error
     return {}
-  return dict(_DOT_ONLY_LIBRARY_FUSION)
+  return options
+
+
+def dot_only_library_fusion() -> dict[str, str]:
+  """`compiler_options` for `jax.jit` that keep XLA:CPU's library fusions to matrix products ({} if unsupported)."""
+  return dict(_library_fusions((_DOT,)))
+
+
+def network_library_fusion() -> dict[str, str]:
+  """`compiler_options` for CNN programs: library fusions for matrix products and reductions only, convolutions
+  left to XLA ({} if unsupported)."""
+  return dict(_library_fusions((_DOT, _REDUCE)))
+
+
+def network_jit(fn, **jit_kwargs):
+  """`jax.jit(fn, ...)` compiled with `network_library_fusion()` options (where the installed XLA has them)."""
+  options = network_library_fusion()
+  if options:
+    jit_kwargs["compiler_options"] = options
+  return jax.jit(fn, **jit_kwargs)

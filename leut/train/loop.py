@@ -19,6 +19,7 @@ import optax
 from leut.models import cnn
 from leut.rules.base import LearningRule
 from leut.train import batches, sharding
+from leut.xla_cpu import network_jit
 
 TAG_INIT, TAG_SUBSET, TAG_SHUFFLE, TAG_STEP, TAG_RULE = range(5)
 
@@ -78,7 +79,7 @@ def make_trainer(rule: LearningRule, tx: optax.GradientTransformation, data: bat
     return state, jax.tree.map(lambda m: m.mean(), metrics)
 
   init_all = jax.jit(jax.vmap(init_one))
-  run_segment = jax.jit(jax.vmap(segment_one, in_axes=(0, 0, None)), static_argnums=2, donate_argnums=0)
+  run_segment = network_jit(jax.vmap(segment_one, in_axes=(0, 0, None)), static_argnums=2, donate_argnums=0)
 
   def abstract_state(n_seeds: int):
     """Shapes, dtypes and the seed sharding over all devices (`leut.train.sharding`): a restore target."""
