@@ -5,9 +5,10 @@
 
 Rows: leut's backprop step (batch 128, 32 px, the protocol CNN 32/64/128 + fc 512, BatchNorm, dropout 0.3, clip →
 L2 → Adam) with S seeds vmapped in one program (S = 1, 5, 16, 32, 64; trained in memory-planned seed chunks when S
-does not fit, see `leut.train.sharding`); the same step with the unfused im2col blocks (the implementation before
-`layers.conv_bn_relu_pool`, for the ratio) at the largest S <= 5; the same work as sequential single-seed steps;
-and a PyTorch eager
+does not fit, see `leut.train.sharding`); at the largest S <= 5 the two earlier implementations, for the ratios:
+the same step compiled with XLA:CPU's default options (convolutions in YNNPACK, before
+`leut.xla_cpu.network_library_fusion`) and the unfused im2col blocks with default options (before
+`layers.conv_bn_relu_pool`); the same work as sequential single-seed steps; and a PyTorch eager
 implementation of the same network and step in NCHW and channels_last (needs `pip install torch` in the venv; the
 rows are skipped without it). Achieved FLOP/s counts the conv and fc multiply-adds of forward + backward
 analytically (conv1 has no input gradient) and is given as a fraction of the float32 matmul rate measured here
@@ -19,6 +20,7 @@ import argparse
 import os
 import platform
 import time
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -46,10 +48,10 @@ def flops_per_image() -> float:
 
 
 def unfused_backprop(dropout_rate: float = 0.3) -> base.LearningRule:
-  """Backprop through the unfused layers (im2col `conv3x3`, autodiff BN / ReLU / max-pool): the previous step."""
+  """Backprop through the unfused layers (im2col convolution, autodiff BN / ReLU / max-pool): the first step."""
   def conv(name, x, kernel):
     del name
-    return layers.conv3x3(x, kernel)
+    return layers.conv3x3_im2col(x, kernel)
 
   def update(params, model_state, rule_state, batch, key):
     def loss_fn(p):
@@ -151,9 +153,13 @@ def main():
     rate = single if s == 1 else leut_rate(trainer, s, args.steps, chunk)
     rows.append((f"leut vmapped x{s}", s, rate, "" if chunk >= s else f"in chunks of {chunk}"))
   few = max([s for s in counts if s <= 5] or [1])
-  unfused = loop.make_trainer(unfused_backprop(), tx, data, n_subset=2048, batch_size=BATCH)
-  rows.append((f"leut vmapped x{few}, unfused im2col blocks (before)", few, leut_rate(unfused, few, args.steps, few),
-               "previous implementation"))
+  with mock.patch.object(loop, "network_jit", jax.jit):  # XLA:CPU's default options, as before
+    default_options = loop.make_trainer(rule, tx, data, n_subset=2048, batch_size=BATCH)
+    unfused = loop.make_trainer(unfused_backprop(), tx, data, n_subset=2048, batch_size=BATCH)
+  rows.append((f"leut vmapped x{few}, XLA:CPU default options (before)", few,
+               leut_rate(default_options, few, args.steps, few), "convolutions in YNNPACK"))
+  rows.append((f"leut vmapped x{few}, unfused im2col blocks (first)", few, leut_rate(unfused, few, args.steps, few),
+               "im2col convolutions"))
   rows.append(("leut sequential single-seed steps (any S)", 1, single, "S x one-seed time"))
   try:
     import torch

@@ -1,15 +1,14 @@
 """Pure layer functions of the protocol CNN (NHWC), written so that a seed axis added by `vmap` stays fast.
 
-`conv3x3` is an explicit patch extraction (nine shifted slices) followed by one matrix product. Under
-`jax.vmap` over per-seed kernels the matrix product becomes a *batched* matrix product; a vmapped
-`lax.conv_general_dilated` would become a grouped convolution instead, which XLA:CPU expands to a dense one
-(several times slower, see `benchmarks/README.md`). `conv3x3` is plain JAX: every rule may differentiate it in
-forward or reverse mode.
+`conv3x3` is one `lax.conv_general_dilated` per network (XLA:CPU's convolution, no 9x patch copy in memory) with a
+hand-written VJP whose two adjoints are convolutions too (`conv3x3_input_grad`, `conv3x3_kernel_grad`). All three
+are `custom_vmap`ped (`per_seed`) to run once per seed when vmapped over seeds, so each seed's convolution stays an
+ordinary one: a vmapped `lax.conv_general_dilated` would be a grouped convolution, which XLA:CPU runs several
+times slower (see `benchmarks/README.md`). Reverse mode only; `conv3x3_im2col` (nine shifted slices and one
+matrix product) is the same function in plain JAX for forward-mode autodiff.
 
 `conv_bn_relu_pool` is the training-mode block of backprop-style rules, MaxPool2(ReLU(BN(conv(x)))), fused into
-one `jax.custom_vjp` with a hand-written backward. Its forward and backward run `lax.conv_general_dilated`
-(XLA:CPU's direct convolution, no 9x patch copy in memory) and are `custom_vmap`ped to run once per seed when
-vmapped over seeds, so each seed's convolution stays an ordinary one. Reverse mode only.
+one `jax.custom_vjp` with a hand-written backward, run once per seed in the same way. Reverse mode only.
 """
 from __future__ import annotations
 
@@ -30,8 +29,8 @@ def patches3x3(x_NxHxWxC: jax.Array) -> jax.Array:
   return jnp.concatenate(shifted, axis=-1)
 
 
-def conv3x3(x_NxHxWxC: jax.Array, kernel_3x3xCxO: jax.Array) -> jax.Array:
-  """Stride-1, padding-1 cross-correlation (PyTorch `Conv2d(k=3, padding=1)` semantics), as im2col + matmul."""
+def conv3x3_im2col(x_NxHxWxC: jax.Array, kernel_3x3xCxO: jax.Array) -> jax.Array:
+  """`conv3x3` as im2col + matmul in plain JAX (any autodiff mode; under vmap a batched matrix product)."""
   c_in, c_out = kernel_3x3xCxO.shape[2], kernel_3x3xCxO.shape[3]
   cols = patches3x3(x_NxHxWxC)
   return jnp.einsum("nhwk,ko->nhwo", cols, kernel_3x3xCxO.reshape(9 * c_in, c_out))
@@ -132,6 +131,37 @@ def _conv3x3_kernel_grad(x_NxHxWxC, g_NxHxWxO):
                                               dimension_numbers=_CONV_DIMS)
   return jnp.transpose(grad_Cx3x3xO, (1, 2, 0, 3))
 
+
+conv3x3_input_grad = per_seed(_conv3x3_input_grad)
+conv3x3_input_grad.__doc__ = """∂x of `conv3x3` for the output cotangent g: g ⋆ flip(W)ᵀ, once per seed under vmap."""
+conv3x3_kernel_grad = per_seed(_conv3x3_kernel_grad)
+conv3x3_kernel_grad.__doc__ = """∂W of `conv3x3`: Σ_{n,h,w} x_pad[n, h+dy, w+dx, c] g[n, h, w, o] (3 x 3 x C x O), once
+per seed under vmap."""
+_conv3x3_per_seed = per_seed(conv3x3_direct)
+
+
+@jax.custom_vjp
+def conv3x3(x_NxHxWxC: jax.Array, kernel_3x3xCxO: jax.Array) -> jax.Array:
+  """Stride-1, padding-1 cross-correlation (PyTorch `Conv2d(k=3, padding=1, bias=False)` semantics):
+
+      y[n, h, w, o] = Σ_{dy, dx, c} x_pad[n, h+dy, w+dx, c] W[dy, dx, c, o]
+
+  One direct convolution per seed under vmap; reverse-mode autodiff through `conv3x3_input_grad` and
+  `conv3x3_kernel_grad` (no `jvp`: use `conv3x3_im2col`).
+  """
+  return _conv3x3_per_seed(x_NxHxWxC, kernel_3x3xCxO)
+
+
+def _conv3x3_fwd(x_NxHxWxC, kernel_3x3xCxO):
+  return _conv3x3_per_seed(x_NxHxWxC, kernel_3x3xCxO), (x_NxHxWxC, kernel_3x3xCxO)
+
+
+def _conv3x3_bwd(residuals, g_NxHxWxO):
+  x_NxHxWxC, kernel_3x3xCxO = residuals
+  return conv3x3_input_grad(g_NxHxWxO, kernel_3x3xCxO), conv3x3_kernel_grad(x_NxHxWxC, g_NxHxWxO)
+
+
+conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 _block_forward_per_seed = per_seed(_block_forward)
 _block_backward_per_seed = per_seed(_block_backward)

@@ -8,7 +8,7 @@ The two correlations are the adjoints of the 3x3 convolution of `leut.models.lay
     conv_transpose(δ, K)[n, h, w, c]      = Σ_{dy,dx,o} δ[n, h-dy+1, w-dx+1, o] · K[dy, dx, c, o]  (= ∂/∂x Σ δ·(x*K))
 
 so a local rule that wants "error ⊗ input over every 3x3 patch" gets the full 3x3 x C_in x C_out update, never a
-channel-mean outer product.
+channel-mean outer product. Both are the convolutions of `conv3x3`'s own VJP (one per seed under vmap).
 """
 from __future__ import annotations
 
@@ -21,15 +21,12 @@ from leut.models import layers
 
 def patch_correlation(x_NxHxWxC: jax.Array, delta_NxHxWxO: jax.Array) -> jax.Array:
   """Σ over batch and positions of (3x3 input patch) ⊗ (output-position signal): returns `3 x 3 x C x O`."""
-  c, o = x_NxHxWxC.shape[-1], delta_NxHxWxO.shape[-1]
-  cols_NxHxWx9C = layers.patches3x3(x_NxHxWxC)
-  return jnp.einsum("nhwk,nhwo->ko", cols_NxHxWx9C, delta_NxHxWxO).reshape(3, 3, c, o)
+  return layers.conv3x3_kernel_grad(x_NxHxWxC, delta_NxHxWxO)
 
 
 def conv_transpose(delta_NxHxWxO: jax.Array, kernel_3x3xCxO: jax.Array) -> jax.Array:
   """The input-side adjoint of `conv3x3(·, kernel)`: a 'SAME' conv with the flipped, in/out-swapped kernel."""
-  flipped_3x3xOxC = jnp.flip(kernel_3x3xCxO, axis=(0, 1)).transpose(0, 1, 3, 2)
-  return layers.conv3x3(delta_NxHxWxO, flipped_3x3xOxC)
+  return layers.conv3x3_input_grad(delta_NxHxWxO, kernel_3x3xCxO)
 
 
 def upsample2(x_NxHxWxC: jax.Array) -> jax.Array:

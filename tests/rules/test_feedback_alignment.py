@@ -23,10 +23,11 @@ def _close(a, b, rtol=1e-4, atol=1e-6):
 
 
 def test_patch_correlation_and_conv_transpose_are_the_conv_adjoints():
+  """Against autodiff of the plain-JAX im2col convolution (the local correlations are conv3x3's own VJP)."""
   x = jax.random.normal(jax.random.key(0), (2, 6, 6, 3))
   k = jax.random.normal(jax.random.key(1), (3, 3, 3, 5))
   d = jax.random.normal(jax.random.key(2), (2, 6, 6, 5))
-  _, vjp = jax.vjp(lambda x_, k_: layers.conv3x3(x_, k_), x, k)
+  _, vjp = jax.vjp(lambda x_, k_: layers.conv3x3_im2col(x_, k_), x, k)
   gx, gk = vjp(d)
   np.testing.assert_allclose(_local.patch_correlation(x, d), gk, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(_local.conv_transpose(d, k), gx, rtol=1e-5, atol=1e-5)
