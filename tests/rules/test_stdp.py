@@ -80,3 +80,21 @@ def test_bounded_direction_rotates_filters_and_restores_their_norms():
   np.testing.assert_allclose(float(jnp.linalg.norm(d)), float(jnp.linalg.norm(w)), rtol=1e-5)  # layer-normalised
   d_big = stdp.bounded_direction(c, 2.0 * w, ref, norm_decay=1.0)  # too large → pulled back
   assert np.all(np.asarray(jnp.sum(d_big * w, axis=(0, 1, 2))) < 0)
+
+
+def test_rate_spikes_fire_with_the_rate_coded_probability():
+  """Spike frequencies = max_prob · clip(rate) (binomial 5-sigma band); p = 0 never fires, p = 1 always does; the
+  two 16-bit halves of one random word (elements i and i + n/2) are uncorrelated."""
+  rates = jnp.asarray([0.0, 0.013, 0.25, 0.5, 0.77, 1.0, 1.7, -0.2])
+  t = 40_000
+  spikes = np.asarray(stdp.rate_spikes(jax.random.key(5), rates, t, 1.0))
+  assert spikes.shape == (t, 8) and set(np.unique(spikes)) <= {0.0, 1.0}
+  p = np.clip(np.asarray(rates, np.float64), 0, 1)
+  freq = spikes.mean(axis=0)
+  band = 5 * np.sqrt(p * (1 - p) / t) + 1e-5
+  np.testing.assert_array_less(np.abs(freq - p), band)
+  assert freq[0] == 0.0 and freq[-1] == 0.0 and freq[5] == 1.0 and freq[6] == 1.0
+  half = np.asarray(stdp.rate_spikes(jax.random.key(6), jnp.full((2,), 0.5), t, 1.0))  # one word per time step
+  assert abs(np.corrcoef(half[:, 0], half[:, 1])[0, 1]) < 5 / np.sqrt(t)
+  scaled = np.asarray(stdp.rate_spikes(jax.random.key(7), jnp.full((4,), 1.0), t, 0.3)).mean()
+  assert abs(scaled - 0.3) < 5 * np.sqrt(0.21 / (4 * t))
