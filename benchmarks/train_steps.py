@@ -3,7 +3,7 @@
     python benchmarks/train_steps.py [--seeds 5] [--steps 6] [--rules backprop,...]
 
 Every row runs the same protocol step (batch 128, 32 px, the full 32/64/128 CNN, Adam) inside one process, side by
-side, so the ratios are comparable. "naive lax.conv" swaps leut's im2col convolution for `lax.conv_general_dilated`,
+side, so the ratios are comparable. "naive lax.conv" swaps leut's per-seed `conv3x3` for a plain `lax.conv_general_dilated`,
 which XLA:CPU turns into a grouped convolution once the seed axis is vmapped (the known performance trap).
 """
 from __future__ import annotations
