@@ -1,6 +1,6 @@
 """Training throughput on this machine, all rows measured side by side in one run; prints one Markdown table.
 
-    python benchmarks/train_throughput.py                                  # default: ~5 min on 2 CPU cores
+    python benchmarks/train_throughput.py                                  # default: ~3 min on 2 CPU cores
     python benchmarks/train_throughput.py --seeds 1,5 --steps 1 --torch-steps 2   # quick
 
 Rows: leut's backprop step (batch 128, 32 px, the protocol CNN 32/64/128 + fc 512, BatchNorm, dropout 0.3, clip →
@@ -131,8 +131,8 @@ def torch_rate(steps: int, channels_last: bool) -> float:
 def main():
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--seeds", default="1,5,16,32,64", help="vmapped seed counts")
-  ap.add_argument("--steps", type=int, default=2, help="timed steps per seed count (after one warm-up segment)")
-  ap.add_argument("--torch-steps", type=int, default=6)
+  ap.add_argument("--steps", type=int, default=4, help="timed steps per seed count (after one warm-up segment)")
+  ap.add_argument("--torch-steps", type=int, default=12)
   ap.add_argument("--seed-chunk", type=int, default=0, help="seeds per chunk (0 = auto memory planning)")
   args = ap.parse_args()
   counts = [int(s) for s in args.seeds.split(",")]
