@@ -6,7 +6,7 @@ Two programs run faster with less of that (each measured side by side, see `benc
 - the stimulus bootstrap (gathers, cumulative sums, dot products) with YNNPACK kept to matrix products: ~1.35x
   less CPU per resample (`dot_only_library_fusion`, `benchmarks/rsa_engine.py`);
 - the CNN (training steps and feature extraction) with YNNPACK kept to matrix products and reductions, so that
-  convolutions go to XLA's own convolution kernels: 1.25x the backprop seed-steps/s on 2 cores, the conv2/conv3
+  convolutions go to XLA's own convolution kernels: 1.2-1.3x the backprop seed-steps/s on 2 cores, the conv2/conv3
   forward ~1.6-1.9x faster alone (`network_library_fusion`, `benchmarks/train_throughput.py`). Reductions stay
   with YNNPACK there: XLA's own reduce-window emitter made the BatchNorm statistics the slowest part of the step.
 
@@ -46,9 +46,13 @@ def network_library_fusion() -> dict[str, str]:
   return dict(_library_fusions((_DOT, _REDUCE)))
 
 
-def network_jit(fn, **jit_kwargs):
-  """`jax.jit(fn, ...)` compiled with `network_library_fusion()` options (where the installed XLA has them)."""
-  options = network_library_fusion()
+def jit_with(options: dict[str, str], fn, **jit_kwargs):
+  """`jax.jit(fn, **jit_kwargs)` compiled with `options` (not passed when empty: older `jax.jit` lacks the argument)."""
   if options:
     jit_kwargs["compiler_options"] = options
   return jax.jit(fn, **jit_kwargs)
+
+
+def network_jit(fn, **jit_kwargs):
+  """`jax.jit` for CNN programs, with `network_library_fusion()` options where the installed XLA has them."""
+  return jit_with(network_library_fusion(), fn, **jit_kwargs)

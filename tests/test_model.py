@@ -229,3 +229,24 @@ def test_fused_block_vmaps_as_one_batched_program_off_cpu(monkeypatch):
   assert _rel_err(vmap_val, loop_val) < 1e-5
   for a, b in zip(jax.tree.leaves(vmap_grad), jax.tree.leaves(loop_grad)):
     assert _rel_err(a, b) < 1e-4
+
+
+def test_network_compiler_options_leave_convolutions_to_xla_and_values_unchanged():
+  """`network_jit` (the trainer's and feature extractor's jit): same values and gradients as plain `jax.jit`, and,
+  where this XLA has the option, no convolution handed to the YNNPACK library."""
+  from leut.xla_cpu import network_jit, network_library_fusion
+  options = network_library_fusion()
+  assert options in ({}, {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"})
+  params, state = _trained_looking_state(jax.random.PRNGKey(4))
+  x = jax.random.normal(jax.random.PRNGKey(5), (4, 32, 32, 3))
+
+  def loss(p):
+    logits, _, _ = cnn.apply(p, state, x, train=True)
+    return jnp.sum(jnp.sin(logits))
+
+  got, want = network_jit(jax.value_and_grad(loss))(params), jax.jit(jax.value_and_grad(loss))(params)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    assert _rel_err(a, b) < 1e-5
+  if options:
+    hlo = network_jit(layers.conv3x3_direct).lower(x, params["conv1"]["kernel"]).compile().as_text()
+    assert "convolution(" in hlo and "__ynn_fusion" not in hlo

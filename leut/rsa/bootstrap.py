@@ -23,7 +23,7 @@ from leut.rsa.rdm import n_stimuli as stimuli_from_pairs
 from leut.rsa.compare import as_pair_weights, as_vector
 from leut.rsa.pairs import cross_run_mask
 from leut.rsa.ranks import blocked_cumsum
-from leut.xla_cpu import dot_only_library_fusion
+from leut.xla_cpu import dot_only_library_fusion, jit_with
 
 
 class BootstrapResult(NamedTuple):
@@ -241,9 +241,8 @@ def _one_resample_pearson(idx_S, mvec_MxP, svec_JxP, pair_w_P, iu, ju):
 def _compiled_kernels():
   """The jitted rank and Pearson kernels, compiled with `leut.xla_cpu.dot_only_library_fusion` options."""
   options = dot_only_library_fusion()
-  extra = {"compiler_options": options} if options else {}  # older jax.jit has no compiler_options argument
-  rank = jax.jit(_rank_scores, static_argnames=("method", "model_ties", "subject_ties", "batch_size"), **extra)
-  pearson = jax.jit(_pearson_scores, static_argnames=("batch_size",), **extra)
+  rank = jit_with(options, _rank_scores, static_argnames=("method", "model_ties", "subject_ties", "batch_size"))
+  pearson = jit_with(options, _pearson_scores, static_argnames=("batch_size",))
   return rank, pearson
 
 

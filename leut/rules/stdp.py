@@ -96,7 +96,7 @@ def rate_spikes(key, rates, time_steps: int, max_prob: float):
 
   spike = u < round(p · 2¹⁶) with u uniform on {0, ..., 2¹⁶ − 1}, two u from each random 32-bit word: P(spike) is
   p rounded to a multiple of 2⁻¹⁶ (|error| ≤ 7.7e-6), from half the random bits of a float-uniform draw. The draws
-  were about half of an STDP step; this cut the step by ~1.35x (`benchmarks/README.md`).
+  were about half of an STDP step; this made the step ~1.2x faster (`benchmarks/README.md`).
   """
   n = rates.size
   words_TxW = jax.random.bits(key, (time_steps, -(-n // 2)), jnp.uint32)
