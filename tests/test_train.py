@@ -63,3 +63,46 @@ def test_normalize_uses_cifar_statistics():
   x = jnp.full((1, 1, 1, 3), 255, jnp.uint8)
   want = (1.0 - np.array([0.4914, 0.4822, 0.4465])) / np.array([0.247, 0.243, 0.261])
   np.testing.assert_allclose(np.asarray(batches.normalize(x))[0, 0, 0], want, rtol=1e-6)
+
+
+def _label_recorder(n_steps: int, batch_size: int):
+  """A rule that changes nothing and records each step's batch labels in its state."""
+  from leut.rules import base
+
+  def init(key, params):
+    del key, params
+    return jnp.zeros((), jnp.int32), jnp.full((n_steps, batch_size), -1, jnp.int32)
+
+  def update(params, model_state, rule_state, batch, key):
+    del key
+    count, seen = rule_state
+    metrics = {"loss": jnp.zeros(()), "accuracy": jnp.zeros(())}
+    return base.RuleUpdate(jax.tree.map(jnp.zeros_like, params), model_state, (count + 1, seen.at[count].set(batch.labels)),
+                           metrics)
+
+  return base.LearningRule(init, update)
+
+
+def test_segments_draw_the_batches_of_batch_at_across_epoch_boundaries():
+  """The trainer shuffles each epoch once per segment; the batches must still be `batch_at`'s, step by step,
+  whatever the segment lengths and wherever they start inside an epoch."""
+  import optax
+  n_images, batch_size, spe, total = 40, 4, 3, 8  # subset of 12 images: 3 steps per epoch, 8 steps span 3 epochs
+  data = batches.TrainData(jnp.zeros((n_images, 32, 32, 3), jnp.uint8), jnp.arange(n_images, dtype=jnp.int32))
+  trainer = loop.make_trainer(_label_recorder(total, batch_size), optax.sgd(0.0), data, n_subset=spe * batch_size,
+                              batch_size=batch_size, model_kwargs=dict(widths=(2, 2, 2), fc_dim=4))
+  keys = loop.seed_keys(3, 2)
+  runs = {}
+  for lengths in ((8,), (2, 5, 1), (1,) * 8):
+    state = trainer.init_all(keys)
+    for n in lengths:
+      state, _ = trainer.run_segment(state, keys, n)
+    runs[lengths] = np.asarray(state.rule_state[1])
+  for s in range(2):
+    subset = trainer.init_all(keys).subset[s]
+    want = [np.asarray(batches.batch_at(data, subset, jax.random.fold_in(keys[s], loop.TAG_SHUFFLE), keys[s],
+                                        jnp.int32(t), batch_size=batch_size, steps_per_epoch=spe,
+                                        augment_images=False).labels) for t in range(total)]
+    for lengths, seen in runs.items():
+      np.testing.assert_array_equal(seen[s], np.stack(want), err_msg=f"segments {lengths}, seed {s}")
+  assert not np.array_equal(runs[(8,)][0, :spe], runs[(8,)][0, spe:2 * spe])  # epochs are shuffled differently

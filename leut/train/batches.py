@@ -50,15 +50,25 @@ def augment(key: jax.Array, images_NxHxWx3: jax.Array, *, pad: int = 4) -> jax.A
   return jax.vmap(crop)(padded, dy, dx)
 
 
-def batch_at(data: TrainData, subset_N: jax.Array, shuffle_key: jax.Array, aug_key: jax.Array, step: jax.Array,
-             *, batch_size: int, steps_per_epoch: int, augment_images: bool = True) -> Batch:
-  """The batch of training step `step` (0-based) for one seed."""
-  epoch = step // steps_per_epoch
-  within = step % steps_per_epoch
-  order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), subset_N.shape[0])
-  take = jax.lax.dynamic_slice(order, (within * batch_size,), (batch_size,))
-  idx = subset_N[take]
+def epoch_order(subset_N: jax.Array, shuffle_key: jax.Array, epoch: jax.Array) -> jax.Array:
+  """The seed's training images in the order epoch `epoch` visits them: `subset_N` permuted by
+  `fold_in(shuffle_key, epoch)`."""
+  return subset_N[jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), subset_N.shape[0])]
+
+
+def batch_from_order(data: TrainData, order_N: jax.Array, aug_key: jax.Array, within: jax.Array, *,
+                     batch_size: int, augment_images: bool = True) -> Batch:
+  """The `within`-th batch (0-based) of an epoch whose image order is `order_N` (`epoch_order`)."""
+  idx = jax.lax.dynamic_slice(order_N, (within * batch_size,), (batch_size,))
   images = data.images[idx]
   if augment_images:
     images = augment(aug_key, images)
   return Batch(normalize(images), data.labels[idx])
+
+
+def batch_at(data: TrainData, subset_N: jax.Array, shuffle_key: jax.Array, aug_key: jax.Array, step: jax.Array,
+             *, batch_size: int, steps_per_epoch: int, augment_images: bool = True) -> Batch:
+  """The batch of training step `step` (0-based) for one seed."""
+  order_N = epoch_order(subset_N, shuffle_key, step // steps_per_epoch)
+  return batch_from_order(data, order_N, aug_key, step % steps_per_epoch, batch_size=batch_size,
+                          augment_images=augment_images)
