@@ -14,7 +14,8 @@ Pair rule. A pre spike at t_pre and a post spike at t_post, Δt = t_post − t_p
             −A− · exp(+Δt/τ−)   if Δt < 0   (post before pre: depression),     0 if Δt = 0,
 
 summed over all pairs (all-to-all). With traces x_pre(t) = Σ_{t'<t} s_pre(t') e^{−(t−t')/τ+} and likewise y_post
-with τ−, the sum is exactly Σ_t [A+ s_post(t) x_pre(t) − A− s_pre(t) y_post(t)] (`stdp_correlation`).
+with τ−, the sum is exactly Σ_t [A+ s_post(t) x_pre(t) − A− s_pre(t) y_post(t)]; `stdp_correlation` computes it as
+one correlation of the time-filtered pre trains with the post trains.
 
 Locality over patches: pre = the 3x3xC_in input patch at (h, w), post = output channel o at (h, w), so
 
@@ -41,9 +42,11 @@ Adam(1e-3). One train-mode forward pass serves both, so BN running statistics ar
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
+import jax.extend.random
 import jax.numpy as jnp
 import optax
 
@@ -70,37 +73,53 @@ def pair_kernel(dt, stdp: STDPParams = STDPParams()):
 
 
 def stdp_correlation(pre_TxNxHxWxC, post_TxNxHxWxO, stdp: STDPParams = STDPParams(), *, patches: bool = True):
-  """Σ_pairs K(t_post − t_pre) over all pre/post spike pairs, averaged over (n, h, w), via traces.
+  """Σ_pairs K(t_post − t_pre) over all pre/post spike pairs, averaged over (n, h, w).
+
+  The pair sum is bilinear in the two trains, so the time kernel moves onto the pre-synaptic side:
+
+      Σ_{t, t'} K(t − t') s_pre(t') ⊗ s_post(t) = Σ_t d(t) ⊗ s_post(t),   d(t) = Σ_{t'} K(t − t') s_pre(t')
+
+  with `K_TxT[t, t'] = K(t − t')` (the traces' sum, Morrison et al. 2008, written as one T x T matrix: its strictly
+  lower part is the pre trace scaled by A+, its upper part the post trace by −A−). The result is one correlation
+  whose batch runs over (time, image), not 2T small ones: half the multiply-adds of the two trace terms.
 
   With `patches` the pre-synaptic index runs over 3x3 input patches (result `3 x 3 x C x O`); without it, pre and
   post are plain vectors (`pre_TxNxC`, `post_TxNxO` → `C x O`), which is what the closed-form tests use.
   """
-  decay_p, decay_m = jnp.exp(-1.0 / stdp.tau_plus), jnp.exp(-1.0 / stdp.tau_minus)
+  t_T = jnp.arange(pre_TxNxHxWxC.shape[0])
+  kernel_TxT = pair_kernel(t_T[:, None] - t_T[None, :], stdp)
+  drive = jnp.tensordot(kernel_TxT, pre_TxNxHxWxC, axes=1)
+  merged = lambda a: a.reshape((-1,) + a.shape[2:])  # noqa: E731 - (time, image) as one batch axis
   corr = _local.patch_correlation if patches else (lambda a, b: a.T @ b)
   positions = post_TxNxHxWxO[0].size // post_TxNxHxWxO.shape[-1]
+  return corr(merged(drive), merged(post_TxNxHxWxO)) / positions
 
-  def step(carry, spikes):
-    x_pre, y_post, acc = carry  # traces of strictly earlier spikes
-    s_pre, s_post = spikes
-    acc = acc + stdp.a_plus * corr(x_pre, s_post) - stdp.a_minus * corr(s_pre, y_post)
-    return (decay_p * (x_pre + s_pre), decay_m * (y_post + s_post), acc), None
 
-  acc0 = jnp.zeros_like(corr(pre_TxNxHxWxC[0], post_TxNxHxWxO[0]))
-  carry0 = (jnp.zeros_like(pre_TxNxHxWxC[0]), jnp.zeros_like(post_TxNxHxWxO[0]), acc0)
-  (_, _, acc), _ = jax.lax.scan(step, carry0, (pre_TxNxHxWxC, post_TxNxHxWxO))
-  return acc / positions
+def counter_bits(key, shape: tuple[int, ...]) -> jax.Array:
+  """Random uint32 words of `shape`: Threefry-2x32 (Salmon et al. 2011, SC'11) in counter mode, each cipher call on
+  a pair of counters giving two words, under a cipher key of two words drawn from `key`.
+
+  The construction of `jax.random.bits` without `jax_threefry_partitionable` (the default in current jax spends one
+  cipher call per output word instead): ~1.7x faster on CPU (`benchmarks/README.md`). A pure function of the key
+  and the counters, so every backend, device count and sharding draws the same words.
+  """
+  cipher_key = jax.random.bits(key, (2,), jnp.uint32)
+  counters = jax.lax.iota(jnp.uint32, math.prod(shape))
+  return jax.extend.random.threefry_2x32(cipher_key, counters).reshape(shape)
 
 
 def rate_spikes(key, rates, time_steps: int, max_prob: float):
   """Bernoulli spike trains `T x rates.shape` with per-step probability p = max_prob · clip(rates, 0, 1).
 
   spike = u < round(p · 2¹⁶) with u uniform on {0, ..., 2¹⁶ − 1}, two u from each random 32-bit word: P(spike) is
-  p rounded to a multiple of 2⁻¹⁶ (|error| ≤ 7.7e-6), from half the random bits of a float-uniform draw. The draws
-  were about half of an STDP step; this made the step ~1.2x faster (`benchmarks/README.md`).
+  p rounded to a multiple of 2⁻¹⁶ (|error| ≤ 7.7e-6), from half the random bits of a float-uniform draw. The words
+  come from `counter_bits` and are split by a bitcast. The draws were about half of an STDP step; the 16-bit draws
+  made it ~1.2x faster, the cheaper words and split ~1.3x more (`benchmarks/README.md`).
   """
   n = rates.size
-  words_TxW = jax.random.bits(key, (time_steps, -(-n // 2)), jnp.uint32)
-  u16_TxN = jnp.concatenate([words_TxW & 0xFFFF, words_TxW >> 16], axis=1)[:, :n]
+  words_TxW = counter_bits(key, (time_steps, -(-n // 2)))
+  # each word's two 16-bit halves as two adjacent elements (a bitcast: no arithmetic, nothing to fuse badly)
+  u16_TxN = jax.lax.bitcast_convert_type(words_TxW, jnp.uint16).reshape(time_steps, -1)[:, :n].astype(jnp.uint32)
   threshold_N = jnp.round(jnp.clip(rates, 0.0, 1.0).reshape(-1) * (max_prob * 65536.0)).astype(jnp.uint32)
   return (u16_TxN < threshold_N[None, :]).astype(jnp.float32).reshape((time_steps,) + rates.shape)
 

@@ -1,4 +1,4 @@
-"""STDP against its closed form: one pre/post pair gives ±A±·exp(−|Δt|/τ±); the trace implementation equals the
+"""STDP against its closed form: one pre/post pair gives ±A±·exp(−|Δt|/τ±); the correlation equals the
 all-to-all pair sum; the published variant's sign inversion is visible; the bound keeps filter norms."""
 import itertools
 
@@ -34,7 +34,14 @@ def test_single_pair_gives_the_closed_form(t_pre, t_post):
   np.testing.assert_allclose(float(stdp.pair_kernel(dt, WINDOW)), want, rtol=1e-6, atol=1e-8)
 
 
-def test_traces_equal_the_all_to_all_pair_sum_over_patches():
+def _closed_form_pair(dt):
+  """K(Δt) written out: +A+ e^(−Δt/τ+) for Δt > 0, −A− e^(Δt/τ−) for Δt < 0, 0 at Δt = 0."""
+  if dt > 0:
+    return WINDOW.a_plus * np.exp(-dt / WINDOW.tau_plus)
+  return -WINDOW.a_minus * np.exp(dt / WINDOW.tau_minus) if dt < 0 else 0.0
+
+
+def test_correlation_equals_the_all_to_all_pair_sum_over_patches():
   k1, k2 = jax.random.split(jax.random.key(0))
   pre = jax.random.bernoulli(k1, 0.3, (7, 2, 4, 4, 2)).astype(jnp.float32)   # T x N x H x W x C
   post = jax.random.bernoulli(k2, 0.3, (7, 2, 4, 4, 3)).astype(jnp.float32)  # T x N x H x W x O
@@ -43,8 +50,7 @@ def test_traces_equal_the_all_to_all_pair_sum_over_patches():
   post_np = np.asarray(post)
   want = np.zeros((18, 3))
   for t_pre, t_post in itertools.product(range(7), range(7)):
-    k = float(stdp.pair_kernel(t_post - t_pre, WINDOW))
-    want += k * np.einsum("nhwk,nhwo->ko", cols[t_pre], post_np[t_post])
+    want += _closed_form_pair(t_post - t_pre) * np.einsum("nhwk,nhwo->ko", cols[t_pre], post_np[t_post])
   want /= 2 * 4 * 4  # mean over (n, h, w)
   assert got.shape == (3, 3, 2, 3)
   np.testing.assert_allclose(np.asarray(got).reshape(18, 3), want, rtol=1e-4, atol=1e-6)
@@ -84,7 +90,7 @@ def test_bounded_direction_rotates_filters_and_restores_their_norms():
 
 def test_rate_spikes_fire_with_the_rate_coded_probability():
   """Spike frequencies = max_prob · clip(rate) (binomial 5-sigma band); p = 0 never fires, p = 1 always does; the
-  two 16-bit halves of one random word (elements i and i + n/2) are uncorrelated."""
+  two 16-bit halves of one random word (adjacent elements) are uncorrelated."""
   rates = jnp.asarray([0.0, 0.013, 0.25, 0.5, 0.77, 1.0, 1.7, -0.2])
   t = 40_000
   spikes = np.asarray(stdp.rate_spikes(jax.random.key(5), rates, t, 1.0))
@@ -98,3 +104,17 @@ def test_rate_spikes_fire_with_the_rate_coded_probability():
   assert abs(np.corrcoef(half[:, 0], half[:, 1])[0, 1]) < 5 / np.sqrt(t)
   scaled = np.asarray(stdp.rate_spikes(jax.random.key(7), jnp.full((4,), 1.0), t, 0.3)).mean()
   assert abs(scaled - 0.3) < 5 * np.sqrt(0.21 / (4 * t))
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 7), (2, 2, 2)])
+def test_counter_bits_are_jax_counter_mode_threefry_under_the_drawn_key(shape):
+  """`counter_bits` = `jax.random.bits` in its non-partitionable (counter-mode) form, keyed by two words drawn
+  from the given key (odd sizes included); the words are distinct."""
+  key = jax.random.key(11)
+  cipher_key = jax.random.wrap_key_data(jax.random.bits(key, (2,), jnp.uint32), impl="threefry2x32")
+  with jax.threefry_partitionable(False):
+    want = np.asarray(jax.random.bits(cipher_key, shape, jnp.uint32))
+  got = np.asarray(stdp.counter_bits(key, shape))
+  assert got.shape == shape and got.dtype == np.uint32
+  np.testing.assert_array_equal(got, want)
+  assert len(np.unique(got)) == got.size
