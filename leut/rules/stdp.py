@@ -81,18 +81,35 @@ def stdp_correlation(pre_TxNxHxWxC, post_TxNxHxWxO, stdp: STDPParams = STDPParam
 
   with `K_TxT[t, t'] = K(t − t')` (the traces' sum, Morrison et al. 2008, written as one T x T matrix: its strictly
   lower part is the pre trace scaled by A+, its upper part the post trace by −A−). The result is one correlation
-  whose batch runs over (time, image), not 2T small ones: half the multiply-adds of the two trace terms.
+  whose batch runs over (time, image), not 2T: half the multiply-adds of the two trace terms.
 
   With `patches` the pre-synaptic index runs over 3x3 input patches (result `3 x 3 x C x O`); without it, pre and
   post are plain vectors (`pre_TxNxC`, `post_TxNxO` → `C x O`), which is what the closed-form tests use.
   """
   t_T = jnp.arange(pre_TxNxHxWxC.shape[0])
   kernel_TxT = pair_kernel(t_T[:, None] - t_T[None, :], stdp)
-  drive = jnp.tensordot(kernel_TxT, pre_TxNxHxWxC, axes=1)
   merged = lambda a: a.reshape((-1,) + a.shape[2:])  # noqa: E731 - (time, image) as one batch axis
-  corr = _local.patch_correlation if patches else (lambda a, b: a.T @ b)
+  drive, post = merged(jnp.tensordot(kernel_TxT, pre_TxNxHxWxC, axes=1)), merged(post_TxNxHxWxO)
   positions = post_TxNxHxWxO[0].size // post_TxNxHxWxO.shape[-1]
-  return corr(merged(drive), merged(post_TxNxHxWxO)) / positions
+  if not patches:
+    return drive.T @ post / positions
+  return _chunked_patch_correlation(drive, post) / positions
+
+
+_CORRELATION_CHUNK = 64
+
+
+def _chunked_patch_correlation(x_BxHxWxC, delta_BxHxWxO):
+  """`patch_correlation` summed over chunks of at most 64 batch entries in a `scan`: XLA:CPU's weight-gradient
+  convolution got slower per image as its batch grew (conv2: 1280 images at once ~2x the time of 20 chunks of 64);
+  the STDP step ran 1.17-1.26x faster than with one correlation (`benchmarks/README.md`)."""
+  b = x_BxHxWxC.shape[0]
+  chunk = max(d for d in range(1, min(b, _CORRELATION_CHUNK) + 1) if b % d == 0)
+  xs = x_BxHxWxC.reshape((b // chunk, chunk) + x_BxHxWxC.shape[1:])
+  ds = delta_BxHxWxO.reshape((b // chunk, chunk) + delta_BxHxWxO.shape[1:])
+  acc0 = jnp.zeros((3, 3, x_BxHxWxC.shape[-1], delta_BxHxWxO.shape[-1]), x_BxHxWxC.dtype)
+  acc, _ = jax.lax.scan(lambda acc, xd: (acc + _local.patch_correlation(*xd), None), acc0, (xs, ds))
+  return acc
 
 
 def counter_bits(key, shape: tuple[int, ...]) -> jax.Array:

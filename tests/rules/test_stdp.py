@@ -41,17 +41,18 @@ def _closed_form_pair(dt):
   return -WINDOW.a_minus * np.exp(dt / WINDOW.tau_minus) if dt < 0 else 0.0
 
 
-def test_correlation_equals_the_all_to_all_pair_sum_over_patches():
+@pytest.mark.parametrize("n_images", [2, 20])  # 7 x 20 = 140 (time, image) entries: 4 chunks of 35
+def test_correlation_equals_the_all_to_all_pair_sum_over_patches(n_images):
   k1, k2 = jax.random.split(jax.random.key(0))
-  pre = jax.random.bernoulli(k1, 0.3, (7, 2, 4, 4, 2)).astype(jnp.float32)   # T x N x H x W x C
-  post = jax.random.bernoulli(k2, 0.3, (7, 2, 4, 4, 3)).astype(jnp.float32)  # T x N x H x W x O
+  pre = jax.random.bernoulli(k1, 0.3, (7, n_images, 4, 4, 2)).astype(jnp.float32)   # T x N x H x W x C
+  post = jax.random.bernoulli(k2, 0.3, (7, n_images, 4, 4, 3)).astype(jnp.float32)  # T x N x H x W x O
   got = stdp.stdp_correlation(pre, post, WINDOW)
-  cols = np.asarray(jax.vmap(layers.patches3x3)(pre))  # T x N x H x W x 9C
-  post_np = np.asarray(post)
+  cols = np.asarray(jax.vmap(layers.patches3x3)(pre), np.float64)  # T x N x H x W x 9C
+  post_np = np.asarray(post, np.float64)
   want = np.zeros((18, 3))
   for t_pre, t_post in itertools.product(range(7), range(7)):
     want += _closed_form_pair(t_post - t_pre) * np.einsum("nhwk,nhwo->ko", cols[t_pre], post_np[t_post])
-  want /= 2 * 4 * 4  # mean over (n, h, w)
+  want /= n_images * 4 * 4  # mean over (n, h, w)
   assert got.shape == (3, 3, 2, 3)
   np.testing.assert_allclose(np.asarray(got).reshape(18, 3), want, rtol=1e-4, atol=1e-6)
 
