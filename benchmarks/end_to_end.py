@@ -87,7 +87,7 @@ def main():
       states[c] = (rule, state)
     _log("checkpoints")
     # 2. checkpoints: Orbax save + digest of one N-seed state, per checkpoint
-    rule, state = states[conditions[-1]]
+    _, state = states[conditions[-1]]
     n_saves = max(1, round(s * n_ckpts))
     ck = MilestoneCheckpoints(tmp / "ckpt")
     _, t = _time(lambda: [ck.save(i, state) for i in range(n_saves)])
@@ -95,13 +95,24 @@ def main():
     rows.append(("checkpoint save (Orbax + SHA-256)", f"{n_saves} ckpts", t, f"{n_ckpts} ckpts",
                  t * n_ckpts / n_saves, 0.0))
     _log("features")
-    # 3. features at 224 px, all seeds of a checkpoint at once, in chunks of 32 stimuli
+    # 3. features at 224 px, all seeds of a checkpoint at once, in chunks of 32 stimuli. Rules with an evaluation of
+    #    their own (predictive coding reads out after its inference) are timed on their own checkpoints.
     n_img = max(EVAL_CHUNK, round(s * STIMULI) // EVAL_CHUNK * EVAL_CHUNK)
     images = rng.normal(size=(n_img, PX, PX, 3)).astype(np.float32)
-    feats, t_first = _time(lambda: extract(evaluate_fn(rule), state, images[:EVAL_CHUNK], EVAL_CHUNK)[1])
-    feats, t = _time(lambda: extract(evaluate_fn(rule), state, images, EVAL_CHUNK)[1])
-    rows.append((f"features {PX} px, conv1..fc1 ({n_seeds} seeds)", f"{n_img} stimuli x 1 ckpt", t,
-                 f"{STIMULI} stimuli x {n_ckpts} ckpts", t * STIMULI / n_img * n_ckpts, max(t_first - t * EVAL_CHUNK / n_img, 0.0)))
+    by_readout: dict[str, list[str]] = {}
+    for c in conditions:
+      by_readout.setdefault("feedforward" if states[c][0].evaluate is None else c, []).append(c)
+    feats = None
+    for readout, members in by_readout.items():
+      evaluate, state_k = evaluate_fn(states[members[0]][0]), states[members[0]][1]
+      n_k = sum(n_ckpt_per[c] for c in members)
+      _, t_first = _time(lambda: extract(evaluate, state_k, images[:EVAL_CHUNK], EVAL_CHUNK)[1])  # noqa: B023
+      out, t = _time(lambda: extract(evaluate, state_k, images, EVAL_CHUNK)[1])  # noqa: B023
+      feats = out if feats is None or readout == "feedforward" else feats
+      what = "conv1..fc1" if readout == "feedforward" else f"{readout} after inference"
+      rows.append((f"features {PX} px, {what} ({n_seeds} seeds)", f"{n_img} stimuli x 1 ckpt", t,
+                   f"{STIMULI} stimuli x {n_k} ckpts", t * STIMULI / n_img * n_k,
+                   max(t_first - t * EVAL_CHUNK / n_img, 0.0)))
     _log("RSA")
     # 4. RDMs + RSA for one checkpoint at the real size (720 stimuli), then × checkpoints
     feats_720 = {k: np.resize(v, (v.shape[0], STIMULI, v.shape[-1])) for k, v in feats.items()}
