@@ -117,7 +117,7 @@ def counter_bits(key, shape: tuple[int, ...]) -> jax.Array:
   a pair of counters giving two words, under a cipher key of two words drawn from `key`.
 
   The construction of `jax.random.bits` without `jax_threefry_partitionable` (the default in current jax spends one
-  cipher call per output word instead): ~1.7x faster on CPU (`benchmarks/README.md`). A pure function of the key
+  cipher call per output word instead): 1.7-2.2x faster on CPU (`benchmarks/README.md`). A pure function of the key
   and the counters, so every backend, device count and sharding draws the same words.
   """
   cipher_key = jax.random.bits(key, (2,), jnp.uint32)
