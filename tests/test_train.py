@@ -77,8 +77,8 @@ def _label_recorder(n_steps: int, batch_size: int):
     del key
     count, seen = rule_state
     metrics = {"loss": jnp.zeros(()), "accuracy": jnp.zeros(())}
-    return base.RuleUpdate(jax.tree.map(jnp.zeros_like, params), model_state, (count + 1, seen.at[count].set(batch.labels)),
-                           metrics)
+    new_state = (count + 1, seen.at[count].set(batch.labels))
+    return base.RuleUpdate(jax.tree.map(jnp.zeros_like, params), model_state, new_state, metrics)
 
   return base.LearningRule(init, update)
 
