@@ -9,6 +9,8 @@ Two programs run faster with less of that (each measured side by side, see `benc
   convolutions go to XLA's own convolution kernels: 1.2-1.3x the backprop seed-steps/s on 2 cores, the conv2/conv3
   forward ~1.6-1.9x faster alone (`network_library_fusion`, `benchmarks/train_throughput.py`). Reductions stay
   with YNNPACK there: XLA's own reduce-window emitter made the BatchNorm statistics the slowest part of the step.
+  Not every program keeps its convolutions out: in a 1-seed predictive-coding inference XLA put convolutions
+  inside YNNPACK reduction fusions (with 2+ seeds the per-seed stacking kept them apart; `benchmarks/README.md`).
 
 The option only exists in recent jaxlib releases, so each set is probed once and dropped where the installed XLA does
 not know it; other backends ignore it.
@@ -41,8 +43,8 @@ def dot_only_library_fusion() -> dict[str, str]:
 
 
 def network_library_fusion() -> dict[str, str]:
-  """`compiler_options` for CNN programs: library fusions for matrix products and reductions only, convolutions
-  left to XLA ({} if unsupported)."""
+  """`compiler_options` for CNN programs: library fusions for matrix products and reductions only, so standalone
+  convolutions go to XLA ({} if unsupported; a reduction fusion may still take in its producer convolution)."""
   return dict(_library_fusions((_DOT, _REDUCE)))
 
 
