@@ -1,6 +1,8 @@
 """Every registered rule honours the `LearningRule` contract: finite, param-shaped directions that are the same
 under jit and eager, a seed-vmap that equals separate calls, a working protocol optimiser and a batch-independent
 evaluation readout."""
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -91,3 +93,19 @@ def _check_evaluate_is_batch_independent(rule, params, out):
   for layer in cnn.FEATURE_LAYERS:
     np.testing.assert_allclose(feats[layer][0], feats_mix[layer][0], rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(logits[0], logits_mix[0], rtol=1e-5, atol=1e-5)
+
+
+RECORDED = Path(__file__).parents[1] / "fixtures" / "rule_steps.npz"
+
+
+@pytest.mark.parametrize("name", rules.available())
+def test_rule_step_matches_the_recorded_fixture(name):
+  """What each rule computes on a fixed batch equals `tests/fixtures/rule_steps.npz` (recorded before refactors)."""
+  from tests.fixtures.record_rule_steps import one_step
+  with np.load(RECORDED) as recorded:
+    expected = {k.split("/", 1)[1]: recorded[k] for k in recorded.files if k.split("/", 1)[0] == name}
+  assert expected, f"no recorded step for {name!r}: re-record with tests/fixtures/record_rule_steps.py"
+  got = one_step(name)
+  assert set(got) == set(expected)
+  for key, value in expected.items():
+    np.testing.assert_allclose(got[key], value, rtol=2e-5, atol=2e-6, err_msg=f"{name} {key}")
