@@ -5,6 +5,7 @@
 Prints the seconds for: writing the default dataset (first ensure_default), the
 idempotent second call, loading CIFAR, the 6-ROI brain RDMs, and the stimuli at 224 px.
 """
+
 from __future__ import annotations
 
 import sys

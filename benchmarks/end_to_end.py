@@ -13,6 +13,7 @@ checkpoint, one 32-image feature chunk, 10 bootstrap resamples) with the real ar
 linearly to the full protocol; those rows are marked "extrapolated". Compilation is timed separately (it does not
 scale with the work). All seeds of a condition run in one vmapped program, as in `leut run`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,10 @@ def main():
   n_ckpts = sum(n_ckpt_per.values())
 
   rng = np.random.default_rng(0)
-  data = batches.TrainData(jnp.asarray(rng.integers(0, 256, (50000, 32, 32, 3), dtype=np.uint8)),
-                           jnp.asarray(rng.integers(0, 10, 50000).astype(np.int32)))
+  data = batches.TrainData(
+    jnp.asarray(rng.integers(0, 256, (50000, 32, 32, 3), dtype=np.uint8)),
+    jnp.asarray(rng.integers(0, 10, 50000).astype(np.int32)),
+  )
   keys = sharding.seed_keys(0, n_seeds)
   rows = []  # stage, measured work, measured s, full work, full s (extrapolated), compile s
   states = {}
@@ -82,8 +85,16 @@ def main():
       if rules.is_trained(c):
         (state, _), t_first = _time(lambda: trainer.run_segment(state, keys, steps))
         (state, _), t = _time(lambda: trainer.run_segment(state, keys, steps))
-        rows.append((f"train {c} ({n_seeds} seeds vmapped)", f"{steps} steps", t, f"{total_steps} steps",
-                     t * total_steps / steps, max(t_first - t, 0.0)))
+        rows.append(
+          (
+            f"train {c} ({n_seeds} seeds vmapped)",
+            f"{steps} steps",
+            t,
+            f"{total_steps} steps",
+            t * total_steps / steps,
+            max(t_first - t, 0.0),
+          )
+        )
       states[c] = (rule, state)
     _log("checkpoints")
     # 2. checkpoints: Orbax save + digest of one N-seed state, per checkpoint
@@ -92,8 +103,9 @@ def main():
     ck = MilestoneCheckpoints(tmp / "ckpt")
     _, t = _time(lambda: [ck.save(i, state) for i in range(n_saves)])
     ck.close()
-    rows.append(("checkpoint save (Orbax + SHA-256)", f"{n_saves} ckpts", t, f"{n_ckpts} ckpts",
-                 t * n_ckpts / n_saves, 0.0))
+    rows.append(
+      ("checkpoint save (Orbax + SHA-256)", f"{n_saves} ckpts", t, f"{n_ckpts} ckpts", t * n_ckpts / n_saves, 0.0)
+    )
     _log("features")
     # 3. features at 224 px, all seeds of a checkpoint at once, in chunks of 32 stimuli. Rules with an evaluation of
     #    their own (predictive coding reads out after its inference) are timed on their own checkpoints.
@@ -110,46 +122,78 @@ def main():
       out, t = _time(lambda: extract(evaluate, state_k, images, EVAL_CHUNK)[1])  # noqa: B023
       feats = out if feats is None or readout == "feedforward" else feats
       what = "conv1..fc1" if readout == "feedforward" else f"{readout} after inference"
-      rows.append((f"features {PX} px, {what} ({n_seeds} seeds)", f"{n_img} stimuli x 1 ckpt", t,
-                   f"{STIMULI} stimuli x {n_k} ckpts", t * STIMULI / n_img * n_k,
-                   max(t_first - t * EVAL_CHUNK / n_img, 0.0)))
+      rows.append(
+        (
+          f"features {PX} px, {what} ({n_seeds} seeds)",
+          f"{n_img} stimuli x 1 ckpt",
+          t,
+          f"{STIMULI} stimuli x {n_k} ckpts",
+          t * STIMULI / n_img * n_k,
+          max(t_first - t * EVAL_CHUNK / n_img, 0.0),
+        )
+      )
     _log("RSA")
     # 4. RDMs + RSA for one checkpoint at the real size (720 stimuli), then × checkpoints
     feats_720 = {k: np.resize(v, (v.shape[0], STIMULI, v.shape[-1])) for k, v in feats.items()}
     brain_rdms = rsa.rdm(jnp.asarray(rng.normal(size=(ROIS * SUBJECTS, STIMULI, 64)).astype(np.float32)))
     brain = brain_rdms.reshape(ROIS, SUBJECTS, STIMULI, STIMULI)
-    masks = [jnp.ones((STIMULI, STIMULI), bool),
-             jnp.asarray(np.add.outer(np.arange(STIMULI) % 12, np.arange(STIMULI) % 12) % 2 == 1)]
+    masks = [
+      jnp.ones((STIMULI, STIMULI), bool),
+      jnp.asarray(np.add.outer(np.arange(STIMULI) % 12, np.arange(STIMULI) % 12) % 2 == 1),
+    ]
     targets = [brain_targets(brain, m) for m in masks]  # once per evaluation (ranked brain RDMs)
 
     def score_all():
       return [score_kernel(jnp.asarray(f), t) for f in feats_720.values() for t in targets]
+
     _, t_first = _time(score_all)
     n_rsa = max(1, round(s * n_ckpts))
     _, t = _time(lambda: [score_all() for _ in range(n_rsa)])
-    rows.append((f"RDMs + RSA ({ROIS} ROIs x {SUBJECTS} subjects, 2 pair sets)", f"{n_rsa} ckpts", t,
-                 f"{n_ckpts} ckpts", t * n_ckpts / n_rsa, max(t_first - t / n_rsa, 0.0)))
+    rows.append(
+      (
+        f"RDMs + RSA ({ROIS} ROIs x {SUBJECTS} subjects, 2 pair sets)",
+        f"{n_rsa} ckpts",
+        t,
+        f"{n_ckpts} ckpts",
+        t * n_ckpts / n_rsa,
+        max(t_first - t / n_rsa, 0.0),
+      )
+    )
     _log("bootstrap")
     # 5. bootstrap: per ROI, conditions x seeds model RDMs (final milestone, one layer) vs 3 subjects
     model = rsa.rdm(jnp.asarray(np.resize(feats_720["conv3"], (len(conditions) * n_seeds, STIMULI, 128))))
     model = model.reshape(len(conditions), n_seeds, STIMULI, STIMULI)
     n_boot = max(10, round(s * N_BOOT))
     _, t_first = _time(lambda: rsa.bootstrap(model, brain[0], key=jax.random.key(0), n_boot=n_boot).scores)
-    _, t = _time(lambda: [rsa.bootstrap(model, brain[r], key=jax.random.key(r), n_boot=n_boot).scores
-                          for r in range(ROIS)])
-    rows.append((f"bootstrap ({len(conditions)} conditions x {n_seeds} seeds vs {SUBJECTS} subjects, {ROIS} ROIs)",
-                 f"{n_boot} resamples", t, f"{N_BOOT} resamples", t * N_BOOT / n_boot, max(t_first - t / ROIS, 0.0)))
+    _, t = _time(
+      lambda: [rsa.bootstrap(model, brain[r], key=jax.random.key(r), n_boot=n_boot).scores for r in range(ROIS)]
+    )
+    rows.append(
+      (
+        f"bootstrap ({len(conditions)} conditions x {n_seeds} seeds vs {SUBJECTS} subjects, {ROIS} ROIs)",
+        f"{n_boot} resamples",
+        t,
+        f"{N_BOOT} resamples",
+        t * N_BOOT / n_boot,
+        max(t_first - t / ROIS, 0.0),
+      )
+    )
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   load1 = os.getloadavg()[0]
 
   extrapolated = s < 1
-  print(f"{os.cpu_count()} CPU cores, jax {jax.__version__} ({jax.devices()[0].platform}, {jax.device_count()} "
-        f"device(s)); --scale {s} --seeds {n_seeds}; 1-min load {load0:.1f} at start, {load1:.1f} at end")
+  print(
+    f"{os.cpu_count()} CPU cores, jax {jax.__version__} ({jax.devices()[0].platform}, {jax.device_count()} "
+    f"device(s)); --scale {s} --seeds {n_seeds}; 1-min load {load0:.1f} at start, {load1:.1f} at end"
+  )
   if extrapolated:
     print(f"EXTRAPOLATED: each stage ran {s:g} of its work and its time was scaled up linearly to the full protocol")
-  print("| stage | measured work | measured s | full protocol work | full protocol s" +
-        (" (extrapolated)" if extrapolated else "") + " | compile s |")
+  print(
+    "| stage | measured work | measured s | full protocol work | full protocol s"
+    + (" (extrapolated)" if extrapolated else "")
+    + " | compile s |"
+  )
   print("|---|---|---|---|---|---|")
   total = 0.0
   for stage, work, t, full_work, full_t, comp in rows:

@@ -3,9 +3,11 @@
     python benchmarks/train_steps.py [--seeds 5] [--steps 6] [--rules backprop,...]
 
 Every row runs the same protocol step (batch 128, 32 px, the full 32/64/128 CNN, Adam) inside one process, side by
-side, so the ratios are comparable. "naive lax.conv" swaps leut's per-seed `conv3x3` for a plain `lax.conv_general_dilated`,
-which XLA:CPU turns into a grouped convolution once the seed axis is vmapped (the known performance trap).
+side, so the ratios are comparable. "naive lax.conv" swaps leut's per-seed `conv3x3` for a plain
+`lax.conv_general_dilated`, which XLA:CPU turns into a grouped convolution once the seed axis is vmapped (the known
+performance trap).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,6 +37,7 @@ def backprop_with(conv):
     def loss_fn(p):
       logits, _, st = cnn.apply(p, model_state, batch.images, train=True, dropout_key=key, dropout_rate=0.3, conv=conv)
       return base.cross_entropy(logits, batch.labels), (logits, st)
+
     (loss, (logits, st)), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
     return base.RuleUpdate(g, st, rule_state, base.classification_metrics(loss, logits, batch.labels))
 
@@ -61,12 +64,16 @@ def main():
   ap.add_argument("--rules", default="backprop")
   args = ap.parse_args()
   rng = np.random.default_rng(0)
-  data = batches.TrainData(jnp.asarray(rng.integers(0, 256, (4096, 32, 32, 3), dtype=np.uint8)),
-                           jnp.asarray(rng.integers(0, 10, 4096).astype(np.int32)))
+  data = batches.TrainData(
+    jnp.asarray(rng.integers(0, 256, (4096, 32, 32, 3), dtype=np.uint8)),
+    jnp.asarray(rng.integers(0, 10, 4096).astype(np.int32)),
+  )
   kw = dict(n_subset=2048, batch_size=128)
-  print(f"device: {jax.devices()[0].device_kind}, {jax.device_count()} device(s); batch 128, 32 px, "
-        f"{args.steps} steps per timing, best of 2")
-  print(f"| rule | variant | seeds | seconds | seed-steps/s | images/s | vs sequential |")
+  print(
+    f"device: {jax.devices()[0].device_kind}, {jax.device_count()} device(s); batch 128, 32 px, "
+    f"{args.steps} steps per timing, best of 2"
+  )
+  print("| rule | variant | seeds | seconds | seed-steps/s | images/s | vs sequential |")
   print("|---|---|---|---|---|---|---|")
   for name in args.rules.split(","):
     rule, tx = rules.make(name, {}, steps_per_epoch=16, epochs=40)
@@ -75,16 +82,21 @@ def main():
     keys = loop.seed_keys(0, args.seeds)
     vm = time_segment(trainer, keys, args.steps)
     seq = one * args.seeds  # the same work as a Python loop over seeds
-    rows = [("single seed", 1, one), (f"sequential x{args.seeds}", args.seeds, seq),
-            (f"vmapped x{args.seeds}", args.seeds, vm)]
+    rows = [
+      ("single seed", 1, one),
+      (f"sequential x{args.seeds}", args.seeds, seq),
+      (f"vmapped x{args.seeds}", args.seeds, vm),
+    ]
     if name == "backprop":
       naive = loop.make_trainer(backprop_with(xla_conv), tx, data, **kw)
       rows.append((f"naive lax.conv vmapped x{args.seeds}", args.seeds, time_segment(naive, keys, args.steps)))
       rows.append(("naive lax.conv single seed", 1, time_segment(naive, loop.seed_keys(0, 1), args.steps)))
     for variant, s, sec in rows:
       rate = s * args.steps / sec
-      print(f"| {name} | {variant} | {s} | {sec:.2f} | {rate:.2f} | {rate * 128:.0f} | "
-            f"{(seq / sec if s == args.seeds else float('nan')):.2f} |")
+      print(
+        f"| {name} | {variant} | {s} | {sec:.2f} | {rate:.2f} | {rate * 128:.0f} | "
+        f"{(seq / sec if s == args.seeds else float('nan')):.2f} |"
+      )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ rows are skipped without it). Achieved FLOP/s counts the conv and fc multiply-ad
 analytically (conv1 has no input gradient) and is given as a fraction of the float32 matmul rate measured here
 with a large `jnp.dot`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,14 +50,16 @@ def flops_per_image() -> float:
 
 def unfused_backprop(dropout_rate: float = 0.3) -> base.LearningRule:
   """Backprop through the unfused layers (im2col convolution, autodiff BN / ReLU / max-pool): the first step."""
+
   def conv(name, x, kernel):
     del name
     return layers.conv3x3_im2col(x, kernel)
 
   def update(params, model_state, rule_state, batch, key):
     def loss_fn(p):
-      logits, _, new_state = cnn.apply(p, model_state, batch.images, train=True, dropout_key=key,
-                                       dropout_rate=dropout_rate, conv=conv)
+      logits, _, new_state = cnn.apply(
+        p, model_state, batch.images, train=True, dropout_key=key, dropout_rate=dropout_rate, conv=conv
+      )
       return base.cross_entropy(logits, batch.labels), (logits, new_state)
 
     (loss, (logits, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -71,7 +74,7 @@ def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
   dot = jax.jit(jnp.dot)
   dot(a, b).block_until_ready()
   best = min(_timed(lambda: dot(a, b).block_until_ready()) for _ in range(repeats))
-  return 2.0 * n ** 3 / best
+  return 2.0 * n**3 / best
 
 
 def _timed(fn) -> float:
@@ -102,9 +105,17 @@ def torch_rate(steps: int, channels_last: bool) -> float:
   def block(c_in, c_out):
     return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
 
-  model = nn.Sequential(*block(3, WIDTHS[0]), *block(WIDTHS[0], WIDTHS[1]), *block(WIDTHS[1], WIDTHS[2]),
-                        nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(WIDTHS[2] * 16, FC), nn.ReLU(),
-                        nn.Dropout(0.3), nn.Linear(FC, CLASSES))
+  model = nn.Sequential(
+    *block(3, WIDTHS[0]),
+    *block(WIDTHS[0], WIDTHS[1]),
+    *block(WIDTHS[1], WIDTHS[2]),
+    nn.AdaptiveAvgPool2d(4),
+    nn.Flatten(),
+    nn.Linear(WIDTHS[2] * 16, FC),
+    nn.ReLU(),
+    nn.Dropout(0.3),
+    nn.Linear(FC, CLASSES),
+  )
   opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
   x = torch.randn(BATCH, 3, PX, PX)
   y = torch.randint(0, CLASSES, (BATCH,))
@@ -138,8 +149,10 @@ def main():
   counts = [int(s) for s in args.seeds.split(",")]
 
   rng = np.random.default_rng(0)
-  data = batches.TrainData(jnp.asarray(rng.integers(0, 256, (4096, PX, PX, 3), dtype=np.uint8)),
-                           jnp.asarray(rng.integers(0, CLASSES, 4096).astype(np.int32)))
+  data = batches.TrainData(
+    jnp.asarray(rng.integers(0, 256, (4096, PX, PX, 3), dtype=np.uint8)),
+    jnp.asarray(rng.integers(0, CLASSES, 4096).astype(np.int32)),
+  )
   rule, tx = rules.make("backprop", {}, steps_per_epoch=16, epochs=40)
   trainer = loop.make_trainer(rule, tx, data, n_subset=2048, batch_size=BATCH)
 
@@ -156,30 +169,53 @@ def main():
   with mock.patch.object(loop, "network_jit", jax.jit):  # XLA:CPU's default options, as before
     default_options = loop.make_trainer(rule, tx, data, n_subset=2048, batch_size=BATCH)
     unfused = loop.make_trainer(unfused_backprop(), tx, data, n_subset=2048, batch_size=BATCH)
-  rows.append((f"leut vmapped x{few}, XLA:CPU default options (before)", few,
-               leut_rate(default_options, few, args.steps, few), "convolutions in YNNPACK"))
-  rows.append((f"leut vmapped x{few}, unfused im2col blocks (first)", few, leut_rate(unfused, few, args.steps, few),
-               "im2col convolutions"))
+  rows.append(
+    (
+      f"leut vmapped x{few}, XLA:CPU default options (before)",
+      few,
+      leut_rate(default_options, few, args.steps, few),
+      "convolutions in YNNPACK",
+    )
+  )
+  rows.append(
+    (
+      f"leut vmapped x{few}, unfused im2col blocks (first)",
+      few,
+      leut_rate(unfused, few, args.steps, few),
+      "im2col convolutions",
+    )
+  )
   rows.append(("leut sequential single-seed steps (any S)", 1, single, "S x one-seed time"))
   try:
     import torch
+
     for cl in (False, True):
-      rows.append((f"PyTorch {torch.__version__} eager, {'channels_last' if cl else 'NCHW'}", 1,
-                   torch_rate(args.torch_steps, cl), f"{torch.get_num_threads()} threads"))
+      rows.append(
+        (
+          f"PyTorch {torch.__version__} eager, {'channels_last' if cl else 'NCHW'}",
+          1,
+          torch_rate(args.torch_steps, cl),
+          f"{torch.get_num_threads()} threads",
+        )
+      )
   except ImportError:
     rows.append(("PyTorch eager", 1, float("nan"), "torch not installed: skipped"))
   load1 = os.getloadavg()[0]
 
-  print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} "
-        f"({jax.devices()[0].platform}, {jax.device_count()} device(s)); batch {BATCH}, {PX} px; "
-        f"{fpi * BATCH / 1e9:.2f} GFLOP per seed-step (fwd+bwd, analytic); float32 matmul rate "
-        f"(2048^3 jnp.dot) {peak / 1e9:.1f} GFLOP/s; 1-min load {load0:.1f} at start, {load1:.1f} at end")
+  print(
+    f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} "
+    f"({jax.devices()[0].platform}, {jax.device_count()} device(s)); batch {BATCH}, {PX} px; "
+    f"{fpi * BATCH / 1e9:.2f} GFLOP per seed-step (fwd+bwd, analytic); float32 matmul rate "
+    f"(2048^3 jnp.dot) {peak / 1e9:.1f} GFLOP/s; 1-min load {load0:.1f} at start, {load1:.1f} at end"
+  )
   print("| implementation | seeds | seed-steps/s | images/s | vs sequential JAX | GFLOP/s | of matmul rate | note |")
   print("|---|---|---|---|---|---|---|---|")
   for name, s, rate, note in rows:
     flops = rate * BATCH * fpi
-    print(f"| {name} | {s} | {rate:.2f} | {rate * BATCH:.0f} | {rate / single:.2f}x | {flops / 1e9:.1f} | "
-          f"{flops / peak:.0%} | {note} |")
+    print(
+      f"| {name} | {s} | {rate:.2f} | {rate * BATCH:.0f} | {rate / single:.2f}x | {flops / 1e9:.1f} | "
+      f"{flops / peak:.0%} | {note} |"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ pairs, 224 px, mean over 5 seeds): V1 untrained 0.053, BP 0.022, FA 0.009, PC 0.
 FA 0.012, PC 0.016, STDP 0.037. leut's `predictive_coding`/`stdp` are the textbook rules, so compare their
 numbers with the published ones only through `predictive_coding_published`/`stdp_published`.
 """
+
 import ml_collections
 
 from leut.defaults import protocol_config
@@ -23,8 +24,15 @@ from leut.defaults import protocol_config
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   del arg
   c = protocol_config()
-  c.rules = ["untrained", "backprop", "feedback_alignment", "predictive_coding", "stdp",
-             "predictive_coding_published", "stdp_published"]
+  c.rules = [
+    "untrained",
+    "backprop",
+    "feedback_alignment",
+    "predictive_coding",
+    "stdp",
+    "predictive_coding_published",
+    "stdp_published",
+  ]
   c.seeds = 5
   c.epochs = 40
   c.milestones = [0, 40]

@@ -16,6 +16,7 @@ Published numbers (PROTOCOL §4.5, v3: per-subject ρ, cross-run pairs, conv1→
 untrained 0.045 (32 px) → 0.053 (224 px); BP 0.046 → 0.023; gap untrained − BP −0.001 ± 0.005 at 32 px (3/5 seeds)
 → +0.030 ± 0.004 at 224 px (5/5). Upsampled arm at 224 px: gap +0.035 [0.023, 0.046].
 """
+
 import ml_collections
 
 from leut.defaults import protocol_config

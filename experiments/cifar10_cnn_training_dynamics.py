@@ -15,6 +15,7 @@ PC 0.064, STDP 0.056, BP 0.022, FA 0.019. After the BatchNorm fix (paper C v3, c
 0.053 → 0.012 → 0.023 (e0, e1, e40), PC 0.054 → 0.014 → 0.014, i.e. the local rules do *not* preserve V1. With 5
 seeds the exact sign-flip test cannot go below p = 1/32 one-sided; with `--config.seeds=32` it can.
 """
+
 import ml_collections
 
 from leut.defaults import protocol_config

@@ -17,6 +17,7 @@ What it shows (results/rsa.csv, figures/alignment.png, summary.md): the untraine
 with the Gabor-driven V1; supervised training raises fc1 alignment with the category-driven IT; and how fast each
 rule changes early-layer alignment in its first epochs.
 """
+
 import ml_collections
 
 from leut.defaults import protocol_config
@@ -27,8 +28,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   config = protocol_config()
   config.rules = ["untrained", "backprop", "feedback_alignment", "predictive_coding", "stdp"]
   # Fewer inference steps / spike time steps than the defaults keep the local rules within a laptop budget.
-  config.rule_hparams = ml_collections.ConfigDict({"predictive_coding": {"inference_steps": 6},
-                                                   "stdp": {"time_steps": 5}})
+  config.rule_hparams = ml_collections.ConfigDict(
+    {"predictive_coding": {"inference_steps": 6}, "stdp": {"time_steps": 5}}
+  )
   config.seeds = 3
   config.epochs = 5
   config.milestones = [0, 1, 2, 5]

@@ -9,6 +9,7 @@ the seed-sharded arrays), the digest is taken over the gathered arrays, and only
 outside Orbax, with a barrier after. A restore lays the arrays out as its target says (`abstract_state` carries the
 seed sharding of the current devices), so a run restarts on fewer hosts or devices than it was saved from.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,6 +38,7 @@ def state_digest(state: Any) -> str:
       leaf = jax.random.key_data(leaf)
     if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
       from jax.experimental import multihost_utils
+
       arr = np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
     else:
       arr = np.asarray(jax.device_get(leaf))
@@ -95,13 +97,18 @@ class MilestoneCheckpoints:
     except Exception as err:  # noqa: BLE001 - any failure to read means the files are damaged
       raise ValueError(f"checkpoint {self.directory / str(step)} cannot be read: {type(err).__name__}: {err}") from err
     if state_digest(state) != expected:
-      raise ValueError(f"checkpoint {self.directory / str(step)} does not match the digest recorded when it was "
-                       "written (file damaged or changed)")
+      raise ValueError(
+        f"checkpoint {self.directory / str(step)} does not match the digest recorded when it was "
+        "written (file damaged or changed)"
+      )
     return state
 
   def _quarantine(self, step: int, reason: str) -> None:
-    warnings.warn(f"{reason}; moving it to {self.directory / 'corrupt'} and falling back to the previous milestone",
-                  CorruptCheckpointWarning, stacklevel=3)
+    warnings.warn(
+      f"{reason}; moving it to {self.directory / 'corrupt'} and falling back to the previous milestone",
+      CorruptCheckpointWarning,
+      stacklevel=3,
+    )
     if distributed.is_primary():
       target = self.directory / "corrupt" / f"{step}"
       target.parent.mkdir(exist_ok=True)

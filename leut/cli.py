@@ -1,10 +1,11 @@
 """Command line: `leut run | evaluate | report | brain-rdms`.
 
-    leut run CONFIG[:arg] --workdir DIR [--config.field=value ...]   train, checkpoint, evaluate, report
-    leut evaluate --workdir DIR [--config.field=value ...]           re-score the checkpoints already there
-    leut report --workdir DIR                                        redraw tables, figures and summary.md
-    leut brain-rdms --things-fmri DIR --out OUT [...]                precompute per-subject ROI RDMs
+leut run CONFIG[:arg] --workdir DIR [--config.field=value ...]   train, checkpoint, evaluate, report
+leut evaluate --workdir DIR [--config.field=value ...]           re-score the checkpoints already there
+leut report --workdir DIR                                        redraw tables, figures and summary.md
+leut brain-rdms --things-fmri DIR --out OUT [...]                precompute per-subject ROI RDMs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,7 @@ def _split_overrides(argv):
 
 def _workdir_config(workdir: Path, overrides):
   from leut import config as config_lib
+
   path = workdir / "config.json"
   if not path.exists():
     raise SystemExit(f"leut: {workdir} has no config.json; is it a workdir made by `leut run`?")
@@ -35,11 +37,13 @@ def _workdir_config(workdir: Path, overrides):
 
 def main(argv=None) -> int:
   from leut import distributed
+
   if distributed.maybe_initialize():  # multi-host only when LEUT_JAX_INIT=1
     print(distributed.describe(), file=sys.stderr)
   argv = list(sys.argv[1:] if argv is None else argv)
   if argv and argv[0] == "brain-rdms":
     from leut.data.brain_rdm_export import brain_rdms_main
+
     return brain_rdms_main(argv[1:]) or 0
   rest, overrides = _split_overrides(argv)
   parser = argparse.ArgumentParser(prog="leut", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -57,6 +61,7 @@ def main(argv=None) -> int:
 
   from leut import config as config_lib
   from leut import experiment, report
+
   try:
     if args.command == "run":
       config = config_lib.load(args.config, overrides)

@@ -6,19 +6,34 @@ An override `--config.a.b=value` is parsed as the type the field already has (in
 of those: either `[1,2]` or `1,2`). A workdir remembers its config in `config.json`; resuming with a config that
 would train something different is refused (see `check_compatible`).
 """
+
 from __future__ import annotations
 
 import ast
 import importlib.util
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import ml_collections
 
 # Sections that only change how checkpoints are scored or reported; they may differ on resume / re-evaluation.
-EVALUATION_ONLY = ("command", "seed_chunk", "eval", "report", "data.things_fmri_dir", "data.things_images_dir", "data.brain_rdms_dir",
-                   "data.rois", "data.subjects", "data.zscore", "data.stimuli", "data.n_stimuli", "rules")
+EVALUATION_ONLY = (
+  "command",
+  "seed_chunk",
+  "eval",
+  "report",
+  "data.things_fmri_dir",
+  "data.things_images_dir",
+  "data.brain_rdms_dir",
+  "data.rois",
+  "data.subjects",
+  "data.zscore",
+  "data.stimuli",
+  "data.n_stimuli",
+  "rules",
+)
 
 
 class ConfigMismatchError(ValueError):
@@ -108,15 +123,17 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def _training_fields(d: dict) -> dict[str, Any]:
-  return {k: v for k, v in _flatten(d).items()
-          if not any(k == e or k.startswith(e + ".") for e in EVALUATION_ONLY)}
+  return {k: v for k, v in _flatten(d).items() if not any(k == e or k.startswith(e + ".") for e in EVALUATION_ONLY)}
 
 
 def check_compatible(saved: dict, current: dict, workdir: Path) -> None:
   """Refuse to resume into `workdir` when a field that changes training differs from what it was made with."""
   a, b = _training_fields(saved), _training_fields(current)
-  diffs = [f"{k}: workdir has {a.get(k)!r}, config gives {b.get(k)!r}" for k in sorted(set(a) | set(b))
-           if a.get(k) != b.get(k)]
+  diffs = [
+    f"{k}: workdir has {a.get(k)!r}, config gives {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
+  ]
   if diffs:
-    raise ConfigMismatchError(f"{workdir} was made with a different training config; refusing to mix runs. "
-                              "Use a new --workdir, or the original config. Differences:\n  " + "\n  ".join(diffs))
+    raise ConfigMismatchError(
+      f"{workdir} was made with a different training config; refusing to mix runs. "
+      "Use a new --workdir, or the original config. Differences:\n  " + "\n  ".join(diffs)
+    )

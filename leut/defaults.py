@@ -1,4 +1,5 @@
 """The protocol's defaults (PROTOCOL §1–3), shared by every experiment config; each field says what it means."""
+
 import ml_collections
 
 
@@ -12,12 +13,15 @@ def protocol_config() -> ml_collections.ConfigDict:
   c.milestones = [0, 1, 2, 5, 10, 20, 30, 40]  # epochs checkpointed and scored (0 = untrained)
   c.batch_size = 128
   c.seed_chunk = 0  # seeds trained / evaluated at a time (0 = the largest chunk that fits; leut.train.sharding)
-  c.model = ml_collections.ConfigDict(dict(
+  c.model = ml_collections.ConfigDict(
+    dict(
       widths=(32, 64, 128),  # conv channels
       fc_dim=512,  # fc1 units
       conv_init="torch_default",  # same init for every rule, so 'untrained' is every rule's epoch 0
-  ))
-  c.data = ml_collections.ConfigDict(dict(
+    )
+  )
+  c.data = ml_collections.ConfigDict(
+    dict(
       source="synthetic",  # 'synthetic' (embedded default) or 'files' (the paths below)
       synthetic_dir="data_cache/synthetic",  # where the synthetic default is written once
       cifar_dir="",  # folder with cifar-10-batches-py (or -bin, or the .tar.gz)
@@ -30,8 +34,10 @@ def protocol_config() -> ml_collections.ConfigDict:
       zscore="all",  # z-score voxels over all trials ('all') or within each run ('run')
       stimuli="per_concept",  # one image per concept (720 in THINGS-fMRI) or 'test' (100, averaged repeats)
       n_stimuli=0,  # 0: all selected stimuli
-  ))
-  c.eval = ml_collections.ConfigDict(dict(
+    )
+  )
+  c.eval = ml_collections.ConfigDict(
+    dict(
       resolutions=[224],  # stimulus sizes in px (multiples of 32)
       upsampled=False,  # also score the 32-px-then-upsampled arm (PROTOCOL §3.1)
       pairs=["all", "cross_run"],  # stimulus-pair sets (cross_run: PROTOCOL §3.4)
@@ -40,14 +46,17 @@ def protocol_config() -> ml_collections.ConfigDict:
       batch_size=32,  # images per feature-extraction chunk (bounds memory at 224 px)
       test_images=10000,  # held-out CIFAR images for accuracy (0 = all)
       partial_controls=("pixel", "luminance"),  # control RDMs for partial RSA (also mean_rgb, color_histogram,
-                                                # gabor); empty: no partial RSA
+      # gabor); empty: no partial RSA
       n_boot=1000,  # stimulus-bootstrap resamples for CIs (0: none)
       stats_epochs="first_last",  # partial RSA, bootstrap and CV best layer at 'first_last' milestones or at 'all'
       best_layer_splits=10,  # random stimulus halvings for the cross-validated best layer (0: none)
-  ))
-  c.report = ml_collections.ConfigDict(dict(
+    )
+  )
+  c.report = ml_collections.ConfigDict(
+    dict(
       layer_for_roi={},  # override the fixed layer per ROI, e.g. {'V1': 'conv2'}
       alternative="two-sided",  # sign-flip tests: 'two-sided', 'greater' or 'less'
       n_mc=100_000,  # Monte Carlo sign assignments beyond 2^20 exact ones
-  ))
+    )
+  )
   return c

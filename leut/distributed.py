@@ -8,6 +8,7 @@ to override) set `LEUT_COORDINATOR=host:port`, `LEUT_NUM_PROCESSES` and `LEUT_PR
 sharded over the global device mesh (`leut.train.sharding`), Orbax writes each checkpoint once from all processes,
 and only process 0 writes files that are not arrays (digests, metrics, tables).
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,10 @@ def maybe_initialize() -> bool:
 
 def describe() -> str:
   """One line naming this process and the devices it joined, e.g. `leut: process 1 of 2, 2 of 4 devices (cpu)`."""
-  return (f"leut: process {jax.process_index()} of {jax.process_count()}, {jax.local_device_count()} of "
-          f"{jax.device_count()} devices ({jax.default_backend()})")
+  return (
+    f"leut: process {jax.process_index()} of {jax.process_count()}, {jax.local_device_count()} of "
+    f"{jax.device_count()} devices ({jax.default_backend()})"
+  )
 
 
 def is_primary() -> bool:
@@ -58,6 +61,7 @@ def barrier(name: str) -> None:
   """Wait until every process reaches this point (no-op in a single-process run)."""
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
+
     multihost_utils.sync_global_devices(name)
 
 

@@ -14,6 +14,7 @@ correlations with each subject's ROI RDM and with the subject-mean RDM are compu
   results/bootstrap_draws.npz, bootstrap_differences.csv   the bootstrap draws of every bootstrap.csv row and the
                         paired differences between rules and epochs (`leut.report.bootstrap_differences`)
 """
+
 from __future__ import annotations
 
 import warnings
@@ -49,6 +50,7 @@ class ConstantFeatureWarning(UserWarning):
 
 class RuleResults(NamedTuple):
   """Rows (lists of dicts) of one rule's tables; `bootstrap_draws[i]` holds the B draws of `bootstrap[i]`."""
+
   rsa: list
   accuracy: list
   weights: list
@@ -63,15 +65,19 @@ def extract(eval_one, state, images_NxHxWx3: np.ndarray, chunk: int, seed_chunk:
   `seed_chunk` seeds (0: all seeds at once; see `plan_seed_chunk`). A seed's features do not depend on the chunks."""
   n_seeds = jax.tree.leaves(state.params)[0].shape[0]
   if 0 < seed_chunk < n_seeds:
-    parts = [extract(eval_one, _seed_slice(state, a, b), images_NxHxWx3, chunk)
-             for a, b in sharding.chunk_bounds(n_seeds, seed_chunk)]
-    return (np.concatenate([lg for lg, _ in parts]),
-            {k: np.concatenate([ft[k] for _, ft in parts]) for k in parts[0][1]})
+    parts = [
+      extract(eval_one, _seed_slice(state, a, b), images_NxHxWx3, chunk)
+      for a, b in sharding.chunk_bounds(n_seeds, seed_chunk)
+    ]
+    return (
+      np.concatenate([lg for lg, _ in parts]),
+      {k: np.concatenate([ft[k] for _, ft in parts]) for k in parts[0][1]},
+    )
   fn = _vmapped(eval_one)
   n = images_NxHxWx3.shape[0]
   logits, feats = [], []
   for start in range(0, n, chunk):
-    x = images_NxHxWx3[start:start + chunk]
+    x = images_NxHxWx3[start : start + chunk]
     pad = chunk - x.shape[0]
     if pad:
       x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
@@ -79,8 +85,7 @@ def extract(eval_one, state, images_NxHxWx3: np.ndarray, chunk: int, seed_chunk:
     keep = chunk - pad
     logits.append(lg[:, :keep])
     feats.append({k: v[:, :keep] for k, v in ft.items()})
-  return (np.concatenate(logits, axis=1),
-          {k: np.concatenate([f[k] for f in feats], axis=1) for k in feats[0]})
+  return (np.concatenate(logits, axis=1), {k: np.concatenate([f[k] for f in feats], axis=1) for k in feats[0]})
 
 
 class _EvalState(NamedTuple):
@@ -124,8 +129,9 @@ def plan_seed_chunk(config, eval_one, state, image_shape) -> int:
   per_device_seeds = -(-n_seeds // jax.device_count())
   if per_device_seeds * per_seed <= sharding.device_memory_budget() // 4:
     return n_seeds
-  return sharding.largest_fitting_chunk(lambda k: extraction_bytes(eval_one, state, image_shape, chunk, k),
-                                        n_seeds, fallback=(64 << 20, per_seed))
+  return sharding.largest_fitting_chunk(
+    lambda k: extraction_bytes(eval_one, state, image_shape, chunk, k), n_seeds, fallback=(64 << 20, per_seed)
+  )
 
 
 _VMAPPED = {}
@@ -139,9 +145,10 @@ def _vmapped(eval_one):
 
 class BrainTargets(NamedTuple):
   """The brain side of `score_kernel` for one pair set, prepared once per evaluation (`brain_targets`)."""
+
   per_subject_RxJxP: jax.Array  # spearman / pearson: centred unit-norm (rank) vectors; else the masked vectors
-  mean_RxP: jax.Array           # the same for the subject-mean RDM of each ROI
-  weights_P: jax.Array          # 0/1 pair weights of the pair set
+  mean_RxP: jax.Array  # the same for the subject-mean RDM of each ROI
+  weights_P: jax.Array  # 0/1 pair weights of the pair set
 
 
 @partial(jax.jit, static_argnames=("method",))
@@ -172,8 +179,10 @@ def score_kernel(feats_NxSxU, targets: BrainTargets, *, metric="correlation", me
   if method in ("spearman", "pearson"):
     z_NxP = rsa.centred_unit(rsa.rank_average(model_NxP, w_P) if method == "spearman" else model_NxP, w_P)
     hi = jax.lax.Precision.HIGHEST
-    return (jnp.einsum("np,rjp->nrj", z_NxP, targets.per_subject_RxJxP, precision=hi),
-            jnp.einsum("np,rp->nr", z_NxP, targets.mean_RxP, precision=hi))
+    return (
+      jnp.einsum("np,rjp->nrj", z_NxP, targets.per_subject_RxJxP, precision=hi),
+      jnp.einsum("np,rp->nr", z_NxP, targets.mean_RxP, precision=hi),
+    )
   per_subject = rsa.compare(model_NxP[:, None, None], targets.per_subject_RxJxP[None], method, pair_mask=w_P)
   mean_rdm = rsa.compare(model_NxP[:, None], targets.mean_RxP[None], method, pair_mask=w_P)
   return per_subject, mean_rdm
@@ -202,11 +211,12 @@ def _displacements(params, params0, rule, epoch):
       continue
     w, w0 = np.asarray(w, np.float64), np.asarray(flat0[key], np.float64)
     diff = np.sqrt(((w - w0) ** 2).reshape(w.shape[0], -1).sum(1))
-    base = np.sqrt((w0 ** 2).reshape(w.shape[0], -1).sum(1))
+    base = np.sqrt((w0**2).reshape(w.shape[0], -1).sum(1))
     layer = key.split("'")[1]
     for seed in range(w.shape[0]):
-      rows.append({"rule": rule, "seed": seed, "epoch": epoch, "layer": layer,
-                   "rel_displacement": float(diff[seed] / base[seed])})
+      rows.append(
+        {"rule": rule, "seed": seed, "epoch": epoch, "layer": layer, "rel_displacement": float(diff[seed] / base[seed])}
+      )
   return rows
 
 
@@ -224,8 +234,18 @@ def brain_targets_for(brain, masks: dict, method: str) -> dict[str, BrainTargets
   return {name: brain_targets(rdms, jnp.asarray(mask), method=method) for name, mask in masks.items()}
 
 
-def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, train_data, *, masks=None,
-                  controls=None, targets=None, progress=True):
+def evaluate_rule(
+  config,
+  workdir: Path,
+  rule_name: str,
+  inputs: EvalInputs,
+  train_data,
+  *,
+  masks=None,
+  controls=None,
+  targets=None,
+  progress=True,
+):
   """Score every verified checkpoint of one rule; returns its `RuleResults`."""
   rule, trainer = train_run.build(config, rule_name, train_data)
   rule_fn = evaluate_fn(rule)
@@ -242,6 +262,7 @@ def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, tra
   bar = tqdm(total=len(steps), desc=f"evaluate {rule_name}", unit="ckpt", disable=not progress, leave=False)
   for step, state in ckpts.iter_good(trainer.abstract_state(config.seeds)):
     epoch = step // spe
+
     def plan(images):
       if images.shape[1:] not in seed_chunks:
         seed_chunks[images.shape[1:]] = plan_seed_chunk(config, rule_fn, state, images.shape[1:])
@@ -249,8 +270,10 @@ def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, tra
 
     logits, _ = extract(rule_fn, state, inputs.test_images, config.eval.batch_size, plan(inputs.test_images))
     acc = (logits.argmax(-1) == inputs.test_labels[None]).mean(-1)
-    acc_rows += [{"rule": rule_name, "seed": s, "epoch": epoch, "step": step, "accuracy": float(acc[s])}
-                 for s in range(config.seeds)]
+    acc_rows += [
+      {"rule": rule_name, "seed": s, "epoch": epoch, "step": step, "accuracy": float(acc[s])}
+      for s in range(config.seeds)
+    ]
     if params0 is None:
       params0 = sharding.to_host(state.params)
     w_rows += _displacements(sharding.to_host(state.params), params0, rule_name, epoch)
@@ -258,41 +281,78 @@ def evaluate_rule(config, workdir: Path, rule_name: str, inputs: EvalInputs, tra
       _, feats = extract(rule_fn, state, images, config.eval.batch_size, plan(images))
       for layer, f_NxSxU in feats.items():
         const = np.asarray(rsa.constant_rows(jnp.asarray(f_NxSxU)))  # N x S
-        for pairs, mask in masks.items():
-          per_subj, mean_rdm = jax.device_get(score_kernel(jnp.asarray(f_NxSxU), targets[pairs],
-                                                           metric=config.eval.metric, method=config.eval.method))
+        for pairs in masks:
+          per_subj, mean_rdm = jax.device_get(
+            score_kernel(jnp.asarray(f_NxSxU), targets[pairs], metric=config.eval.metric, method=config.eval.method)
+          )
           for seed in range(config.seeds):
             note = ""
             if const[seed].any():
               note = f"constant features for {int(const[seed].sum())}/{const.shape[1]} stimuli"
-              warnings.warn(f"{rule_name} seed {seed} epoch {epoch} {layer} @ {px}px: {note}; "
-                            "its scores are reported as NaN", ConstantFeatureWarning, stacklevel=2)
+              warnings.warn(
+                f"{rule_name} seed {seed} epoch {epoch} {layer} @ {px}px: {note}; its scores are reported as NaN",
+                ConstantFeatureWarning,
+                stacklevel=2,
+              )
             for r, roi in enumerate(inputs.brain.rois):
               subjects = list(inputs.brain.subjects) + ["mean"]
               values = list(per_subj[seed, r]) + [mean_rdm[seed, r]]
               for subj, rho in zip(subjects, values):
-                rsa_rows.append({"rule": rule_name, "seed": seed, "epoch": epoch, "step": step, "layer": layer,
-                                 "roi": roi, "subject": subj, "resolution": px, "arm": arm, "pairs": pairs,
-                                 "rho": float("nan") if note else float(rho), "note": note})
+                rsa_rows.append(
+                  {
+                    "rule": rule_name,
+                    "seed": seed,
+                    "epoch": epoch,
+                    "step": step,
+                    "layer": layer,
+                    "roi": roi,
+                    "subject": subj,
+                    "resolution": px,
+                    "arm": arm,
+                    "pairs": pairs,
+                    "rho": float("nan") if note else float(rho),
+                    "note": note,
+                  }
+                )
         if step not in stats_steps:
           continue
-        where = dict(rule=rule_name, epoch=epoch, step=step, layer=layer, feats_NxSxU=f_NxSxU, brain=inputs.brain,
-                     masks=masks, resolution=px, arm=arm, metric=config.eval.metric)
+        where = dict(
+          rule=rule_name,
+          epoch=epoch,
+          step=step,
+          layer=layer,
+          feats_NxSxU=f_NxSxU,
+          brain=inputs.brain,
+          masks=masks,
+          resolution=px,
+          arm=arm,
+          metric=config.eval.metric,
+        )
         if controls:
-          partial_rows += stimulus_stats.partial_rows(**where, controls=controls[(px, arm)],
-                                                      invalid_N=const.any(1))
+          partial_rows += stimulus_stats.partial_rows(**where, controls=controls[(px, arm)], invalid_N=const.any(1))
         rois = [r for r in inputs.brain.rois if headline.get(r) == layer]
         if config.eval.n_boot and rois and (~const.any(1)).any():
-          rows, draws = stimulus_stats.bootstrap_draws(**where, n_boot=config.eval.n_boot, rois=rois,
-                                                       valid_N=~const.any(1))
+          rows, draws = stimulus_stats.bootstrap_draws(
+            **where, n_boot=config.eval.n_boot, rois=rois, valid_N=~const.any(1)
+          )
           boot_rows += rows
           boot_draws += draws
       n_splits = config.eval.get("best_layer_splits", 0)
       if step in stats_steps and n_splits and len(feats) > 1:
         best_rows += stimulus_stats.best_layer_rows(
-            rule=rule_name, epoch=epoch, step=step, feats=feats, brain=inputs.brain, masks=masks, resolution=px,
-            arm=arm, metric=config.eval.metric, method=config.eval.method, n_splits=n_splits,
-            seed=config.seed)
+          rule=rule_name,
+          epoch=epoch,
+          step=step,
+          feats=feats,
+          brain=inputs.brain,
+          masks=masks,
+          resolution=px,
+          arm=arm,
+          metric=config.eval.metric,
+          method=config.eval.method,
+          n_splits=n_splits,
+          seed=config.seed,
+        )
     bar.update(1)
   bar.close()
   ckpts.close()
@@ -309,16 +369,18 @@ def evaluate_all(config, workdir: Path, inputs: EvalInputs, train_data, *, progr
   controls = {k: stimulus_stats.control_rdms(v, names) for k, v in inputs.stimuli.items()} if names else None
   rows = RuleResults(*([] for _ in RuleResults._fields))
   for rule_name in config.rules:
-    part = evaluate_rule(config, workdir, rule_name, inputs, train_data, masks=masks, controls=controls,
-                         targets=targets, progress=progress)
+    part = evaluate_rule(
+      config, workdir, rule_name, inputs, train_data, masks=masks, controls=controls, targets=targets, progress=progress
+    )
     for acc, new in zip(rows, part):
       acc += new
   tables = {name: pd.DataFrame(r) for name, r in rows._asdict().items() if r and name != "bootstrap_draws"}
   tables["noise_ceiling"] = stimulus_stats.noise_ceiling_table(inputs.brain, masks, method=config.eval.method)
   draws_CxB = np.stack(rows.bootstrap_draws) if rows.bootstrap_draws else None  # 8 B bytes per bootstrap.csv row
   if draws_CxB is not None:
-    tables["bootstrap_differences"] = bootstrap_differences.difference_table(tables["bootstrap"], draws_CxB,
-                                                                             rules=config.rules)
+    tables["bootstrap_differences"] = bootstrap_differences.difference_table(
+      tables["bootstrap"], draws_CxB, rules=config.rules
+    )
   if distributed.is_primary():  # one process writes (and clears) the tables
     for name in ("partial", "bootstrap", "bootstrap_differences", "best_layer_cv"):
       if name not in tables:

@@ -1,12 +1,13 @@
 """`leut run`: from a config to checkpoints, tidy RSA tables, figures and a summary in one workdir.
 
-    WORKDIR/config.json          the config the workdir was made with (resume refuses a different one)
-    WORKDIR/checkpoints/<rule>/  Orbax milestone checkpoints, all seeds in each
-    WORKDIR/metrics.jsonl        training loss/accuracy per rule, seed and epoch
-    WORKDIR/results/*.csv        rsa, accuracy, weights (see `leut.evaluate`)
-    WORKDIR/figures/*.png|pdf    alignment over training per ROI, and more (see `leut.report`)
-    WORKDIR/summary.md           headline numbers, each traceable to a CSV row
+WORKDIR/config.json          the config the workdir was made with (resume refuses a different one)
+WORKDIR/checkpoints/<rule>/  Orbax milestone checkpoints, all seeds in each
+WORKDIR/metrics.jsonl        training loss/accuracy per rule, seed and epoch
+WORKDIR/results/*.csv        rsa, accuracy, weights (see `leut.evaluate`)
+WORKDIR/figures/*.png|pdf    alignment over training per ROI, and more (see `leut.report`)
+WORKDIR/summary.md           headline numbers, each traceable to a CSV row
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from leut import config as config_lib
-from leut import distributed
+from leut import distributed, report, rules
 from leut import evaluate as evaluate_lib
-from leut import report, rules
 from leut.data import cifar, things_fmri, things_images
 from leut.data.errors import MissingDatasetError
 from leut.train import batches
@@ -38,6 +38,7 @@ def resolve_data(config) -> DataPaths:
   d = config.data
   if d.source == "synthetic":
     from leut.data import synthetic
+
     default = synthetic.ensure_default(Path(d.synthetic_dir))
     return DataPaths(Path(default.cifar_dir), Path(default.things_fmri_dir), Path(default.things_images_dir), None)
   if d.source != "files":
@@ -46,9 +47,11 @@ def resolve_data(config) -> DataPaths:
     if not d[field]:
       raise MissingDatasetError(f"data.source='files' needs data.{field}: set --config.data.{field}=PATH")
   if not d.things_fmri_dir and not d.brain_rdms_dir:
-    raise MissingDatasetError("data.source='files' needs brain data: set --config.data.things_fmri_dir=PATH "
-                              "(THINGS-fMRI single-trial betas) or --config.data.brain_rdms_dir=PATH "
-                              "(precomputed fmri_rdm_{ROI}_{sub}.npy + stim_order_{sub}.txt)")
+    raise MissingDatasetError(
+      "data.source='files' needs brain data: set --config.data.things_fmri_dir=PATH "
+      "(THINGS-fMRI single-trial betas) or --config.data.brain_rdms_dir=PATH "
+      "(precomputed fmri_rdm_{ROI}_{sub}.npy + stim_order_{sub}.txt)"
+    )
   opt = lambda p: Path(p) if p else None  # noqa: E731
   return DataPaths(Path(d.cifar_dir), opt(d.things_fmri_dir), Path(d.things_images_dir), opt(d.brain_rdms_dir))
 
@@ -64,20 +67,30 @@ def load_brain(config, paths: DataPaths, *, progress: bool = True):
   subjects = list(d.subjects) if d.subjects else None
   if paths.brain_rdms_dir is not None:
     from leut.data import precomputed_rdms
+
     return precomputed_rdms.load_precomputed_rdms(paths.brain_rdms_dir, rois=list(d.rois), subjects=subjects)
-  return things_fmri.load_brain_rdms(paths.things_fmri_dir, subjects=subjects, rois=tuple(d.rois),
-                                     stimuli=d.stimuli, zscore=d.zscore, n_stimuli=d.n_stimuli or None,
-                                     progress=progress)
+  return things_fmri.load_brain_rdms(
+    paths.things_fmri_dir,
+    subjects=subjects,
+    rois=tuple(d.rois),
+    stimuli=d.stimuli,
+    zscore=d.zscore,
+    n_stimuli=d.n_stimuli or None,
+    progress=progress,
+  )
 
 
 def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData, *, progress=True):
   brain = load_brain(config, paths, progress=progress)
   stimuli = {}
   for px in config.eval.resolutions:
-    stimuli[(int(px), "native")] = things_images.load_stimulus_images(paths.things_images_dir, brain.stimuli, px=int(px))
+    stimuli[(int(px), "native")] = things_images.load_stimulus_images(
+      paths.things_images_dir, brain.stimuli, px=int(px)
+    )
     if config.eval.upsampled:
       stimuli[(int(px), "upsampled")] = things_images.load_stimulus_images(
-          paths.things_images_dir, brain.stimuli, px=int(px), upsampled=True)
+        paths.things_images_dir, brain.stimuli, px=int(px), upsampled=True
+      )
   n_test = config.eval.test_images or len(cifar_data.test_labels)
   test = np.asarray(batches.normalize(jnp.asarray(cifar_data.test_images[:n_test])))
   return evaluate_lib.EvalInputs(brain, stimuli, test, np.asarray(cifar_data.test_labels[:n_test]))

@@ -15,6 +15,7 @@ Two programs run faster with less of that (each measured side by side, see `benc
 The option only exists in recent jaxlib releases, so each set is probed once and dropped where the installed XLA does
 not know it; other backends ignore it.
 """
+
 from __future__ import annotations
 
 import functools

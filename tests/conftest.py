@@ -1,4 +1,5 @@
 """Shared pytest set-up: strict JAX numerics and small, fast defaults for every test."""
+
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -16,6 +17,7 @@ import pytest  # noqa: E402
 def synthetic_dir(tmp_path_factory):
   """The embedded synthetic default, written once per test session."""
   from leut.data import synthetic
+
   root = tmp_path_factory.mktemp("synthetic")
   synthetic.ensure_default(root)
   return root

@@ -1,4 +1,5 @@
 """Small configs and data shared by the training tests."""
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -27,5 +28,7 @@ def tiny_config(**overrides):
 
 def random_train_data(n=96, seed=0):
   rng = np.random.default_rng(seed)
-  return batches.TrainData(jnp.asarray(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)),
-                           jnp.asarray(rng.integers(0, 10, n).astype(np.int32)))
+  return batches.TrainData(
+    jnp.asarray(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)),
+    jnp.asarray(rng.integers(0, 10, n).astype(np.int32)),
+  )

@@ -1,7 +1,8 @@
 """Subprocess body of the multi-device tests (XLA_FLAGS / jax.distributed must be set before JAX starts).
 
-    python tests/sharding_worker.py WORKDIR:SEEDS:CHUNK [...]   # train_rule into each WORKDIR, dump params+features
+python tests/sharding_worker.py WORKDIR:SEEDS:CHUNK [...]   # train_rule into each WORKDIR, dump params+features
 """
+
 import sys
 from pathlib import Path
 
@@ -34,8 +35,11 @@ def train_and_dump(workdir: Path, seeds: int, chunk: int) -> None:
   step, state = ckpts.restore_latest(trainer.abstract_state(seeds))
   ckpts.close()
   kernel = state.params["conv1"]["kernel"]
-  out = {"step": np.int64(step), "n_shards": np.int64(len(kernel.sharding.device_set)),
-         "spec": np.array(str(getattr(kernel.sharding, "spec", "")))}
+  out = {
+    "step": np.int64(step),
+    "n_shards": np.int64(len(kernel.sharding.device_set)),
+    "spec": np.array(str(getattr(kernel.sharding, "spec", ""))),
+  }
   for path, leaf in jax.tree_util.tree_leaves_with_path(sharding.to_host(state.params)):
     out["param" + jax.tree_util.keystr(path)] = leaf
   if jax.process_count() == 1:  # evaluation as evaluate.py runs it (single-controller: device_get of the results)

@@ -1,4 +1,5 @@
 """Milestone checkpoints: round trip, kill-and-resume equals an uninterrupted run, damage is detected."""
+
 import json
 import warnings
 
@@ -38,7 +39,11 @@ def test_save_restore_round_trip_reproduces_features(tmp_path):
   x = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype(np.float32)
   for s in range(2):
     pick = lambda t: jax.tree.map(lambda a: a[s], t)  # noqa: E731
-    f1 = cnn.features(pick(state.params), pick(state.model_state), x, )
+    f1 = cnn.features(
+      pick(state.params),
+      pick(state.model_state),
+      x,
+    )
     f2 = cnn.features(pick(back.params), pick(back.model_state), x)
     for layer in f1:
       np.testing.assert_array_equal(f1[layer], f2[layer])

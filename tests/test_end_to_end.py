@@ -1,4 +1,5 @@
 """`leut run` on the quickstart config with a tiny override, then `leut evaluate` and bad-input errors."""
+
 import json
 
 import numpy as np
@@ -7,28 +8,61 @@ import pytest
 
 from leut import cli
 
-TINY = ["--config.seeds=2", "--config.epochs=2", "--config.milestones=0,1,2", "--config.model.widths=(4,8,8)",
-        "--config.model.fc_dim=16", "--config.data.train_subset=64", "--config.eval.resolutions=32",
-        "--config.eval.test_images=64", "--config.data.n_stimuli=40", "--no-progress"]
+TINY = [
+  "--config.seeds=2",
+  "--config.epochs=2",
+  "--config.milestones=0,1,2",
+  "--config.model.widths=(4,8,8)",
+  "--config.model.fc_dim=16",
+  "--config.data.train_subset=64",
+  "--config.eval.resolutions=32",
+  "--config.eval.test_images=64",
+  "--config.data.n_stimuli=40",
+  "--no-progress",
+]
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, synthetic_dir):
   wd = tmp_path_factory.mktemp("quickstart")
-  rc = cli.main(["run", "experiments/quickstart.py", "--workdir", str(wd),
-                 f"--config.data.synthetic_dir={synthetic_dir}", "--config.rules=untrained,backprop", *TINY])
+  rc = cli.main(
+    [
+      "run",
+      "experiments/quickstart.py",
+      "--workdir",
+      str(wd),
+      f"--config.data.synthetic_dir={synthetic_dir}",
+      "--config.rules=untrained,backprop",
+      *TINY,
+    ]
+  )
   assert rc == 0
   return wd
 
 
 def test_run_writes_every_documented_output(workdir):
-  for rel in ("config.json", "metrics.jsonl", "results/rsa.csv", "results/accuracy.csv", "results/weights.csv",
-              "results/noise_ceiling.csv", "results/partial.csv", "results/bootstrap.csv",
-              "results/bootstrap_draws.npz", "results/bootstrap_differences.csv", "results/best_layer_cv.csv",
-              "figures/alignment.png", "figures/alignment.pdf", "summary.md"):
+  for rel in (
+    "config.json",
+    "metrics.jsonl",
+    "results/rsa.csv",
+    "results/accuracy.csv",
+    "results/weights.csv",
+    "results/noise_ceiling.csv",
+    "results/partial.csv",
+    "results/bootstrap.csv",
+    "results/bootstrap_draws.npz",
+    "results/bootstrap_differences.csv",
+    "results/best_layer_cv.csv",
+    "figures/alignment.png",
+    "figures/alignment.pdf",
+    "summary.md",
+  ):
     assert (workdir / rel).is_file(), rel
-  assert sorted(p.name for p in (workdir / "checkpoints" / "backprop").iterdir() if p.name.isdigit()) == \
-      ["0", "2", "4"]  # epochs 0, 1, 2 at 2 steps per epoch
+  assert sorted(p.name for p in (workdir / "checkpoints" / "backprop").iterdir() if p.name.isdigit()) == [
+    "0",
+    "2",
+    "4",
+  ]  # epochs 0, 1, 2 at 2 steps per epoch
   assert [p.name for p in (workdir / "checkpoints" / "untrained").iterdir() if p.name.isdigit()] == ["0"]
 
 
@@ -49,8 +83,15 @@ def test_rsa_table_is_complete_and_untrained_equals_every_rules_epoch_zero(workd
 
 def test_summary_numbers_equal_the_csv_rows_they_cite(workdir):
   rsa = pd.read_csv(workdir / "results" / "rsa.csv")
-  rows = rsa[(rsa.rule == "backprop") & (rsa.epoch == 2) & (rsa.layer == "conv1") & (rsa.roi == "V1")
-             & (rsa.pairs == "all") & (rsa.subject != "mean") & (rsa.arm == "native")]
+  rows = rsa[
+    (rsa.rule == "backprop")
+    & (rsa.epoch == 2)
+    & (rsa.layer == "conv1")
+    & (rsa.roi == "V1")
+    & (rsa.pairs == "all")
+    & (rsa.subject != "mean")
+    & (rsa.arm == "native")
+  ]
   per_seed = rows.groupby("seed").rho.mean()
   text = (workdir / "summary.md").read_text()
   assert f"{per_seed.mean():.3f} ± {per_seed.std():.3f} (n=2)" in text
@@ -72,16 +113,35 @@ def test_evaluate_refuses_a_training_change(workdir, capsys):
 
 
 def test_unknown_rule_is_named(tmp_path, synthetic_dir, capsys):
-  rc = cli.main(["run", "experiments/quickstart.py", "--workdir", str(tmp_path),
-                 f"--config.data.synthetic_dir={synthetic_dir}", "--config.rules=backprop,hebbian", *TINY])
+  rc = cli.main(
+    [
+      "run",
+      "experiments/quickstart.py",
+      "--workdir",
+      str(tmp_path),
+      f"--config.data.synthetic_dir={synthetic_dir}",
+      "--config.rules=backprop,hebbian",
+      *TINY,
+    ]
+  )
   err = capsys.readouterr().err
   assert rc == 2 and "hebbian" in err and "available rules" in err
 
 
 def test_missing_dataset_says_what_and_where(tmp_path, capsys):
-  rc = cli.main(["run", "experiments/quickstart.py", "--workdir", str(tmp_path / "wd"), "--config.data.source=files",
-                 f"--config.data.cifar_dir={tmp_path / 'nope'}", f"--config.data.things_images_dir={tmp_path}",
-                 f"--config.data.things_fmri_dir={tmp_path}", *TINY])
+  rc = cli.main(
+    [
+      "run",
+      "experiments/quickstart.py",
+      "--workdir",
+      str(tmp_path / "wd"),
+      "--config.data.source=files",
+      f"--config.data.cifar_dir={tmp_path / 'nope'}",
+      f"--config.data.things_images_dir={tmp_path}",
+      f"--config.data.things_fmri_dir={tmp_path}",
+      *TINY,
+    ]
+  )
   err = capsys.readouterr().err
   assert rc == 2 and "cifar" in err.lower() and "data.cifar_dir" in err and "download" in err.lower()
 
@@ -102,6 +162,7 @@ def test_partial_and_bootstrap_run_at_the_first_and_last_milestone(workdir):
 
 def test_bootstrap_differences_equal_numpy_on_the_saved_draws(workdir):
   from leut.report import bootstrap_differences
+
   boot = pd.read_csv(workdir / "results" / "bootstrap.csv")
   diffs = pd.read_csv(workdir / "results" / "bootstrap_differences.csv")
   keys, draws_CxB = bootstrap_differences.load_draws(workdir / "results" / "bootstrap_draws.npz")

@@ -1,4 +1,5 @@
 """Scoring: the jitted kernel equals scipy, and dead (constant) features are reported instead of scored."""
+
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -26,8 +27,9 @@ def test_score_kernel_equals_scipy_per_subject_and_mean_rdm(method):
   rng = np.random.default_rng(0)
   s, u = 12, 7
   feats_NxSxU = rng.normal(size=(2, s, u)).astype(np.float32)
-  brain = np.stack([np.stack([squareform(pdist(rng.normal(size=(s, 5)), "correlation")) for _ in range(3)])
-                    for _ in range(2)]).astype(np.float32)  # R=2 x J=3
+  brain = np.stack(
+    [np.stack([squareform(pdist(rng.normal(size=(s, 5)), "correlation")) for _ in range(3)]) for _ in range(2)]
+  ).astype(np.float32)  # R=2 x J=3
   mask = rng.uniform(size=(s, s)) > 0.3
   mask = mask & mask.T
   targets = evaluate.brain_targets(jnp.asarray(brain), jnp.asarray(mask), method=method)
@@ -63,8 +65,17 @@ def test_constant_features_are_reported_not_silently_scored(tmp_path, synthetic_
 
   monkeypatch.setattr(untrained_module, "untrained", dead_conv1_untrained)
   with pytest.warns(evaluate.ConstantFeatureWarning, match="conv1"):
-    rc = cli.main(["run", "experiments/quickstart.py", "--workdir", str(tmp_path),
-                   f"--config.data.synthetic_dir={synthetic_dir}", "--config.rules=untrained", *TINY])
+    rc = cli.main(
+      [
+        "run",
+        "experiments/quickstart.py",
+        "--workdir",
+        str(tmp_path),
+        f"--config.data.synthetic_dir={synthetic_dir}",
+        "--config.rules=untrained",
+        *TINY,
+      ]
+    )
   assert rc == 0
   rsa = pd.read_csv(tmp_path / "results" / "rsa.csv")
   dead = rsa[rsa.layer == "conv1"]
@@ -80,15 +91,18 @@ def test_constant_features_are_reported_not_silently_scored(tmp_path, synthetic_
 
 def _five_seed_state():
   import jax
+
   from leut.train import run as train_run
   from leut.train import sharding
   from tests.helpers import random_train_data, tiny_config
+
   config = tiny_config(seeds=5)
   rule, trainer = train_run.build(config, "backprop", random_train_data())
   state = trainer.init_all(sharding.seed_keys(config.seed, 5))
   # make the seeds' BatchNorm statistics differ, so a wrong seed order could not pass
-  state = state._replace(model_state=jax.tree.map(lambda x: x * jnp.arange(1, 6).reshape((5,) + (1,) * (x.ndim - 1)),
-                                                  state.model_state))
+  state = state._replace(
+    model_state=jax.tree.map(lambda x: x * jnp.arange(1, 6).reshape((5,) + (1,) * (x.ndim - 1)), state.model_state)
+  )
   return config, base.evaluate_fn(rule), state
 
 
@@ -106,6 +120,7 @@ def test_extraction_in_seed_chunks_equals_all_seeds_at_once():
 
 def test_seed_chunk_plan_follows_config_and_memory_budget(monkeypatch):
   from leut.train import sharding
+
   config, eval_one, state = _five_seed_state()
   shape = (64, 64, 3)
   config.seed_chunk = 2

@@ -6,6 +6,7 @@ two copies of `launch/tpu_vm/run_tpu.sh` play two TPU-VM workers (pointed at eac
 no TPU metadata server is here). Each trains 4 seeds of one rule on the synthetic default, so their RSA tables must
 agree to float32 rounding, and the multi-process runs must report two processes sharing 4 devices.
 """
+
 import os
 import socket
 import stat
@@ -17,10 +18,19 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--config.rules=backprop", "--config.seeds=4", "--config.epochs=1", "--config.milestones=0,1",
-        "--config.model.widths=(4,8,8)", "--config.model.fc_dim=16", "--config.data.train_subset=64",
-        "--config.eval.resolutions=32", "--config.eval.test_images=64", "--config.data.n_stimuli=40",
-        "--no-progress"]
+TINY = [
+  "--config.rules=backprop",
+  "--config.seeds=4",
+  "--config.epochs=1",
+  "--config.milestones=0,1",
+  "--config.model.widths=(4,8,8)",
+  "--config.model.fc_dim=16",
+  "--config.data.train_subset=64",
+  "--config.eval.resolutions=32",
+  "--config.eval.test_images=64",
+  "--config.data.n_stimuli=40",
+  "--no-progress",
+]
 
 FAKE_SRUN = """#!/bin/bash
 # Stand-in for srun on one machine: start SLURM_NTASKS copies of the command with per-task SLURM variables.
@@ -44,8 +54,7 @@ def _env(**extra) -> dict:
 
 
 def _args(workdir: Path, synthetic_dir: Path) -> list[str]:
-  return ["experiments/quickstart.py", "--workdir", str(workdir), f"--config.data.synthetic_dir={synthetic_dir}",
-          *TINY]
+  return ["experiments/quickstart.py", "--workdir", str(workdir), f"--config.data.synthetic_dir={synthetic_dir}", *TINY]
 
 
 def _free_port(lo: int = 1024, hi: int = 65535) -> int:
@@ -67,8 +76,14 @@ def _rsa(workdir: Path) -> pd.DataFrame:
 
 def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthetic_dir):
   local = tmp_path / "local"
-  subprocess.run(["bash", "launch/local/multi_device.sh", *_args(local, synthetic_dir)], cwd=ROOT, check=True,
-                 env=_env(LEUT_CPU_DEVICES=4), timeout=400, capture_output=True)
+  subprocess.run(
+    ["bash", "launch/local/multi_device.sh", *_args(local, synthetic_dir)],
+    cwd=ROOT,
+    check=True,
+    env=_env(LEUT_CPU_DEVICES=4),
+    timeout=400,
+    capture_output=True,
+  )
 
   bin_dir, logs = tmp_path / "bin", tmp_path / "slurm_logs"
   bin_dir.mkdir()
@@ -77,11 +92,23 @@ def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthet
   (bin_dir / "srun").chmod((bin_dir / "srun").stat().st_mode | stat.S_IEXEC)
   slurm = tmp_path / "slurm"
   port = _free_port(61440)  # JAX derives the coordinator port from the job id: 61440 + id % 4096
-  slurm_env = _env(PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_SRUN_LOGS=logs, SLURM_JOB_ID=port - 61440,
-                   SLURM_NTASKS=2, SLURM_STEP_NODELIST="localhost", SLURM_NODELIST="localhost",
-                   XLA_FLAGS="--xla_force_host_platform_device_count=2")
-  done = subprocess.run(["bash", "launch/slurm/train.sbatch", *_args(slurm, synthetic_dir)], cwd=ROOT,
-                        env=slurm_env, timeout=400, capture_output=True, text=True)
+  slurm_env = _env(
+    PATH=f"{bin_dir}:{os.environ['PATH']}",
+    FAKE_SRUN_LOGS=logs,
+    SLURM_JOB_ID=port - 61440,
+    SLURM_NTASKS=2,
+    SLURM_STEP_NODELIST="localhost",
+    SLURM_NODELIST="localhost",
+    XLA_FLAGS="--xla_force_host_platform_device_count=2",
+  )
+  done = subprocess.run(
+    ["bash", "launch/slurm/train.sbatch", *_args(slurm, synthetic_dir)],
+    cwd=ROOT,
+    env=slurm_env,
+    timeout=400,
+    capture_output=True,
+    text=True,
+  )
   task_logs = [(logs / f"task{i}.log").read_text() for i in range(2)]
   assert done.returncode == 0, "\n".join(t[-3000:] for t in task_logs)
   for i, log in enumerate(task_logs):
@@ -89,10 +116,22 @@ def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthet
 
   tpu = tmp_path / "tpu"
   coordinator = f"127.0.0.1:{_free_port()}"
-  workers = [subprocess.Popen(["bash", "launch/tpu_vm/run_tpu.sh", *_args(tpu, synthetic_dir)], cwd=ROOT,
-                              env=_env(LEUT_COORDINATOR=coordinator, LEUT_NUM_PROCESSES=2, LEUT_PROCESS_ID=i,
-                                       XLA_FLAGS="--xla_force_host_platform_device_count=2"),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+  workers = [
+    subprocess.Popen(
+      ["bash", "launch/tpu_vm/run_tpu.sh", *_args(tpu, synthetic_dir)],
+      cwd=ROOT,
+      env=_env(
+        LEUT_COORDINATOR=coordinator,
+        LEUT_NUM_PROCESSES=2,
+        LEUT_PROCESS_ID=i,
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+      ),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+    )
+    for i in range(2)
+  ]
   try:
     outs = [w.communicate(timeout=400)[0] for w in workers]
   finally:
@@ -109,5 +148,6 @@ def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthet
     assert other.drop(columns="rho").equals(reference.drop(columns="rho"))
     np.testing.assert_allclose(other["rho"], reference["rho"], atol=2e-5, err_msg=str(workdir))
     # one process writes the non-array files: one metrics row per seed and milestone, not one per process
-    assert len((workdir / "metrics.jsonl").read_text().splitlines()) == \
-        len((local / "metrics.jsonl").read_text().splitlines())
+    assert len((workdir / "metrics.jsonl").read_text().splitlines()) == len(
+      (local / "metrics.jsonl").read_text().splitlines()
+    )

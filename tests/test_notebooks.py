@@ -1,4 +1,5 @@
 """Execute every notebook in notebooks/ against a tiny workdir (the one tests/report builds, made once per session)."""
+
 import importlib.util
 import json
 import sys
@@ -26,9 +27,15 @@ def kernel_name(tmp_path_factory):
   root = tmp_path_factory.mktemp("jupyter")
   spec_dir = root / "kernels" / "leut-test"
   spec_dir.mkdir(parents=True)
-  (spec_dir / "kernel.json").write_text(json.dumps({
-      "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-      "display_name": "leut test", "language": "python"}))
+  (spec_dir / "kernel.json").write_text(
+    json.dumps(
+      {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "leut test",
+        "language": "python",
+      }
+    )
+  )
   return root, "leut-test"
 
 

@@ -12,6 +12,7 @@ Public API (re-exported here):
 Not imported here (heavier dependencies): nifti_betas.load_nifti_brain_rdms (nilearn),
 cifar_tfds.load_cifar10_tfds (tensorflow-datasets), brain_rdm_export.brain_rdms_main (CLI).
 """
+
 from leut.data.cifar import CifarData, load_cifar10
 from leut.data.errors import DataFormatError, MissingDatasetError, UnknownRoiError
 from leut.data.normalization import CIFAR_MEAN, CIFAR_STD
@@ -22,8 +23,22 @@ from leut.data.things_fmri import BrainData, load_brain_rdms
 from leut.data.things_images import load_stimulus_images, raw_images_01
 
 __all__ = [
-    "BrainData", "CIFAR_MEAN", "CIFAR_STD", "CifarData", "DataFormatError", "DefaultData",
-    "MissingDatasetError", "UnknownRoiError", "ensure_default", "ground_truth_rdms",
-    "load_brain_rdms", "load_cifar10", "load_stimulus_images", "raw_images_01",
-    "load_precomputed_rdms", "write_cifar10", "write_precomputed_rdms", "write_things_fmri",
+  "BrainData",
+  "CIFAR_MEAN",
+  "CIFAR_STD",
+  "CifarData",
+  "DataFormatError",
+  "DefaultData",
+  "MissingDatasetError",
+  "UnknownRoiError",
+  "ensure_default",
+  "ground_truth_rdms",
+  "load_brain_rdms",
+  "load_cifar10",
+  "load_stimulus_images",
+  "raw_images_01",
+  "load_precomputed_rdms",
+  "write_cifar10",
+  "write_precomputed_rdms",
+  "write_things_fmri",
 ]

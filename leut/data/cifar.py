@@ -13,14 +13,16 @@ Python format: each batch is a Python-2 pickle of a dict with bytes keys ``b'dat
 Binary format: records of 1 label byte + 3072 pixel bytes; ``batches.meta.txt``
 lists the class names one per line.
 """
+
 from __future__ import annotations
 
 import os
 import pickle
 import tarfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,10 +39,11 @@ _TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 
 class CifarData(NamedTuple):
   """CIFAR-10 in memory, images HWC uint8 as stored in the archive."""
+
   train_images: np.ndarray  # N x 32 x 32 x 3 uint8
   train_labels: np.ndarray  # N int32
-  test_images: np.ndarray   # M x 32 x 32 x 3 uint8
-  test_labels: np.ndarray   # M int32
+  test_images: np.ndarray  # M x 32 x 32 x 3 uint8
+  test_labels: np.ndarray  # M int32
   class_names: tuple[str, ...]
 
 
@@ -52,8 +55,7 @@ def _parse_pickle(raw: bytes, where: str) -> dict:
   try:
     obj = pickle.loads(raw, encoding="bytes")
   except Exception as e:  # truncated or corrupt pickles raise many different types
-    raise DataFormatError(where, f"not a readable pickle (truncated or corrupt?): "
-                          f"{type(e).__name__}: {e}") from None
+    raise DataFormatError(where, f"not a readable pickle (truncated or corrupt?): {type(e).__name__}: {e}") from None
   if not isinstance(obj, dict):
     raise DataFormatError(where, f"expected a pickled dict, got {type(obj).__name__}")
   return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
@@ -66,8 +68,7 @@ def _py_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     raise DataFormatError(where, f"batch dict lacks keys {missing}; has {sorted(d)}")
   data = np.asarray(d["data"])
   if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _PIXELS:
-    raise DataFormatError(where, f"b'data' must be uint8 of shape (N, {_PIXELS}), "
-                          f"got {data.dtype} {data.shape}")
+    raise DataFormatError(where, f"b'data' must be uint8 of shape (N, {_PIXELS}), got {data.dtype} {data.shape}")
   labels = np.asarray(d["labels"], np.int64)
   if labels.shape != (data.shape[0],):
     raise DataFormatError(where, f"{data.shape[0]} images but {labels.size} labels")
@@ -76,8 +77,9 @@ def _py_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _bin_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
   if len(raw) == 0 or len(raw) % (_PIXELS + 1):
-    raise DataFormatError(where, f"size {len(raw)} bytes is not a positive multiple of the "
-                          f"{_PIXELS + 1}-byte record (truncated?)")
+    raise DataFormatError(
+      where, f"size {len(raw)} bytes is not a positive multiple of the {_PIXELS + 1}-byte record (truncated?)"
+    )
   rec = np.frombuffer(raw, np.uint8).reshape(-1, _PIXELS + 1)
   return _to_hwc(rec[:, 1:]), rec[:, 0].astype(np.int32)
 
@@ -107,8 +109,9 @@ def _assemble(read: Callable[[str], bytes], fmt: str, where: Callable[[str], str
   for name, y in ((train_names[0], train_y), (test_name, test_y)):
     bad = (y < 0) | (y >= len(class_names))
     if bad.any():
-      raise DataFormatError(where(name), f"labels outside 0..{len(class_names) - 1} "
-                            f"({len(class_names)} class names in {meta_name})")
+      raise DataFormatError(
+        where(name), f"labels outside 0..{len(class_names) - 1} ({len(class_names)} class names in {meta_name})"
+      )
   return CifarData(train_x, train_y, test_x, test_y, class_names)
 
 
@@ -118,6 +121,7 @@ def _load_dir(folder: Path, fmt: str) -> CifarData:
     if not f.is_file():
       raise missing_dataset("cifar10", folder, f"file {name} is missing")
     return f.read_bytes()
+
   return _assemble(read, fmt, lambda n: str(folder / n))
 
 
@@ -138,13 +142,14 @@ def _load_tar(archive: Path) -> CifarData:
         if m is None:
           raise DataFormatError(archive, f"archive lacks {fmt_dir}/{name} (truncated?)")
         return tar.extractfile(m).read()
-      return _assemble(read, "py" if fmt_dir == PY_DIR else "bin",
-                       lambda n: f"{archive}::{fmt_dir}/{n}")
+
+      return _assemble(read, "py" if fmt_dir == PY_DIR else "bin", lambda n: f"{archive}::{fmt_dir}/{n}")
   except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
     if isinstance(e, FileNotFoundError):
       raise
-    raise DataFormatError(archive, f"cannot read the archive (truncated or corrupt?): "
-                          f"{type(e).__name__}: {e}") from None
+    raise DataFormatError(
+      archive, f"cannot read the archive (truncated or corrupt?): {type(e).__name__}: {e}"
+    ) from None
 
 
 def load_cifar10(path: os.PathLike | str) -> CifarData:
@@ -180,5 +185,6 @@ def load_cifar10(path: os.PathLike | str) -> CifarData:
       return _load_tar(p / name)
   if any((p / "cifar10").glob("*/dataset_info.json")):  # a prepared TFDS data_dir
     from leut.data.cifar_tfds import load_cifar10_tfds
+
     return load_cifar10_tfds(p)
   raise missing_dataset("cifar10", p, f"no {PY_DIR}/, {BIN_DIR}/ or {_ARCHIVES[0]} there")

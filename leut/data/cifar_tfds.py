@@ -7,6 +7,7 @@ and decodes the PNG-encoded images with PIL, so TensorFlow need not be installed
 on first use. ``write_cifar10_tfds`` writes such a folder (with PIL-encoded PNGs and
 TFDS's own serializer), which is how the tests build a real one without TensorFlow.
 """
+
 from __future__ import annotations
 
 import io
@@ -21,8 +22,10 @@ from leut.data.errors import MissingDatasetError
 
 __all__ = ["load_cifar10_tfds", "write_cifar10_tfds"]
 
-_VERSION_HINT = ("prepare it with `tfds build cifar10 --file_format=array_record --data_dir DIR` "
-                 "on a machine with TensorFlow, copy DIR here, and point `data.cifar_dir` to DIR")
+_VERSION_HINT = (
+  "prepare it with `tfds build cifar10 --file_format=array_record --data_dir DIR` "
+  "on a machine with TensorFlow, copy DIR here, and point `data.cifar_dir` to DIR"
+)
 
 
 def _split(tfds, data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -47,15 +50,20 @@ def load_cifar10_tfds(data_dir: os.PathLike | str) -> CifarData:
 
   data_dir = Path(data_dir).expanduser()
   if not any((data_dir / "cifar10").glob("*/dataset_info.json")):
-    raise MissingDatasetError(f"no prepared TFDS cifar10 under {data_dir} (expected "
-                              f"{data_dir}/cifar10/<version>/dataset_info.json); {_VERSION_HINT}. "
-                              f"Nothing is downloaded automatically.", data_dir)
+    raise MissingDatasetError(
+      f"no prepared TFDS cifar10 under {data_dir} (expected "
+      f"{data_dir}/cifar10/<version>/dataset_info.json); {_VERSION_HINT}. "
+      f"Nothing is downloaded automatically.",
+      data_dir,
+    )
   try:
     train_x, train_y, names = _split(tfds, data_dir, "train")
     test_x, test_y, _ = _split(tfds, data_dir, "test")
   except (FileNotFoundError, AssertionError, ValueError) as e:
-    raise MissingDatasetError(f"TFDS cifar10 under {data_dir} cannot be read as array_record "
-                              f"({type(e).__name__}: {e}); {_VERSION_HINT}.", data_dir) from None
+    raise MissingDatasetError(
+      f"TFDS cifar10 under {data_dir} cannot be read as array_record ({type(e).__name__}: {e}); {_VERSION_HINT}.",
+      data_dir,
+    ) from None
   return CifarData(train_x, train_y, test_x, test_y, names)
 
 
@@ -70,8 +78,10 @@ def write_cifar10_tfds(data_dir: os.PathLike | str, data: CifarData) -> Path:
   features = builder.info.features
   features["label"].names = list(data.class_names)
   splits = []
-  for split, images, labels in (("train", data.train_images, data.train_labels),
-                                ("test", data.test_images, data.test_labels)):
+  for split, images, labels in (
+    ("train", data.train_images, data.train_labels),
+    ("test", data.test_images, data.test_labels),
+  ):
     writer = ArrayRecordWriter(str(out / f"cifar10-{split}.array_record-00000-of-00001"), "group_size:1")
     n_bytes = 0
     for i, (img, y) in enumerate(zip(images, labels)):
@@ -81,10 +91,12 @@ def write_cifar10_tfds(data_dir: os.PathLike | str, data: CifarData) -> Path:
       writer.write(rec)
       n_bytes += len(rec)
     writer.close()
-    template = tfds.core.ShardedFileTemplate(data_dir=str(out), dataset_name="cifar10", split=split,
-                                             filetype_suffix="array_record")
-    splits.append(tfds.core.SplitInfo(name=split, shard_lengths=[len(labels)], num_bytes=n_bytes,
-                                      filename_template=template))
+    template = tfds.core.ShardedFileTemplate(
+      data_dir=str(out), dataset_name="cifar10", split=split, filetype_suffix="array_record"
+    )
+    splits.append(
+      tfds.core.SplitInfo(name=split, shard_lengths=[len(labels)], num_bytes=n_bytes, filename_template=template)
+    )
   builder.info.set_splits(tfds.core.SplitDict(splits))
   builder.info.write_to_directory(str(out))
   return out

@@ -5,6 +5,7 @@ user can fix the data without reading the loader. Nothing in ``leut.data`` ever
 downloads anything; a missing dataset raises :class:`MissingDatasetError` with the
 download location, where to put it and which config field points to it.
 """
+
 from __future__ import annotations
 
 import os
@@ -74,6 +75,8 @@ def missing_dataset(key: str, path: os.PathLike | str, detail: str = "") -> Miss
   msg = f"{what} not found at {path}"
   if detail:
     msg += f" ({detail})"
-  msg += (f". Nothing is downloaded automatically: download it from {url}, {layout}, "
-      f"and point the config field `{field}` to <dir>.")
+  msg += (
+    f". Nothing is downloaded automatically: download it from {url}, {layout}, "
+    f"and point the config field `{field}` to <dir>."
+  )
   return MissingDatasetError(msg, path)

@@ -10,12 +10,14 @@ Two namings are recognised, in these folders of ``things_fmri_dir``:
 
 Tables may be comma- or tab-separated; the separator is detected from the header.
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -24,16 +26,20 @@ from leut.data.errors import DataFormatError, missing_dataset
 __all__ = ["SubjectFiles", "find_subject_files", "read_table", "table_columns", "subject_name"]
 
 _FIGSHARE = ("{s}_ResponseData.h5", "{s}_VoxelMetadata.csv", "{s}_StimulusMetadata.csv")
-_OPENNEURO = ("{s}_task-things_voxel-wise-responses.h5", "{s}_task-things_voxel-metadata",
-              "{s}_task-things_stimulus-metadata")
+_OPENNEURO = (
+  "{s}_task-things_voxel-wise-responses.h5",
+  "{s}_task-things_voxel-metadata",
+  "{s}_task-things_stimulus-metadata",
+)
 
 
 class SubjectFiles(NamedTuple):
   """The three files of one subject."""
-  subject: str           # "sub-01"
-  responses: Path        # HDF5, voxels x trials
-  voxel_table: Path      # one row per voxel (h5 row order)
-  stimulus_table: Path   # one row per trial (h5 column order)
+
+  subject: str  # "sub-01"
+  responses: Path  # HDF5, voxels x trials
+  voxel_table: Path  # one row per voxel (h5 row order)
+  stimulus_table: Path  # one row per trial (h5 column order)
 
 
 def subject_name(s: str | int) -> str:
@@ -45,8 +51,14 @@ def subject_name(s: str | int) -> str:
 
 
 def _folders(root: Path, sub: str) -> list[Path]:
-  return [root, root / "betas_csv", root / "derivatives" / "ICA-betas" / sub / "voxel-metadata",
-          root / "derivatives" / "ICA-betas" / sub, root / sub / "voxel-metadata", root / sub]
+  return [
+    root,
+    root / "betas_csv",
+    root / "derivatives" / "ICA-betas" / sub / "voxel-metadata",
+    root / "derivatives" / "ICA-betas" / sub,
+    root / sub / "voxel-metadata",
+    root / sub,
+  ]
 
 
 def _with_suffix(folder: Path, stem: str) -> Path | None:
@@ -63,17 +75,25 @@ def _files_for(root: Path, sub: str) -> SubjectFiles | None:
       return SubjectFiles(sub, folder / h5, folder / vox, folder / stim)
     h5, vox, stim = (p.format(s=sub) for p in _OPENNEURO)
     if (folder / h5).is_file():
-      return SubjectFiles(sub, folder / h5, _with_suffix(folder, vox) or folder / (vox + ".tsv"),
-                          _with_suffix(folder, stim) or folder / (stim + ".tsv"))
+      return SubjectFiles(
+        sub,
+        folder / h5,
+        _with_suffix(folder, vox) or folder / (vox + ".tsv"),
+        _with_suffix(folder, stim) or folder / (stim + ".tsv"),
+      )
   return None
 
 
 def _discover(root: Path) -> list[str]:
   subs = set()
   pats = [r"(sub-\d+)_ResponseData\.h5$", r"(sub-\d+)_task-things_voxel-wise-responses\.h5$"]
-  cands = [root, root / "betas_csv"] + [p / q for base in (root, root / "derivatives" / "ICA-betas")
-                                         if base.is_dir() for p in base.glob("sub-*")
-                                         for q in ("", "voxel-metadata")]
+  cands = [root, root / "betas_csv"] + [
+    p / q
+    for base in (root, root / "derivatives" / "ICA-betas")
+    if base.is_dir()
+    for p in base.glob("sub-*")
+    for q in ("", "voxel-metadata")
+  ]
   for folder in cands:
     if folder.is_dir():
       for f in folder.iterdir():
@@ -84,8 +104,9 @@ def _discover(root: Path) -> list[str]:
   return sorted(subs)
 
 
-def find_subject_files(things_fmri_dir: os.PathLike | str,
-                       subjects: Sequence[str | int] | None = None) -> list[SubjectFiles]:
+def find_subject_files(
+  things_fmri_dir: os.PathLike | str, subjects: Sequence[str | int] | None = None
+) -> list[SubjectFiles]:
   """Locates each subject's response, voxel and stimulus files.
 
   Raises:
@@ -96,8 +117,9 @@ def find_subject_files(things_fmri_dir: os.PathLike | str,
     raise missing_dataset("things_fmri", root)
   subs = [subject_name(s) for s in subjects] if subjects is not None else _discover(root)
   if not subs:
-    raise missing_dataset("things_fmri", root, "no sub-XX_ResponseData.h5 or "
-                          "sub-XX_task-things_voxel-wise-responses.h5 found")
+    raise missing_dataset(
+      "things_fmri", root, "no sub-XX_ResponseData.h5 or sub-XX_task-things_voxel-wise-responses.h5 found"
+    )
   out = []
   for sub in subs:
     files = _files_for(root, sub)
@@ -113,7 +135,7 @@ def find_subject_files(things_fmri_dir: os.PathLike | str,
 def _sep(path: Path) -> str:
   if path.suffix == ".tsv":
     return "\t"
-  with open(path, "r", newline="") as f:
+  with open(path, newline="") as f:
     head = f.readline()
   return "\t" if head.count("\t") > head.count(",") else ","
 

@@ -19,12 +19,13 @@ a list of paths (their union, e.g. LOC = lLOC + rLOC), or a dict subject -> path
 The betas of the union of the masks are extracted with ``nilearn.maskers.NiftiMasker``
 (no standardisation, no detrending), then PROTOCOL §6.5 steps 3-6 run unchanged.
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -80,10 +81,17 @@ def _trial_table(runs) -> pd.DataFrame:
     if col is None:
       raise DataFormatError(cond, f"no stimulus column (one of {STIMULUS_COLUMNS}); has {list(t.columns)}")
     names = t[col].astype(str).map(lambda s: Path(s).name)
-    parts.append(pd.DataFrame({
-        "trial_type": t["trial_type"] if "trial_type" in t else None, "session": ses, "run": run,
-        "stimulus": names,
-        "concept": t["concept"] if "concept" in t else names.map(lambda s: concept_of(s) or Path(s).stem)}))
+    parts.append(
+      pd.DataFrame(
+        {
+          "trial_type": t["trial_type"] if "trial_type" in t else None,
+          "session": ses,
+          "run": run,
+          "stimulus": names,
+          "concept": t["concept"] if "concept" in t else names.map(lambda s: concept_of(s) or Path(s).stem),
+        }
+      )
+    )
   table = pd.concat(parts, ignore_index=True)
   catch = table["stimulus"].str.match(r"(?i)catch([_\-.\d]|$)") | (table["trial_type"] == "catch")
   if table["trial_type"].isna().all():
@@ -112,8 +120,9 @@ def _subject(betas_dir, sub, roi_masks, rois, *, stimuli, zscore, n_stimuli, ref
   first = nib.load(runs[0][2])
   for r, ms in masks.items():
     if any(m.shape != first.shape[:3] for m in ms):
-      raise DataFormatError(runs[0][2], f"ROI mask {r!r} shape {ms[0].shape} differs from the "
-                            f"betas grid {first.shape[:3]}")
+      raise DataFormatError(
+        runs[0][2], f"ROI mask {r!r} shape {ms[0].shape} differs from the betas grid {first.shape[:3]}"
+      )
   roi_vol = {r: np.logical_or.reduce(ms) for r, ms in masks.items()}
   union = np.logical_or.reduce(list(roi_vol.values()))
   union_img = nib.Nifti1Image(union.astype(np.uint8), first.affine)
@@ -131,21 +140,31 @@ def _subject(betas_dir, sub, roi_masks, rois, *, stimuli, zscore, n_stimuli, ref
   x_TxU = np.concatenate(blocks)[keep]
   table = table[keep].reset_index(drop=True)
   # union voxels in the masker's column order; membership of each ROI among them
-  masks_RxU = np.stack([np.asarray(masker.transform(nib.Nifti1Image(roi_vol[r].astype(np.float32),
-                                                                      first.affine))).reshape(-1) > 0.5
-                        for r in rois])
+  masks_RxU = np.stack(
+    [
+      np.asarray(masker.transform(nib.Nifti1Image(roi_vol[r].astype(np.float32), first.affine))).reshape(-1) > 0.5
+      for r in rois
+    ]
+  )
   order, concepts = select_stimuli(table, stimuli, n_stimuli)
   check_stimulus_order(order, reference, runs[0][3], sub, ref_sub)
-  rdms, run_ids = rdms_from_trials(x_TxU, table, masks_RxU, order, stimuli=stimuli, zscore=zscore,
-                                   where=runs[0][3].parent)
+  rdms, run_ids = rdms_from_trials(
+    x_TxU, table, masks_RxU, order, stimuli=stimuli, zscore=zscore, where=runs[0][3].parent
+  )
   return order, concepts, rdms, run_ids
 
 
-def load_nifti_brain_rdms(betas_dir: os.PathLike | str, roi_masks: Mapping[str, object], *,
-                          subjects: Sequence[str | int] = ("sub-01", "sub-02", "sub-03"),
-                          rois: Sequence[str] | None = None, stimuli: str = "per_concept",
-                          zscore: str = "all", n_stimuli: int | None = None,
-                          progress: bool = True) -> BrainData:
+def load_nifti_brain_rdms(
+  betas_dir: os.PathLike | str,
+  roi_masks: Mapping[str, object],
+  *,
+  subjects: Sequence[str | int] = ("sub-01", "sub-02", "sub-03"),
+  rois: Sequence[str] | None = None,
+  stimuli: str = "per_concept",
+  zscore: str = "all",
+  n_stimuli: int | None = None,
+  progress: bool = True,
+) -> BrainData:
   """Brain RDMs from volumetric single-trial betas and NIfTI ROI masks (see the module docstring).
 
   Args:
@@ -161,8 +180,17 @@ def load_nifti_brain_rdms(betas_dir: os.PathLike | str, roi_masks: Mapping[str, 
   subs = [subject_name(s) for s in subjects]
   ref, concepts, out, runs = None, None, [], []
   for sub in tqdm(subs, desc="brain RDMs (NIfTI)", unit="subject", disable=not progress, leave=False):
-    order, conc, rdms, run = _subject(betas_dir, sub, roi_masks, rois, stimuli=stimuli, zscore=zscore,
-                                      n_stimuli=n_stimuli, reference=ref, ref_sub=subs[0])
+    order, conc, rdms, run = _subject(
+      betas_dir,
+      sub,
+      roi_masks,
+      rois,
+      stimuli=stimuli,
+      zscore=zscore,
+      n_stimuli=n_stimuli,
+      reference=ref,
+      ref_sub=subs[0],
+    )
     ref, concepts = (order, conc) if ref is None else (ref, concepts)
     out.append(rdms)
     runs.append(run)

@@ -4,6 +4,7 @@ The models are trained on CIFAR-10 and evaluated on THINGS images normalised wit
 the **CIFAR** channel statistics (PROTOCOL §2.1, §3.1), so both sides import them
 from here.
 """
+
 from __future__ import annotations
 
 import numpy as np

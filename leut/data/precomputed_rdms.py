@@ -7,12 +7,13 @@ carries no run information; ``write_precomputed_rdms`` adds an optional
 reads when present. Without it, ``runs_JxS`` holds ``-(1 + s)`` (distinct per
 stimulus), so cross-run masks keep every pair.
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -38,8 +39,9 @@ def _order_file(folder: Path, sub: str, first: str) -> Path:
   raise missing_dataset("things_fmri", path, "precomputed stimulus order missing")
 
 
-def load_precomputed_rdms(rdm_dir: os.PathLike | str, rois: Sequence[str] = DEFAULT_ROIS,
-                          subjects: Sequence[str | int] | None = None) -> BrainData:
+def load_precomputed_rdms(
+  rdm_dir: os.PathLike | str, rois: Sequence[str] = DEFAULT_ROIS, subjects: Sequence[str | int] | None = None
+) -> BrainData:
   """Loads precomputed per-ROI, per-subject RDMs (``data.brain_rdms_dir``).
 
   Args:
@@ -58,8 +60,9 @@ def load_precomputed_rdms(rdm_dir: os.PathLike | str, rois: Sequence[str] = DEFA
   if not folder.is_dir():
     raise missing_dataset("things_fmri", folder, "precomputed RDM folder (data.brain_rdms_dir)")
   if subjects is None:
-    found = {m.group(1) for f in folder.glob("fmri_rdm_*_sub-*.npy")
-             if (m := re.search(r"_(sub-[0-9A-Za-z]+)\.npy$", f.name))}
+    found = {
+      m.group(1) for f in folder.glob("fmri_rdm_*_sub-*.npy") if (m := re.search(r"_(sub-[0-9A-Za-z]+)\.npy$", f.name))
+    }
     subs = sorted(found)
   else:
     subs = [subject_name(s) for s in subjects]
@@ -74,8 +77,9 @@ def load_precomputed_rdms(rdm_dir: os.PathLike | str, rois: Sequence[str] = DEFA
     path = _order_file(folder, sub, subs[0])
     own = _read_lines(path)
     if own != order:
-      raise DataFormatError(path, f"mismatched stimulus orders: {sub}'s order differs from "
-                            f"{subs[0]}'s ({ref_path.name})")
+      raise DataFormatError(
+        path, f"mismatched stimulus orders: {sub}'s order differs from {subs[0]}'s ({ref_path.name})"
+      )
     runs_path = folder / f"stim_runs_{sub}.txt"
     if runs_path.is_file():
       r = np.array([int(x) for x in _read_lines(runs_path)])

@@ -11,6 +11,7 @@ frequency, phase and contrast on a random colour. The grating is a low-level
 nuisance: a classifier must learn shape, while a Gabor-like (V1) model is driven
 mostly by the grating and by the shape's edges.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -19,25 +20,25 @@ import numpy as np
 
 __all__ = ["CLASS_NAMES", "Scenes", "sample_scenes", "render", "render_silhouettes", "shape_masks"]
 
-CLASS_NAMES = ("disc", "square", "triangle", "ring", "cross",
-               "bars", "star", "ellipse", "checker", "crescent")
+CLASS_NAMES = ("disc", "square", "triangle", "ring", "cross", "bars", "star", "ellipse", "checker", "crescent")
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 class Scenes(NamedTuple):
   """Parameters of N scenes; every field has N as its leading axis."""
-  label_N: np.ndarray             # int32 class index into CLASS_NAMES
-  center_Nx2: np.ndarray          # shape centre (x, y) in image units
-  scale_N: np.ndarray             # shape radius as a fraction of the image side
-  angle_N: np.ndarray             # shape rotation, radians
-  fg_rgb_Nx3: np.ndarray          # foreground colour in [0, 1]
-  bg_rgb_Nx3: np.ndarray          # mean background colour in [0, 1]
-  grating_angle_N: np.ndarray     # grating orientation, radians
-  grating_freq_N: np.ndarray      # grating spatial frequency, cycles per image
-  grating_phase_N: np.ndarray     # radians
+
+  label_N: np.ndarray  # int32 class index into CLASS_NAMES
+  center_Nx2: np.ndarray  # shape centre (x, y) in image units
+  scale_N: np.ndarray  # shape radius as a fraction of the image side
+  angle_N: np.ndarray  # shape rotation, radians
+  fg_rgb_Nx3: np.ndarray  # foreground colour in [0, 1]
+  bg_rgb_Nx3: np.ndarray  # mean background colour in [0, 1]
+  grating_angle_N: np.ndarray  # grating orientation, radians
+  grating_freq_N: np.ndarray  # grating spatial frequency, cycles per image
+  grating_phase_N: np.ndarray  # radians
   grating_contrast_N: np.ndarray  # relative luminance modulation in [0, 1)
 
-  def take(self, idx) -> "Scenes":
+  def take(self, idx) -> Scenes:
     """Returns the scenes at ``idx`` (any NumPy index)."""
     return Scenes(*(np.asarray(f)[idx] for f in self))
 
@@ -55,16 +56,16 @@ def sample_scenes(rng: np.random.Generator, labels_N) -> Scenes:
   fg = np.clip(fg + push[:, None], 0.0, 1.0).astype(np.float32)
   f32 = lambda a: np.asarray(a, np.float32)
   return Scenes(
-      label_N=labels_N,
-      center_Nx2=f32(rng.uniform(0.38, 0.62, (n, 2))),
-      scale_N=f32(rng.uniform(0.3, 0.42, n)),
-      angle_N=f32(rng.uniform(-0.6, 0.6, n)),
-      fg_rgb_Nx3=fg,
-      bg_rgb_Nx3=bg,
-      grating_angle_N=f32(rng.uniform(0, np.pi, n)),
-      grating_freq_N=f32(rng.uniform(1.5, 6.0, n)),
-      grating_phase_N=f32(rng.uniform(0, 2 * np.pi, n)),
-      grating_contrast_N=f32(rng.uniform(0.05, 0.4, n)),
+    label_N=labels_N,
+    center_Nx2=f32(rng.uniform(0.38, 0.62, (n, 2))),
+    scale_N=f32(rng.uniform(0.3, 0.42, n)),
+    angle_N=f32(rng.uniform(-0.6, 0.6, n)),
+    fg_rgb_Nx3=fg,
+    bg_rgb_Nx3=bg,
+    grating_angle_N=f32(rng.uniform(0, np.pi, n)),
+    grating_freq_N=f32(rng.uniform(1.5, 6.0, n)),
+    grating_phase_N=f32(rng.uniform(0, 2 * np.pi, n)),
+    grating_contrast_N=f32(rng.uniform(0.05, 0.4, n)),
   )
 
 
@@ -143,8 +144,7 @@ def render_silhouettes(scenes: Scenes, px: int, *, canonical: bool = True) -> np
   return _coverage(scenes, px, _supersampling(px), canonical=canonical)
 
 
-def render(scenes: Scenes, px: int, *, noise_sd: float = 0.02, seed: int = 0,
-           chunk: int = 256) -> np.ndarray:
+def render(scenes: Scenes, px: int, *, noise_sd: float = 0.02, seed: int = 0, chunk: int = 256) -> np.ndarray:
   """Renders scenes as float32 RGB images (N, px, px, 3) in [0, 1].
 
   Example:
@@ -167,5 +167,5 @@ def render(scenes: Scenes, px: int, *, noise_sd: float = 0.02, seed: int = 0,
     img = cov * sc.fg_rgb_Nx3[:, None, None, :] + (1.0 - cov) * bg
     if noise_sd:
       img = img + rng.normal(0.0, noise_sd, img.shape).astype(np.float32)
-    out[lo:lo + chunk] = np.clip(img, 0.0, 1.0)
+    out[lo : lo + chunk] = np.clip(img, 0.0, 1.0)
   return out

@@ -7,6 +7,7 @@ pickler writes bytes differently (``_codecs.encode``), so this module emits the
 opcodes directly. It supports exactly the value types the archive uses: ``dict``,
 ``list``, ``int``, ``bytes`` and C-contiguous ``uint8`` arrays.
 """
+
 from __future__ import annotations
 
 import struct
@@ -24,7 +25,7 @@ def _emit(obj, out: bytearray) -> None:
       out += b"K" + bytes([obj])
     elif 0 <= obj < 65536:
       out += b"M" + struct.pack("<H", obj)
-    elif -2**31 <= obj < 2**31:
+    elif -(2**31) <= obj < 2**31:
       out += b"J" + struct.pack("<i", obj)
     else:
       raise ValueError(f"integer {obj} out of the supported range")
@@ -55,8 +56,7 @@ def _emit(obj, out: bytearray) -> None:
     for dim in obj.shape:
       _emit(int(dim), out)
     out += b"t"
-    out += (b"cnumpy\ndtype\nU\x02u1K\x00K\x01\x87R"
-        b"(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb")
+    out += b"cnumpy\ndtype\nU\x02u1K\x00K\x01\x87R(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
     out += b"\x89"  # not Fortran-ordered
     _emit(np.ascontiguousarray(obj).tobytes(), out)
     out += b"tb"

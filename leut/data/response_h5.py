@@ -13,11 +13,13 @@ per voxel and the columns ``voxel_id`` + trial columns 0..T-1:
 Only voxel rows that are asked for are read (in contiguous runs), so selecting a
 few thousand ROI voxels from a 200k-voxel file needs memory for those rows only.
 """
+
 from __future__ import annotations
 
 import os
 import pickle
-from typing import Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -29,6 +31,7 @@ __all__ = ["ResponseInfo", "response_info", "read_voxel_rows", "read_trial_label
 
 class ResponseInfo(NamedTuple):
   """Shape and labels of a response file, read without touching the betas."""
+
   n_voxels: int
   n_trials: int
   voxel_ids: np.ndarray | None  # V int64, or None when the file has no voxel_id block
@@ -59,8 +62,9 @@ def response_info(path: os.PathLike | str) -> ResponseInfo:
     if "block1_values" in g:
       ids = np.asarray(g["block1_values"][:, 0], np.int64)
       if ids.shape[0] != ds.shape[0]:
-        raise DataFormatError(path, f"block1_values has {ids.shape[0]} voxel ids for "
-                              f"{ds.shape[0]} rows of block0_values")
+        raise DataFormatError(
+          path, f"block1_values has {ids.shape[0]} voxel ids for {ds.shape[0]} rows of block0_values"
+        )
     return ResponseInfo(int(ds.shape[0]), int(ds.shape[1]), ids, g.name)
 
 
@@ -80,8 +84,7 @@ def _chunk_slabs(rows_sorted: np.ndarray, chunk_rows: int):
     yield idx, int(rows_sorted[idx[0]]), int(rows_sorted[idx[-1]]) + 1
 
 
-def read_voxel_rows(path: os.PathLike | str, rows, *, progress=None,
-                    max_slab_bytes: int = 256 * 2**20) -> np.ndarray:
+def read_voxel_rows(path: os.PathLike | str, rows, *, progress=None, max_slab_bytes: int = 256 * 2**20) -> np.ndarray:
   """Reads the betas of voxel ``rows`` as float32 (T, len(rows)), trials x voxels.
 
   Contiguous (unchunked) files are read run by run of consecutive rows straight into
@@ -120,7 +123,7 @@ def _read_rows(path, rows: np.ndarray, progress, max_slab_bytes: int) -> np.ndar
     elif rows.size:
       for off, lo, hi in _contiguous_runs(rows):
         # HDF5 converts float64 on disk to float32 in place; no float64 copy is made.
-        ds.read_direct(out_VxT, np.s_[lo:hi, :], np.s_[off:off + hi - lo, :])
+        ds.read_direct(out_VxT, np.s_[lo:hi, :], np.s_[off : off + hi - lo, :])
         if progress is not None:
           progress(hi - lo)
   return out_VxT.T
@@ -130,9 +133,16 @@ def _pickled(obj) -> np.ndarray:
   return np.frombuffer(pickle.dumps(obj, protocol=2), np.uint8)
 
 
-def write_response_h5(path: os.PathLike | str, voxel_ids_V, trial_labels_T,
-                      blocks_VxT: Iterable[np.ndarray], *, dtype=np.float32,
-                      chunks: tuple[int, int] | None = None, compression: str | None = None) -> None:
+def write_response_h5(
+  path: os.PathLike | str,
+  voxel_ids_V,
+  trial_labels_T,
+  blocks_VxT: Iterable[np.ndarray],
+  *,
+  dtype=np.float32,
+  chunks: tuple[int, int] | None = None,
+  compression: str | None = None,
+) -> None:
   """Writes a response file in the pandas fixed-format layout, block of voxel rows by block.
 
   Args:
@@ -150,20 +160,27 @@ def write_response_h5(path: os.PathLike | str, voxel_ids_V, trial_labels_T,
   vlen = h5py.vlen_dtype(np.uint8)
   with h5py.File(path, "w") as f:
     g = f.create_group("ResponseData")
-    for k, v in dict(pandas_type="frame", pandas_version="0.15.2", encoding="UTF-8",
-                     errors="strict", ndim=2, nblocks=2, axis0_variety="regular",
-                     axis1_variety="regular", block0_items_variety="regular",
-                     block1_items_variety="regular").items():
+    for k, v in dict(
+      pandas_type="frame",
+      pandas_version="0.15.2",
+      encoding="UTF-8",
+      errors="strict",
+      ndim=2,
+      nblocks=2,
+      axis0_variety="regular",
+      axis1_variety="regular",
+      block0_items_variety="regular",
+      block1_items_variety="regular",
+    ).items():
       g.attrs[k] = v
-    ds = g.create_dataset("block0_values", (n_v, n_t), dtype=dtype, chunks=chunks,
-                          compression=compression)
+    ds = g.create_dataset("block0_values", (n_v, n_t), dtype=dtype, chunks=chunks, compression=compression)
     ds.attrs["transposed"] = 1
     lo = 0
     for block in blocks_VxT:
       block = np.asarray(block)
       if block.ndim != 2 or block.shape[1] != n_t:
         raise ValueError(f"block of shape {block.shape} does not have {n_t} trial columns")
-      ds[lo:lo + block.shape[0]] = block
+      ds[lo : lo + block.shape[0]] = block
       lo += block.shape[0]
     if lo != n_v:
       raise ValueError(f"blocks supplied {lo} rows for {n_v} voxel ids")

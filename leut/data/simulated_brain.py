@@ -19,18 +19,18 @@ from these models, so the representational geometry each ROI *should* show is kn
 Each feature matrix is standardised (columns z-scored over the stimulus set, then
 scaled by 1/sqrt(K)), so a random unit-weight voxel has signal variance about 1.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from leut.data.procedural import Scenes, render_silhouettes
 
-__all__ = ["SIM_ROIS", "TRUTH_FILE", "gabor_energy", "roi_features", "correlation_rdm",
-           "ground_truth_rdms"]
+__all__ = ["SIM_ROIS", "TRUTH_FILE", "gabor_energy", "roi_features", "correlation_rdm", "ground_truth_rdms"]
 
 SIM_ROIS = ("V1", "V2", "V3", "hV4", "LOC", "IT", "lFFA")
 TRUTH_FILE = "simulation_truth.npz"
@@ -65,8 +65,9 @@ def _pool(maps_NxCxHxW: np.ndarray, grid: int) -> np.ndarray:
   return m.mean(axis=(3, 5)).reshape(n, -1)
 
 
-def gabor_energy(images_NxHxWx3: np.ndarray, *, n_orient: int = 4,
-                 freqs: Sequence[float] = (3.0, 6.0, 12.0), grid: int = 4) -> np.ndarray:
+def gabor_energy(
+  images_NxHxWx3: np.ndarray, *, n_orient: int = 4, freqs: Sequence[float] = (3.0, 6.0, 12.0), grid: int = 4
+) -> np.ndarray:
   """V1-like Gabor-energy features (N, n_orient*len(freqs)*grid*grid) of RGB images in [0, 1].
 
   Frequencies are in cycles per image, so the features barely depend on resolution.
@@ -88,8 +89,9 @@ def _mix(a_NxK: np.ndarray, b_NxL: np.ndarray, weight_a: float) -> np.ndarray:
   return np.concatenate([np.sqrt(weight_a) * a_NxK, np.sqrt(1 - weight_a) * b_NxL], axis=1)
 
 
-def roi_features(images_NxHxWx3: np.ndarray, scenes: Scenes, concept_N: np.ndarray,
-                 *, seed: int = 0) -> dict[str, np.ndarray]:
+def roi_features(
+  images_NxHxWx3: np.ndarray, scenes: Scenes, concept_N: np.ndarray, *, seed: int = 0
+) -> dict[str, np.ndarray]:
   """Standardised ground-truth features per simulated ROI (see the module docstring).
 
   Args:
@@ -106,10 +108,16 @@ def roi_features(images_NxHxWx3: np.ndarray, scenes: Scenes, concept_N: np.ndarr
   maps = _gabor_maps(gray, 4, (3.0, 6.0, 12.0))
   n, o, f, h, w = maps.shape
   v1 = _standardize(np.sqrt(_pool(maps.reshape(n, o * f, h, w), 4)))
-  cross = np.stack([maps[:, i] * maps[:, (i + o // 2) % o] for i in range(o // 2)]
-                   + [maps[:, i] * maps[:, (i + 1) % o] for i in range(o)], axis=1)
-  v2 = _standardize(np.concatenate([np.sqrt(_pool(maps.reshape(n, o * f, h, w), 2)),
-                                    np.sqrt(_pool(cross.reshape(n, -1, h, w), 2))], axis=1))
+  cross = np.stack(
+    [maps[:, i] * maps[:, (i + o // 2) % o] for i in range(o // 2)]
+    + [maps[:, i] * maps[:, (i + 1) % o] for i in range(o)],
+    axis=1,
+  )
+  v2 = _standardize(
+    np.concatenate(
+      [np.sqrt(_pool(maps.reshape(n, o * f, h, w), 2)), np.sqrt(_pool(cross.reshape(n, -1, h, w), 2))], axis=1
+    )
+  )
   sil = render_silhouettes(scenes, 16).reshape(n, -1)
   family = render_silhouettes(scenes._replace(angle_N=np.zeros_like(scenes.angle_N)), 16).reshape(n, -1)
   loc = _mix(_standardize(sil), _standardize(family), 0.5)
@@ -118,8 +126,7 @@ def roi_features(images_NxHxWx3: np.ndarray, scenes: Scenes, concept_N: np.ndarr
   concept_emb = rng.normal(size=(int(concept_N.max()) + 1, 16))
   it = _mix(_standardize(class_emb[scenes.label_N]), _standardize(concept_emb[concept_N]), 0.75)
   ffa = _standardize(np.concatenate([scenes.fg_rgb_Nx3, scenes.bg_rgb_Nx3], axis=1))
-  return {"V1": v1, "V2": v2, "V3": _mix(v2, loc, 0.7), "hV4": _mix(v2, loc, 0.4),
-          "LOC": loc, "IT": it, "lFFA": ffa}
+  return {"V1": v1, "V2": v2, "V3": _mix(v2, loc, 0.7), "hV4": _mix(v2, loc, 0.4), "LOC": loc, "IT": it, "lFFA": ffa}
 
 
 def correlation_rdm(x_SxK: np.ndarray) -> np.ndarray:
@@ -132,9 +139,11 @@ def correlation_rdm(x_SxK: np.ndarray) -> np.ndarray:
   return rdm
 
 
-def ground_truth_rdms(things_fmri_dir: os.PathLike | str, stimuli: Sequence[str],
-                      rois: Sequence[str] = ("V1", "V2", "V3", "V4", "LOC", "IT")
-                      ) -> dict[str, np.ndarray]:
+def ground_truth_rdms(
+  things_fmri_dir: os.PathLike | str,
+  stimuli: Sequence[str],
+  rois: Sequence[str] = ("V1", "V2", "V3", "V4", "LOC", "IT"),
+) -> dict[str, np.ndarray]:
   """Noise-free RDMs of the simulated ROIs for ``stimuli`` of a synthetic release.
 
   Reads the ``simulation_truth.npz`` that ``write_things_fmri`` leaves next to

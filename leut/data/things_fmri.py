@@ -8,11 +8,12 @@ their repetitions); average each stimulus's rows; per ROI take the correlation
 distance (1 - Pearson r) between stimulus patterns. The reference subject's (sub-01's)
 stimulus order is used for everyone, and a subject whose own order differs is an error.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,16 +24,38 @@ from leut.data.fmri_files import SubjectFiles, find_subject_files, read_table, t
 from leut.data.response_h5 import read_voxel_rows, response_info
 from leut.data.simulated_brain import correlation_rdm
 
-__all__ = ["BrainData", "ROI_ALIASES", "DEFAULT_ROIS", "roi_columns", "select_stimuli",
-           "zscore_voxels", "stimulus_patterns", "check_stimulus_order", "rdms_from_trials",
-           "load_brain_rdms", "subject_rdms"]
+__all__ = [
+  "BrainData",
+  "ROI_ALIASES",
+  "DEFAULT_ROIS",
+  "roi_columns",
+  "select_stimuli",
+  "zscore_voxels",
+  "stimulus_patterns",
+  "check_stimulus_order",
+  "rdms_from_trials",
+  "load_brain_rdms",
+  "subject_rdms",
+]
 
 ROI_ALIASES = {"V4": ("hV4",), "LOC": ("lLOC", "rLOC")}
 DEFAULT_ROIS = ("V1", "V2", "V3", "V4", "LOC", "IT")
 _STIM_COLUMNS = ("trial_type", "session", "run", "stimulus", "concept")
-_NOT_ROI = {"voxel_id", "subject_id", "voxel_x", "voxel_y", "voxel_z", "nc_singletrial",
-            "nc_testset", "splithalf_uncorrected", "splithalf_corrected", "prf-eccentricity",
-            "prf-polarangle", "prf-rsquared", "prf-size"}
+_NOT_ROI = {
+  "voxel_id",
+  "subject_id",
+  "voxel_x",
+  "voxel_y",
+  "voxel_z",
+  "nc_singletrial",
+  "nc_testset",
+  "splithalf_uncorrected",
+  "splithalf_corrected",
+  "prf-eccentricity",
+  "prf-polarangle",
+  "prf-rsquared",
+  "prf-size",
+}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -44,6 +67,7 @@ class BrainData:
   images averaged over runs, precomputed RDMs) it holds ``-(1 + s)``, distinct for
   every stimulus, so no pair is masked.
   """
+
   stimuli: tuple[str, ...]
   concepts: tuple[str, ...]
   subjects: tuple[str, ...]
@@ -56,8 +80,9 @@ class BrainData:
     if self.rdms_RxJxSxS.shape != (r, j, s, s):
       raise ValueError(f"rdms_RxJxSxS has shape {self.rdms_RxJxSxS.shape}, expected {(r, j, s, s)}")
     if self.runs_JxS.shape != (j, s) or len(self.concepts) != s:
-      raise ValueError(f"runs_JxS {self.runs_JxS.shape} / concepts {len(self.concepts)} do not "
-                       f"match {j} subjects x {s} stimuli")
+      raise ValueError(
+        f"runs_JxS {self.runs_JxS.shape} / concepts {len(self.concepts)} do not match {j} subjects x {s} stimuli"
+      )
 
   def rdm(self, roi: str, subject: str) -> np.ndarray:
     """The (S, S) RDM of one ROI and subject."""
@@ -76,12 +101,16 @@ def roi_columns(roi: str, columns: Sequence[str], where) -> tuple[str, ...]:
   if alias and all(c in columns for c in alias):
     return alias
   available = [c for c in columns if c not in _NOT_ROI]
-  raise UnknownRoiError(where, f"unknown ROI {roi!r}: not an alias ({ROI_ALIASES}) and not a "
-                        f"column of the voxel table; available ROI columns: {available}")
+  raise UnknownRoiError(
+    where,
+    f"unknown ROI {roi!r}: not an alias ({ROI_ALIASES}) and not a "
+    f"column of the voxel table; available ROI columns: {available}",
+  )
 
 
-def select_stimuli(stim_table: pd.DataFrame, mode: str = "per_concept",
-                   n_stimuli: int | None = None) -> tuple[list[str], list[str]]:
+def select_stimuli(
+  stim_table: pd.DataFrame, mode: str = "per_concept", n_stimuli: int | None = None
+) -> tuple[list[str], list[str]]:
   """Stimulus order (PROTOCOL §6.5 step 4): returns (stimuli, concepts).
 
   ``"per_concept"``: over the table deduplicated by stimulus, for each concept in
@@ -103,34 +132,32 @@ def select_stimuli(stim_table: pd.DataFrame, mode: str = "per_concept",
   return [str(s) for s in stimuli], [str(c) for c in concepts]
 
 
-def zscore_voxels(x_TxV: np.ndarray, groups_T: np.ndarray | None = None, *,
-                  chunk: int = 1024) -> np.ndarray:
+def zscore_voxels(x_TxV: np.ndarray, groups_T: np.ndarray | None = None, *, chunk: int = 1024) -> np.ndarray:
   """z-scores each voxel (column) in place: (x - mean) / (population SD + 1e-8).
 
   Statistics are computed in float64, over all trials or within each group of
   ``groups_T`` (e.g. session*1000 + run); the result is float32.
   """
   x_TxV = np.asarray(x_TxV, np.float32)
-  rows = [slice(None)] if groups_T is None else [np.flatnonzero(groups_T == g)
-                                                 for g in np.unique(groups_T)]
+  rows = [slice(None)] if groups_T is None else [np.flatnonzero(groups_T == g) for g in np.unique(groups_T)]
   for lo in range(0, x_TxV.shape[1], chunk):
     for r in rows:
-      x = x_TxV[r, lo:lo + chunk].astype(np.float64)
+      x = x_TxV[r, lo : lo + chunk].astype(np.float64)
       mu = x.mean(axis=0)
       sd = np.sqrt(((x - mu) ** 2).mean(axis=0))
-      x_TxV[r, lo:lo + chunk] = (x - mu) / (sd + 1e-8)
+      x_TxV[r, lo : lo + chunk] = (x - mu) / (sd + 1e-8)
   return x_TxV
 
 
-def stimulus_patterns(z_TxV: np.ndarray, stimulus_T: Sequence[str], stimuli: Sequence[str],
-                      where="stimulus table") -> np.ndarray:
+def stimulus_patterns(
+  z_TxV: np.ndarray, stimulus_T: Sequence[str], stimuli: Sequence[str], where="stimulus table"
+) -> np.ndarray:
   """Mean row per stimulus (S, V) float64, in the order of ``stimuli``."""
   pos = {s: i for i, s in enumerate(stimuli)}
   code_T = np.array([pos.get(s, -1) for s in stimulus_T])
   missing = sorted(set(stimuli) - set(np.asarray(stimulus_T)[code_T >= 0]))
   if missing:
-    raise DataFormatError(where, f"{len(missing)} stimuli of the reference order never shown, "
-                          f"e.g. {missing[:3]}")
+    raise DataFormatError(where, f"{len(missing)} stimuli of the reference order never shown, e.g. {missing[:3]}")
   sel = np.flatnonzero(code_T >= 0)
   sel = sel[np.argsort(code_T[sel], kind="stable")]
   starts = np.flatnonzero(np.r_[True, np.diff(code_T[sel]) != 0])
@@ -140,7 +167,7 @@ def stimulus_patterns(z_TxV: np.ndarray, stimulus_T: Sequence[str], stimuli: Seq
 
 
 def _stimulus_runs(table: pd.DataFrame, stimuli: Sequence[str]) -> np.ndarray:
-  run_T = (table["session"].to_numpy(np.int64) * 1000 + table["run"].to_numpy(np.int64))
+  run_T = table["session"].to_numpy(np.int64) * 1000 + table["run"].to_numpy(np.int64)
   out = np.empty(len(stimuli), np.int64)
   groups = pd.Series(run_T).groupby(table["stimulus"].to_numpy()).unique()
   for s, name in enumerate(stimuli):
@@ -149,10 +176,17 @@ def _stimulus_runs(table: pd.DataFrame, stimuli: Sequence[str]) -> np.ndarray:
   return out
 
 
-def subject_rdms(files: SubjectFiles, rois: Sequence[str], *, zscore: str = "all",
-                 stimuli: str = "per_concept", n_stimuli: int | None = None,
-                 reference: Sequence[str] | None = None, reference_subject: str = "sub-01",
-                 progress=None) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+def subject_rdms(
+  files: SubjectFiles,
+  rois: Sequence[str],
+  *,
+  zscore: str = "all",
+  stimuli: str = "per_concept",
+  n_stimuli: int | None = None,
+  reference: Sequence[str] | None = None,
+  reference_subject: str = "sub-01",
+  progress=None,
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
   """RDMs of one subject: returns (stimuli, concepts, rdms_RxSxS float32, runs_S).
 
   With ``reference`` (the reference subject's stimulus order) the subject's own
@@ -164,15 +198,18 @@ def subject_rdms(files: SubjectFiles, rois: Sequence[str], *, zscore: str = "all
   needed = sorted({c for cs in cols_per_roi for c in cs})
   vox = read_table(files.voxel_table, (["voxel_id"] if "voxel_id" in columns else []) + needed)
   if len(vox) != info.n_voxels:
-    raise DataFormatError(files.voxel_table, f"voxel table has {len(vox)} rows but "
-                          f"{files.responses.name} has {info.n_voxels} voxel rows")
+    raise DataFormatError(
+      files.voxel_table, f"voxel table has {len(vox)} rows but {files.responses.name} has {info.n_voxels} voxel rows"
+    )
   stim_columns = table_columns(files.stimulus_table)
   # A table saved with its pandas index has an unnamed first column; it must be 0..n-1.
   index_col = stim_columns[0] if stim_columns and stim_columns[0].startswith("Unnamed") else None
   table = read_table(files.stimulus_table, _STIM_COLUMNS + ((index_col,) if index_col else ()))
   if len(table) != info.n_trials:
-    raise DataFormatError(files.stimulus_table, f"stimulus table has {len(table)} rows but "
-                          f"{files.responses.name} has {info.n_trials} trial columns")
+    raise DataFormatError(
+      files.stimulus_table,
+      f"stimulus table has {len(table)} rows but {files.responses.name} has {info.n_trials} trial columns",
+    )
   if index_col and not np.array_equal(table[index_col].to_numpy(), np.arange(len(table))):
     raise DataFormatError(files.stimulus_table, "the index column is not 0..n-1 (rows reordered?)")
   masks_RxV = np.stack([(vox[list(cs)].to_numpy() == 1).any(axis=1) for cs in cols_per_roi])
@@ -183,36 +220,51 @@ def subject_rdms(files: SubjectFiles, rois: Sequence[str], *, zscore: str = "all
   if info.voxel_ids is not None and "voxel_id" in vox:
     bad = np.flatnonzero(vox["voxel_id"].to_numpy()[union] != info.voxel_ids[union])
     if bad.size:
-      raise DataFormatError(files.voxel_table, f"voxel_id of row {union[bad[0]]} differs from "
-                            f"{files.responses.name} ({bad.size} selected rows disagree)")
+      raise DataFormatError(
+        files.voxel_table,
+        f"voxel_id of row {union[bad[0]]} differs from {files.responses.name} ({bad.size} selected rows disagree)",
+      )
   order, concepts = select_stimuli(table, stimuli, n_stimuli)
   check_stimulus_order(order, reference, files.stimulus_table, files.subject, reference_subject)
   x_TxU = read_voxel_rows(files.responses, union, progress=progress)
   nan_cols = np.flatnonzero(np.isnan(x_TxU).any(axis=0))
   if nan_cols.size:
-    raise DataFormatError(files.responses, f"NaN betas in {nan_cols.size} of the {union.size} "
-                          f"selected ROI voxels (first at voxel row {union[nan_cols[0]]})")
-  rdms, runs = rdms_from_trials(x_TxU, table, masks_RxV[:, union], order, stimuli=stimuli,
-                                zscore=zscore, where=files.stimulus_table)
+    raise DataFormatError(
+      files.responses,
+      f"NaN betas in {nan_cols.size} of the {union.size} selected ROI voxels (first at voxel row {union[nan_cols[0]]})",
+    )
+  rdms, runs = rdms_from_trials(
+    x_TxU, table, masks_RxV[:, union], order, stimuli=stimuli, zscore=zscore, where=files.stimulus_table
+  )
   return order, concepts, rdms, runs
 
 
-def check_stimulus_order(order: Sequence[str], reference: Sequence[str] | None, where,
-                         subject: str, reference_subject: str) -> None:
+def check_stimulus_order(
+  order: Sequence[str], reference: Sequence[str] | None, where, subject: str, reference_subject: str
+) -> None:
   """Raises DataFormatError ("mismatched stimulus orders") unless ``order`` equals ``reference``."""
   if reference is None or list(reference) == list(order):
     return
-  i = next((k for k, (a, b) in enumerate(zip(reference, order)) if a != b),
-           min(len(reference), len(order)))
+  i = next((k for k, (a, b) in enumerate(zip(reference, order)) if a != b), min(len(reference), len(order)))
   ra = reference[i] if i < len(reference) else "<end>"
   oa = order[i] if i < len(order) else "<end>"
-  raise DataFormatError(where, f"mismatched stimulus orders: {subject}'s stimulus order differs "
-                        f"from {reference_subject}'s at position {i} ({oa!r} vs {ra!r})")
+  raise DataFormatError(
+    where,
+    f"mismatched stimulus orders: {subject}'s stimulus order differs "
+    f"from {reference_subject}'s at position {i} ({oa!r} vs {ra!r})",
+  )
 
 
-def rdms_from_trials(x_TxU: np.ndarray, table: pd.DataFrame, masks_RxU: np.ndarray,
-                     order: Sequence[str], *, stimuli: str = "per_concept", zscore: str = "all",
-                     where="stimulus table") -> tuple[np.ndarray, np.ndarray]:
+def rdms_from_trials(
+  x_TxU: np.ndarray,
+  table: pd.DataFrame,
+  masks_RxU: np.ndarray,
+  order: Sequence[str],
+  *,
+  stimuli: str = "per_concept",
+  zscore: str = "all",
+  where="stimulus table",
+) -> tuple[np.ndarray, np.ndarray]:
   """Steps 3, 5 and 6 of PROTOCOL §6.5 on trial x voxel betas: (rdms_RxSxS float32, runs_S).
 
   Args:
@@ -233,10 +285,16 @@ def rdms_from_trials(x_TxU: np.ndarray, table: pd.DataFrame, masks_RxU: np.ndarr
   return rdms, runs
 
 
-def load_brain_rdms(things_fmri_dir: os.PathLike | str, *, subjects: Sequence[str | int] | None = None,
-                    rois: Sequence[str] = DEFAULT_ROIS, stimuli: str = "per_concept",
-                    zscore: str = "all", n_stimuli: int | None = None,
-                    progress: bool = True) -> BrainData:
+def load_brain_rdms(
+  things_fmri_dir: os.PathLike | str,
+  *,
+  subjects: Sequence[str | int] | None = None,
+  rois: Sequence[str] = DEFAULT_ROIS,
+  stimuli: str = "per_concept",
+  zscore: str = "all",
+  n_stimuli: int | None = None,
+  progress: bool = True,
+) -> BrainData:
   """Builds per-ROI, per-subject correlation-distance RDMs from single-trial betas.
 
   Args:
@@ -267,11 +325,12 @@ def load_brain_rdms(things_fmri_dir: os.PathLike | str, *, subjects: Sequence[st
   files = find_subject_files(things_fmri_dir, subjects)
   ref, concepts, out, runs = None, None, [], []
   for f in tqdm(files, desc="brain RDMs", unit="subject", disable=not progress, leave=False):
-    order, conc, rdms, run = subject_rdms(f, rois, zscore=zscore, stimuli=stimuli,
-                                          n_stimuli=n_stimuli, reference=ref,
-                                          reference_subject=files[0].subject)
+    order, conc, rdms, run = subject_rdms(
+      f, rois, zscore=zscore, stimuli=stimuli, n_stimuli=n_stimuli, reference=ref, reference_subject=files[0].subject
+    )
     ref, concepts = (order, conc) if ref is None else (ref, concepts)
     out.append(rdms)
     runs.append(run)
-  return BrainData(tuple(ref), tuple(concepts), tuple(f.subject for f in files), tuple(rois),
-                   np.stack(out, axis=1), np.stack(runs))
+  return BrainData(
+    tuple(ref), tuple(concepts), tuple(f.subject for f in files), tuple(rois), np.stack(out, axis=1), np.stack(runs)
+  )

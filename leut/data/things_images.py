@@ -6,11 +6,12 @@ the resampler matters because resolution is the main variable):
 PIL antialiases when reducing) -> ``CenterCrop(px)`` -> /255 -> CIFAR normalisation.
 The *upsampled* arm first goes down to 32 px: Resize(32) -> CenterCrop(32) -> Resize(px).
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -18,8 +19,15 @@ from PIL import Image
 from leut.data.errors import MissingDatasetError, missing_dataset
 from leut.data.normalization import normalize_01
 
-__all__ = ["find_image", "resize_shorter", "center_crop", "preprocess_01",
-           "raw_images_01", "load_stimulus_images", "concept_of"]
+__all__ = [
+  "find_image",
+  "resize_shorter",
+  "center_crop",
+  "preprocess_01",
+  "raw_images_01",
+  "load_stimulus_images",
+  "concept_of",
+]
 
 
 def _root(images_dir: os.PathLike | str) -> Path:
@@ -68,9 +76,11 @@ def find_image(images_dir: os.PathLike | str, stimulus: str) -> Path:
       return files[0]
     path = folder / "*.jpg"
   raise MissingDatasetError(
-      f"THINGS image for stimulus {stimulus!r} not found: tried {path}. Download the THINGS "
-      f"object images from https://osf.io/jum2f/ and point `data.things_images_dir` to the "
-      f"folder that contains object_images/<concept>/.", path)
+    f"THINGS image for stimulus {stimulus!r} not found: tried {path}. Download the THINGS "
+    f"object images from https://osf.io/jum2f/ and point `data.things_images_dir` to the "
+    f"folder that contains object_images/<concept>/.",
+    path,
+  )
 
 
 def resize_shorter(img: Image.Image, px: int) -> Image.Image:
@@ -100,8 +110,9 @@ def preprocess_01(img: Image.Image, px: int, *, upsampled: bool = False) -> np.n
   return np.asarray(img, np.float32) / 255.0
 
 
-def raw_images_01(images_dir: os.PathLike | str, stimuli: Sequence[str], *, px: int,
-                  upsampled: bool = False) -> np.ndarray:
+def raw_images_01(
+  images_dir: os.PathLike | str, stimuli: Sequence[str], *, px: int, upsampled: bool = False
+) -> np.ndarray:
   """Stimuli as float32 (S, px, px, 3) RGB in [0, 1], for pixel/colour control RDMs."""
   out = np.empty((len(stimuli), px, px, 3), np.float32)
   for i, s in enumerate(stimuli):
@@ -110,8 +121,9 @@ def raw_images_01(images_dir: os.PathLike | str, stimuli: Sequence[str], *, px: 
   return out
 
 
-def load_stimulus_images(images_dir: os.PathLike | str, stimuli: Sequence[str], *, px: int,
-                         upsampled: bool = False) -> np.ndarray:
+def load_stimulus_images(
+  images_dir: os.PathLike | str, stimuli: Sequence[str], *, px: int, upsampled: bool = False
+) -> np.ndarray:
   """Model inputs for the fMRI stimuli: float32 (S, px, px, 3), CIFAR-normalised (PROTOCOL §3.1).
 
   Args:

@@ -11,10 +11,12 @@ normalises with batch statistics and returns updated running statistics; `featur
 Feature readout (PROTOCOL §1.3): conv1..conv3 are block outputs averaged over space; fc1 reads conv3 through a
 4x4 adaptive average pool, so any input side that is a multiple of 32 px works (32 ... 224).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -39,8 +41,16 @@ def _uniform(key, shape, bound):
   return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
 
 
-def init(key: jax.Array, *, widths=(32, 64, 128), fc_dim: int = 512, n_classes: int = 10,
-         pool_size: int = 4, in_channels: int = 3, conv_init: str = "torch_default") -> tuple[Params, ModelState]:
+def init(
+  key: jax.Array,
+  *,
+  widths=(32, 64, 128),
+  fc_dim: int = 512,
+  n_classes: int = 10,
+  pool_size: int = 4,
+  in_channels: int = 3,
+  conv_init: str = "torch_default",
+) -> tuple[Params, ModelState]:
   """Draw parameters and BatchNorm state for one network.
 
   Args:
@@ -70,15 +80,20 @@ def init(key: jax.Array, *, widths=(32, 64, 128), fc_dim: int = 512, n_classes: 
     c_in = c_out
   fc1_in = widths[-1] * pool_size * pool_size
   k = len(widths)
-  params["fc1"] = {"kernel": _uniform(keys[k], (fc1_in, fc_dim), 1 / math.sqrt(fc1_in)),
-                   "bias": _uniform(keys[k + 1], (fc_dim,), 1 / math.sqrt(fc1_in))}
-  params["fc2"] = {"kernel": _uniform(keys[k + 2], (fc_dim, n_classes), 1 / math.sqrt(fc_dim)),
-                   "bias": _uniform(keys[k + 3], (n_classes,), 1 / math.sqrt(fc_dim))}
+  params["fc1"] = {
+    "kernel": _uniform(keys[k], (fc1_in, fc_dim), 1 / math.sqrt(fc1_in)),
+    "bias": _uniform(keys[k + 1], (fc_dim,), 1 / math.sqrt(fc1_in)),
+  }
+  params["fc2"] = {
+    "kernel": _uniform(keys[k + 2], (fc_dim, n_classes), 1 / math.sqrt(fc_dim)),
+    "bias": _uniform(keys[k + 3], (n_classes,), 1 / math.sqrt(fc_dim)),
+  }
   return params, state
 
 
-def conv_block(params: Params, model_state: ModelState, name: str, x: jax.Array, *, train: bool,
-               conv: ConvFn = default_conv):
+def conv_block(
+  params: Params, model_state: ModelState, name: str, x: jax.Array, *, train: bool, conv: ConvFn = default_conv
+):
   """One block, MaxPool2(ReLU(BN(conv(x)))); returns `(out, new_bn_stats or None)`.
 
   Training with the default convolution takes the fused `layers.conv_bn_relu_pool` (same values and gradients to
@@ -114,9 +129,17 @@ def readout(params: Params, fc1_NxD: jax.Array) -> jax.Array:
   return fc1_NxD @ params["fc2"]["kernel"] + params["fc2"]["bias"][None, :]
 
 
-def apply(params: Params, model_state: ModelState, x_NxHxWx3: jax.Array, *, train: bool,
-          dropout_key: jax.Array | None = None, dropout_rate: float = 0.0, conv: ConvFn = default_conv,
-          pool_size: int = 4) -> tuple[jax.Array, dict[str, jax.Array], ModelState]:
+def apply(
+  params: Params,
+  model_state: ModelState,
+  x_NxHxWx3: jax.Array,
+  *,
+  train: bool,
+  dropout_key: jax.Array | None = None,
+  dropout_rate: float = 0.0,
+  conv: ConvFn = default_conv,
+  pool_size: int = 4,
+) -> tuple[jax.Array, dict[str, jax.Array], ModelState]:
   """Forward pass. Returns `(logits_NxK, acts, new_model_state)`.
 
   `acts` maps conv1..conv3 to the block output maps and fc1 to its (pre-dropout) activations. With `train=False`
@@ -144,8 +167,9 @@ def pooled_features(acts: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
   return {name: (a.mean(axis=(1, 2)) if a.ndim == 4 else a) for name, a in acts.items()}
 
 
-def features(params: Params, model_state: ModelState, x_NxHxWx3: jax.Array, *, conv: ConvFn = default_conv,
-             pool_size: int = 4) -> dict[str, jax.Array]:
+def features(
+  params: Params, model_state: ModelState, x_NxHxWx3: jax.Array, *, conv: ConvFn = default_conv, pool_size: int = 4
+) -> dict[str, jax.Array]:
   """Evaluation-mode layer features `{conv1: NxC1, conv2: NxC2, conv3: NxC3, fc1: NxD}` (running BN statistics)."""
   _, acts, _ = apply(params, model_state, x_NxHxWx3, train=False, conv=conv, pool_size=pool_size)
   return pooled_features(acts)

@@ -10,6 +10,7 @@ matrix product) is the same function in plain JAX for forward-mode autodiff.
 `conv_bn_relu_pool` is the training-mode block of backprop-style rules, MaxPool2(ReLU(BN(conv(x)))), fused into
 one `jax.custom_vjp` with a hand-written backward, run once per seed in the same way. Reverse mode only.
 """
+
 from __future__ import annotations
 
 import jax
@@ -24,7 +25,7 @@ def patches3x3(x_NxHxWxC: jax.Array) -> jax.Array:
   """Zero-padded 3x3 neighbourhoods, ordered (dy, dx, channel): returns `N x H x W x 9C`."""
   n, h, w, _ = x_NxHxWxC.shape
   padded = jnp.pad(x_NxHxWxC, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  shifted = [padded[:, dy:dy + h, dx:dx + w, :] for dy in range(3) for dx in range(3)]
+  shifted = [padded[:, dy : dy + h, dx : dx + w, :] for dy in range(3) for dx in range(3)]
   del n
   return jnp.concatenate(shifted, axis=-1)
 
@@ -41,8 +42,7 @@ _CONV_DIMS = ("NHWC", "HWIO", "NHWC")
 
 def conv3x3_direct(x_NxHxWxC: jax.Array, kernel_3x3xCxO: jax.Array) -> jax.Array:
   """`conv3x3` as one `lax.conv_general_dilated` (fast for one network; vmap it only through `per_seed`)."""
-  return jax.lax.conv_general_dilated(x_NxHxWxC, kernel_3x3xCxO, (1, 1), ((1, 1), (1, 1)),
-                                      dimension_numbers=_CONV_DIMS)
+  return jax.lax.conv_general_dilated(x_NxHxWxC, kernel_3x3xCxO, (1, 1), ((1, 1), (1, 1)), dimension_numbers=_CONV_DIMS)
 
 
 def per_seed(fn):
@@ -127,8 +127,9 @@ def _conv3x3_kernel_grad(x_NxHxWxC, g_NxHxWxO):
   batch and feature roles swapped (x as C images of N channels, g as an H x W kernel from N to O channels)."""
   x_CxHxWxN = jnp.transpose(x_NxHxWxC, (3, 1, 2, 0))
   g_HxWxNxO = jnp.transpose(g_NxHxWxO, (1, 2, 0, 3))
-  grad_Cx3x3xO = jax.lax.conv_general_dilated(x_CxHxWxN, g_HxWxNxO, (1, 1), ((1, 1), (1, 1)),
-                                              dimension_numbers=_CONV_DIMS)
+  grad_Cx3x3xO = jax.lax.conv_general_dilated(
+    x_CxHxWxN, g_HxWxNxO, (1, 1), ((1, 1), (1, 1)), dimension_numbers=_CONV_DIMS
+  )
   return jnp.transpose(grad_Cx3x3xO, (1, 2, 0, 3))
 
 
@@ -244,8 +245,10 @@ def adaptive_avg_pool(x_NxHxWxC: jax.Array, size: int) -> jax.Array:
   """`adaptive_avg_pool2d(x, size)` for maps whose side is a multiple of `size` (every protocol resolution)."""
   n, h, w, c = x_NxHxWxC.shape
   if h % size or w % size:
-    raise ValueError(f"adaptive_avg_pool: a {h}x{w} map does not divide into {size}x{size} windows; "
-                     f"use an input resolution that is a multiple of {8 * size} px")
+    raise ValueError(
+      f"adaptive_avg_pool: a {h}x{w} map does not divide into {size}x{size} windows; "
+      f"use an input resolution that is a multiple of {8 * size} px"
+    )
   return x_NxHxWxC.reshape(n, size, h // size, size, w // size, c).mean(axis=(2, 4))
 
 

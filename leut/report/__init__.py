@@ -1,25 +1,26 @@
 """Reports: tables, tests, figures and `summary.md` written from a workdir's tidy CSVs (never from memory).
 
-    write_report(workdir, config)   reads results/{rsa,accuracy,weights}.csv (+ noise_ceiling.csv, partial.csv,
-                                    bootstrap.csv, bootstrap_differences.csv, best_layer_cv.csv when the evaluation
-                                    wrote them) and writes:
+  write_report(workdir, config)   reads results/{rsa,accuracy,weights}.csv (+ noise_ceiling.csv, partial.csv,
+                                  bootstrap.csv, bootstrap_differences.csv, best_layer_cv.csv when the evaluation
+                                  wrote them) and writes:
 
-  results/alignment.csv          rule, roi, layer, epoch, mean, sd, ci_lo, ci_hi, n     headline ρ over training
-  results/alignment_all_layers.csv   the same for every layer (headline condition)
-  results/alignment_mean_rdm.csv the mean-RDM scheme ('rho', PROTOCOL §3.3) for the headline layers
-  results/alignment_change.csv   rule, roi, layer, epoch, delta, sd, ci_lo, ci_hi, n     Δρ vs untrained, per seed
-  results/first_epoch_drop.csv   rule, roi, layer, epoch_a, epoch_b, rho_e0, rho_e1, delta, ci_lo, ci_hi, n, drop_pct
-  results/rule_comparison.csv    rule, roi, layer, epoch, mean, sd, ci_lo, ci_hi, n + the vs-untrained test columns
-  results/tests_<family>.csv     sign-flip test families (`leut.report.families`)
-  results/best_layer.csv         best layer per rule, ROI, epoch (biased upward, labelled), and next to it the
-                                 cross-validated layer and held-out score (cv_layer, cv_mean, cv_ci_lo, cv_ci_hi, cv_n)
-  results/resolution_sweep.csv   ρ per resolution and arm (when the evaluation has several)
-  results/accuracy_summary.csv, results/weights_summary.csv, results/ground_truth.csv
-  results/partial_summary.csv, results/stimulus_ci.csv   when the evaluation wrote partial.csv / bootstrap.csv
-  results/stimulus_differences.csv   headline rows of bootstrap_differences.csv (paired bootstrap differences)
-  figures/{alignment, alignment_change, first_epoch_drop, best_layer, resolution_sweep, accuracy, weights}.{png,pdf}
-  summary.md
+results/alignment.csv          rule, roi, layer, epoch, mean, sd, ci_lo, ci_hi, n     headline ρ over training
+results/alignment_all_layers.csv   the same for every layer (headline condition)
+results/alignment_mean_rdm.csv the mean-RDM scheme ('rho', PROTOCOL §3.3) for the headline layers
+results/alignment_change.csv   rule, roi, layer, epoch, delta, sd, ci_lo, ci_hi, n     Δρ vs untrained, per seed
+results/first_epoch_drop.csv   rule, roi, layer, epoch_a, epoch_b, rho_e0, rho_e1, delta, ci_lo, ci_hi, n, drop_pct
+results/rule_comparison.csv    rule, roi, layer, epoch, mean, sd, ci_lo, ci_hi, n + the vs-untrained test columns
+results/tests_<family>.csv     sign-flip test families (`leut.report.families`)
+results/best_layer.csv         best layer per rule, ROI, epoch (biased upward, labelled), and next to it the
+                               cross-validated layer and held-out score (cv_layer, cv_mean, cv_ci_lo, cv_ci_hi, cv_n)
+results/resolution_sweep.csv   ρ per resolution and arm (when the evaluation has several)
+results/accuracy_summary.csv, results/weights_summary.csv, results/ground_truth.csv
+results/partial_summary.csv, results/stimulus_ci.csv   when the evaluation wrote partial.csv / bootstrap.csv
+results/stimulus_differences.csv   headline rows of bootstrap_differences.csv (paired bootstrap differences)
+figures/{alignment, alignment_change, first_epoch_drop, best_layer, resolution_sweep, accuracy, weights}.{png,pdf}
+summary.md
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,7 +52,8 @@ def partial_summary(partial: pd.DataFrame, config, last: int) -> pd.DataFrame:
   view = tables.headline_view(partial, config)
   view = view[(view.epoch == 0) | (view.epoch == last)]
   per_seed = view.groupby(["rule", "roi", "layer", "epoch", "control", "seed"], as_index=False, sort=False)[
-      ["rho", "rho_partial"]].mean()
+    ["rho", "rho_partial"]
+  ].mean()
   per_seed["delta"] = per_seed["rho_partial"] - per_seed["rho"]
   keys = ["rule", "roi", "layer", "epoch", "control"]
   means = per_seed.groupby(keys, sort=False)[["rho", "rho_partial"]].mean().reset_index()
@@ -64,9 +66,13 @@ def stimulus_ci(boot: pd.DataFrame, config, last: int) -> pd.DataFrame:
   and the last milestone."""
   mapping = tables.layer_for_roi(config)
   px = tables.headline_resolution(boot, config)
-  keep = ((boot.resolution == px) & (boot.arm == "native") & (boot.pairs == "all")
-          & ((boot.epoch == 0) | (boot.epoch == last))
-          & pd.Series([mapping.get(o) == l for o, l in zip(boot.roi, boot.layer)], index=boot.index))
+  keep = (
+    (boot.resolution == px)
+    & (boot.arm == "native")
+    & (boot.pairs == "all")
+    & ((boot.epoch == 0) | (boot.epoch == last))
+    & pd.Series([mapping.get(o) == l for o, l in zip(boot.roi, boot.layer)], index=boot.index)
+  )
   return boot[keep].reset_index(drop=True)
 
 
@@ -77,9 +83,13 @@ def stimulus_differences(diffs: pd.DataFrame, config, last: int) -> pd.DataFrame
     return diffs
   mapping = tables.layer_for_roi(config)
   px = tables.headline_resolution(diffs, config)
-  keep = ((diffs.resolution == px) & (diffs.arm == "native") & (diffs.pairs == "all")
-          & ((diffs.epoch_a == last) | (diffs.contrast == "vs_previous_epoch"))
-          & pd.Series([mapping.get(o) == l for o, l in zip(diffs.roi, diffs.layer)], index=diffs.index, dtype=bool))
+  keep = (
+    (diffs.resolution == px)
+    & (diffs.arm == "native")
+    & (diffs.pairs == "all")
+    & ((diffs.epoch_a == last) | (diffs.contrast == "vs_previous_epoch"))
+    & pd.Series([mapping.get(o) == l for o, l in zip(diffs.roi, diffs.layer)], index=diffs.index, dtype=bool)
+  )
   return diffs[keep].reset_index(drop=True)
 
 
@@ -90,21 +100,26 @@ def write_report(workdir, config) -> dict:
   rsa = pd.read_csv(res / "rsa.csv")
   acc = pd.read_csv(res / "accuracy.csv")
   weights = _read(res / "weights.csv")
-  weights = weights if weights is not None else pd.DataFrame(columns=["rule", "seed", "epoch", "layer",
-                                                                      "rel_displacement"])
+  weights = (
+    weights if weights is not None else pd.DataFrame(columns=["rule", "seed", "epoch", "layer", "rel_displacement"])
+  )
   rois = [r for r in config.data.rois if r in set(rsa.roi)] or list(dict.fromkeys(rsa.roi))
   per_seed = tables.seed_scores(tables.headline_view(rsa, config))
   last = tables.last_epoch(per_seed)
-  out = {"px": tables.headline_resolution(rsa, config), "last_epoch": last, "layers": {
-      roi: l for roi, l in tables.layer_for_roi(config).items() if roi in rois}}
+  out = {
+    "px": tables.headline_resolution(rsa, config),
+    "last_epoch": last,
+    "layers": {roi: l for roi, l in tables.layer_for_roi(config).items() if roi in rois},
+  }
   out["alignment"] = stats = tables.across_seeds(per_seed)
   out["alignment_all_layers"] = all_layers = tables.across_seeds(tables.seed_scores(tables.condition_view(rsa, config)))
   out["alignment_mean_rdm"] = tables.mean_rdm_scores(rsa, config)
   out["alignment_change"] = change = tables.change_vs_untrained(per_seed)
   out["first_epoch_drop"] = drop = tables.first_epoch_drop(per_seed)
   opts = config.get("report", {}) if hasattr(config, "get") else {}
-  out["families"] = fam = families.all_families(per_seed, alternative=opts.get("alternative", "two-sided"),
-                                                n_mc=int(opts.get("n_mc", inference.N_MC)))
+  out["families"] = fam = families.all_families(
+    per_seed, alternative=opts.get("alternative", "two-sided"), n_mc=int(opts.get("n_mc", inference.N_MC))
+  )
   out["rule_comparison"] = rule_comparison(stats, fam["vs_untrained"], last)
   out["best_layer"] = tables.best_layer(rsa, config, _read(res / "best_layer_cv.csv"))
   out["accuracy"] = acc_stats = tables.accuracy_summary(acc)
@@ -123,9 +138,22 @@ def write_report(workdir, config) -> dict:
     sweep = None
 
   written = {}
-  names = ["alignment", "alignment_all_layers", "alignment_mean_rdm", "alignment_change", "first_epoch_drop",
-           "rule_comparison", "best_layer", "accuracy", "weights", "partial_summary", "stimulus_ci",
-           "stimulus_differences", "ground_truth", "resolution_sweep"]
+  names = [
+    "alignment",
+    "alignment_all_layers",
+    "alignment_mean_rdm",
+    "alignment_change",
+    "first_epoch_drop",
+    "rule_comparison",
+    "best_layer",
+    "accuracy",
+    "weights",
+    "partial_summary",
+    "stimulus_ci",
+    "stimulus_differences",
+    "ground_truth",
+    "resolution_sweep",
+  ]
   file_of = {"accuracy": "accuracy_summary", "weights": "weights_summary"}
   for name in names:
     df = out.get(name)
@@ -138,9 +166,15 @@ def write_report(workdir, config) -> dict:
     written[f"tests_{name}"] = res / f"tests_{name}.csv"
 
   ceil_all = ceil[ceil.pairs == "all"] if ceil is not None else None
-  paths = {"alignment": figures.alignment_over_training(
-      stats, figs, rois=rois, ceilings=ceil_all,
-      subtitle=f"Model–brain alignment over training ({out['px']} px stimuli, fixed layer per ROI)")}
+  paths = {
+    "alignment": figures.alignment_over_training(
+      stats,
+      figs,
+      rois=rois,
+      ceilings=ceil_all,
+      subtitle=f"Model–brain alignment over training ({out['px']} px stimuli, fixed layer per ROI)",
+    )
+  }
   if len(change):
     paths["alignment_change"] = figures.change_vs_untrained(change, figs, rois=rois)
   if len(drop):

@@ -20,6 +20,7 @@ diff = rho_a − rho_b (all stimuli); ci_lo/ci_hi the 95% percentile interval of
 (resolution, arm, pairs). A seed with constant features is left out of its condition's seed mean (see
 `stimulus_stats.bootstrap_draws`); its contrasts are then still paired over stimuli, not over seeds.
 """
+
 from __future__ import annotations
 
 from itertools import combinations
@@ -33,8 +34,26 @@ from leut import rsa
 
 KEY_COLUMNS = ["rule", "epoch", "step", "layer", "roi", "resolution", "arm", "pairs"]
 CONDITION = ["roi", "layer", "resolution", "arm", "pairs"]
-DIFFERENCE_COLUMNS = ["contrast", "rule_a", "epoch_a", "rule_b", "epoch_b", "roi", "layer", "resolution", "arm",
-                      "pairs", "n_boot", "rho_a", "rho_b", "diff", "ci_lo", "ci_hi", "p", "p_fdr"]
+DIFFERENCE_COLUMNS = [
+  "contrast",
+  "rule_a",
+  "epoch_a",
+  "rule_b",
+  "epoch_b",
+  "roi",
+  "layer",
+  "resolution",
+  "arm",
+  "pairs",
+  "n_boot",
+  "rho_a",
+  "rho_b",
+  "diff",
+  "ci_lo",
+  "ci_hi",
+  "p",
+  "p_fdr",
+]
 CONTRASTS = ("vs_untrained", "between_rules", "vs_previous_epoch")
 UNTRAINED = "untrained"
 
@@ -100,8 +119,9 @@ def contrasts(keys: pd.DataFrame, rules=None) -> list[tuple[str, int, int]]:
   return out
 
 
-def difference_table(boot: pd.DataFrame, draws_CxB: np.ndarray, *, rules=None, level: float = 0.95,
-                     chunk: int = 1024) -> pd.DataFrame:
+def difference_table(
+  boot: pd.DataFrame, draws_CxB: np.ndarray, *, rules=None, level: float = 0.95, chunk: int = 1024
+) -> pd.DataFrame:
   """`DIFFERENCE_COLUMNS` rows for every contrast of `boot` (bootstrap.csv rows) with their draws `draws_CxB`.
 
   Differences are formed `chunk` contrasts at a time, so memory stays at chunk × B floats whatever the row count.
@@ -116,13 +136,33 @@ def difference_table(boot: pd.DataFrame, draws_CxB: np.ndarray, *, rules=None, l
   kind = [k for k, _, _ in pairs]
   a_K = np.array([a for _, a, _ in pairs])
   b_K = np.array([b for _, _, b in pairs])
-  lo, hi, p = (np.concatenate(x) for x in zip(*(
-      difference_stats(draws_CxB[a_K[i:i + chunk]], draws_CxB[b_K[i:i + chunk]], level)
-      for i in range(0, len(pairs), chunk))))
+  lo, hi, p = (
+    np.concatenate(x)
+    for x in zip(
+      *(
+        difference_stats(draws_CxB[a_K[i : i + chunk]], draws_CxB[b_K[i : i + chunk]], level)
+        for i in range(0, len(pairs), chunk)
+      )
+    )
+  )
   A, B = boot.loc[a_K].reset_index(drop=True), boot.loc[b_K].reset_index(drop=True)
-  out = pd.DataFrame(dict(contrast=kind, rule_a=A.rule, epoch_a=A.epoch, rule_b=B.rule, epoch_b=B.epoch,
-                          **{c: A[c] for c in CONDITION}, n_boot=draws_CxB.shape[1], rho_a=A.rho, rho_b=B.rho,
-                          diff=A.rho.to_numpy() - B.rho.to_numpy(), ci_lo=lo, ci_hi=hi, p=p))
+  out = pd.DataFrame(
+    dict(
+      contrast=kind,
+      rule_a=A.rule,
+      epoch_a=A.epoch,
+      rule_b=B.rule,
+      epoch_b=B.epoch,
+      **{c: A[c] for c in CONDITION},
+      n_boot=draws_CxB.shape[1],
+      rho_a=A.rho,
+      rho_b=B.rho,
+      diff=A.rho.to_numpy() - B.rho.to_numpy(),
+      ci_lo=lo,
+      ci_hi=hi,
+      p=p,
+    )
+  )
   out["p_fdr"] = np.nan
   for _, g in out.groupby(["contrast", "resolution", "arm", "pairs"], sort=False):
     ok = g.index[g.p.notna()]

@@ -15,6 +15,7 @@ comparisons and the mean per-seed Spearman coefficient for `trend`; `d` = mean/S
 Paper B's descriptive trend, Spearman(epoch, seed-mean ρ), is kept as `rho_seed_mean_trend` (not a test: with E
 epochs it is one number, and its null would treat epochs, not seeds, as replicates).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -25,8 +26,26 @@ from scipy import stats as sps
 
 from leut.report import inference, tables
 
-COLUMNS = ["family", "rule_a", "rule_b", "roi", "layer", "epoch_a", "epoch_b", "n_seeds", "n_positive",
-           "mean_diff", "d", "p", "p_fdr", "p_floor", "floored", "alternative", "method", "statistic"]
+COLUMNS = [
+  "family",
+  "rule_a",
+  "rule_b",
+  "roi",
+  "layer",
+  "epoch_a",
+  "epoch_b",
+  "n_seeds",
+  "n_positive",
+  "mean_diff",
+  "d",
+  "p",
+  "p_fdr",
+  "p_floor",
+  "floored",
+  "alternative",
+  "method",
+  "statistic",
+]
 DYNAMICS = ("epoch1_vs_0", "vs_backprop", "trend")
 FAMILIES = ("vs_untrained", "between_rules") + DYNAMICS
 
@@ -39,11 +58,25 @@ def _comparisons(per_seed, family, specs, alternative, n_mc):
   """specs: [(rule_a, epoch_a, rule_b, epoch_b, roi)] → one tidy row each (family-wise FDR added)."""
   seeds = _seeds(per_seed)
   layer = per_seed.groupby("roi")["layer"].first()
-  diffs = np.array([tables.seed_vector(per_seed, ra, ea, roi, seeds) - tables.seed_vector(per_seed, rb, eb, roi, seeds)
-                    for ra, ea, rb, eb, roi in specs]).reshape(len(specs), len(seeds))
-  rows = [dict(family=family, rule_a=ra, rule_b=rb, roi=roi, layer=layer[roi], epoch_a=ea,
-               epoch_b=0 if rb == tables.UNTRAINED else eb, statistic="rho_a - rho_b")
-          for ra, ea, rb, eb, roi in specs]
+  diffs = np.array(
+    [
+      tables.seed_vector(per_seed, ra, ea, roi, seeds) - tables.seed_vector(per_seed, rb, eb, roi, seeds)
+      for ra, ea, rb, eb, roi in specs
+    ]
+  ).reshape(len(specs), len(seeds))
+  rows = [
+    dict(
+      family=family,
+      rule_a=ra,
+      rule_b=rb,
+      roi=roi,
+      layer=layer[roi],
+      epoch_a=ea,
+      epoch_b=0 if rb == tables.UNTRAINED else eb,
+      statistic="rho_a - rho_b",
+    )
+    for ra, ea, rb, eb, roi in specs
+  ]
   return _finish(rows, diffs, alternative, n_mc)
 
 
@@ -117,30 +150,45 @@ def trend(per_seed, alternative="two-sided", n_mc=inference.N_MC):
     for roi in dict.fromkeys(per_seed.roi):
       rho_ExN = np.stack([tables.seed_vector(per_seed, rule, e, roi, seeds) for e in epochs])
       values.append([_spearman(x, rho_ExN[:, i]) for i in range(len(seeds))])
-      rows.append(dict(family="trend", rule_a=rule, rule_b="", roi=roi,
-                       layer=per_seed.loc[per_seed.roi == roi, "layer"].iloc[0], epoch_a=epochs[0],
-                       epoch_b=epochs[-1], statistic="per-seed Spearman(epoch, rho), epochs >= 1",
-                       n_epochs=len(epochs), rho_seed_mean_trend=_spearman(x, np.nanmean(rho_ExN, axis=1))))
+      rows.append(
+        dict(
+          family="trend",
+          rule_a=rule,
+          rule_b="",
+          roi=roi,
+          layer=per_seed.loc[per_seed.roi == roi, "layer"].iloc[0],
+          epoch_a=epochs[0],
+          epoch_b=epochs[-1],
+          statistic="per-seed Spearman(epoch, rho), epochs >= 1",
+          n_epochs=len(epochs),
+          rho_seed_mean_trend=_spearman(x, np.nanmean(rho_ExN, axis=1)),
+        )
+      )
   return _finish(rows, np.asarray(values, np.float64).reshape(len(rows), len(seeds)), alternative, n_mc)
 
 
-def all_families(per_seed: pd.DataFrame, alternative: str = "two-sided", n_mc: int = inference.N_MC
-                 ) -> dict[str, pd.DataFrame]:
+def all_families(
+  per_seed: pd.DataFrame, alternative: str = "two-sided", n_mc: int = inference.N_MC
+) -> dict[str, pd.DataFrame]:
   """Every family, with the joint BH adjustment over the training-dynamics families in `p_fdr_dynamics`.
 
   `alternative` applies to every family ('two-sided' unless a direction was fixed before looking at the data);
   `n_mc` is the Monte Carlo sample size used beyond 20 seeds (floor 1/(1 + n_mc)).
   """
   kw = dict(alternative=alternative, n_mc=n_mc)
-  out = {"vs_untrained": vs_untrained(per_seed, **kw), "between_rules": between_rules(per_seed, **kw),
-         "epoch1_vs_0": epoch1_vs_0(per_seed, **kw), "vs_backprop": vs_backprop(per_seed, **kw),
-         "trend": trend(per_seed, **kw)}
+  out = {
+    "vs_untrained": vs_untrained(per_seed, **kw),
+    "between_rules": between_rules(per_seed, **kw),
+    "epoch1_vs_0": epoch1_vs_0(per_seed, **kw),
+    "vs_backprop": vs_backprop(per_seed, **kw),
+    "trend": trend(per_seed, **kw),
+  }
   dyn = [out[f] for f in DYNAMICS if len(out[f])]
   p_all = inference.fdr(np.concatenate([d["p"].to_numpy(np.float64) for d in dyn])) if dyn else np.array([])
   start = 0
   for f in FAMILIES:
     df = out[f]
     if f in DYNAMICS:
-      df["p_fdr_dynamics"] = p_all[start:start + len(df)] if len(df) else []
+      df["p_fdr_dynamics"] = p_all[start : start + len(df)] if len(df) else []
       start += len(df)
   return out

@@ -3,6 +3,7 @@
 Bands are 95% Student-t intervals over seeds (mean ± t_{0.975, n−1} SD/√n), computed in `leut.report.tables`; each
 figure is drawn from one of the report's CSV tables, so a figure can be redrawn from `results/` alone.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,9 +16,16 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-RULE_COLORS = {"untrained": "#555555", "backprop": "#d62728", "feedback_alignment": "#ff7f0e",
-               "direct_feedback_alignment": "#bcbd22", "predictive_coding": "#1f77b4", "stdp": "#2ca02c",
-               "predictive_coding_published": "#17becf", "stdp_published": "#98df8a"}
+RULE_COLORS = {
+  "untrained": "#555555",
+  "backprop": "#d62728",
+  "feedback_alignment": "#ff7f0e",
+  "direct_feedback_alignment": "#bcbd22",
+  "predictive_coding": "#1f77b4",
+  "stdp": "#2ca02c",
+  "predictive_coding_published": "#17becf",
+  "stdp_published": "#98df8a",
+}
 LAYER_COLORS = {"conv1": "#1b9e77", "conv2": "#d95f02", "conv3": "#7570b3", "fc1": "#e7298a", "fc2": "#66a61e"}
 BAND = "band: 95% t-interval over seeds"
 RHO = "Spearman ρ (model RDM vs brain RDM)"
@@ -85,8 +93,14 @@ def _legend(fig, axes, ncol=6, y=-0.02):
         labels.append(l)
   if not labels:
     return
-  fig.legend([handles[l] for l in labels], labels, loc="upper center", ncol=min(len(labels), ncol), frameon=False,
-             bbox_to_anchor=(0.5, y))
+  fig.legend(
+    [handles[l] for l in labels],
+    labels,
+    loc="upper center",
+    ncol=min(len(labels), ncol),
+    frameon=False,
+    bbox_to_anchor=(0.5, y),
+  )
 
 
 def _rule_lines(ax, sub, value="mean", lo="ci_lo", hi="ci_hi", xlim=None):
@@ -108,8 +122,15 @@ def _rule_lines(ax, sub, value="mean", lo="ci_lo", hi="ci_hi", xlim=None):
     ax.fill_between(r["epoch"], r[lo], r[hi], color=c, alpha=alpha, lw=0, zorder=2)
 
 
-def alignment_over_training(stats: pd.DataFrame, out_dir: Path, *, rois=None, ceilings: pd.DataFrame | None = None,
-                            subtitle: str = "", name: str = "alignment") -> list[Path]:
+def alignment_over_training(
+  stats: pd.DataFrame,
+  out_dir: Path,
+  *,
+  rois=None,
+  ceilings: pd.DataFrame | None = None,
+  subtitle: str = "",
+  name: str = "alignment",
+) -> list[Path]:
   """One panel per ROI: ρ against epoch (symlog), a line per rule with its 95% t band over seeds.
 
   The untrained network is a dashed reference (it exists only at epoch 0); the Nili lower–upper noise ceiling
@@ -125,11 +146,26 @@ def alignment_over_training(stats: pd.DataFrame, out_dir: Path, *, rois=None, ce
       top = np.nanmax(sub[["mean", "ci_hi"]].to_numpy())
       span = top - min(0.0, np.nanmin(sub[["mean", "ci_lo"]].to_numpy()))
       if c["lower"] <= top + span:
-        ax.axhspan(c["lower"], c["upper"], facecolor="none", edgecolor="#999999", hatch="///", lw=0,
-                   label="noise ceiling (Nili lower–upper)", zorder=0)
+        ax.axhspan(
+          c["lower"],
+          c["upper"],
+          facecolor="none",
+          edgecolor="#999999",
+          hatch="///",
+          lw=0,
+          label="noise ceiling (Nili lower–upper)",
+          zorder=0,
+        )
       else:  # far above the data: a band would flatten every line, so state it instead
-        ax.text(0.02, 0.97, f"noise ceiling {c['lower']:.2f}–{c['upper']:.2f} (above axis)", transform=ax.transAxes,
-                va="top", fontsize=7, color="#555555")
+        ax.text(
+          0.02,
+          0.97,
+          f"noise ceiling {c['lower']:.2f}–{c['upper']:.2f} (above axis)",
+          transform=ax.transAxes,
+          va="top",
+          fontsize=7,
+          color="#555555",
+        )
     epoch_axis(ax, stats["epoch"])
     ax.set_title(f"{roi}  (layer {sub['layer'].iloc[0]})")
     ax.axhline(0, color="k", lw=0.5)
@@ -169,8 +205,14 @@ def first_epoch_drop(drop: pd.DataFrame, out_dir: Path, *, rois=None) -> list[Pa
     ax.errorbar(xs, r["delta"], yerr=np.nan_to_num(err), fmt="none", ecolor="k", lw=0.8, capsize=2)
     for xi, (d, pct) in enumerate(zip(r["delta"], r["drop_pct"])):
       if np.isfinite(pct):
-        ax.annotate(f"{-pct:+.0f}%", (xs[xi], 0), xytext=(0, 3 if d < 0 else -10), textcoords="offset points",
-                    ha="center", fontsize=7)
+        ax.annotate(
+          f"{-pct:+.0f}%",
+          (xs[xi], 0),
+          xytext=(0, 3 if d < 0 else -10),
+          textcoords="offset points",
+          ha="center",
+          fontsize=7,
+        )
   ax.axhline(0, color="k", lw=0.6)
   ax.set_xticks(x)
   ax.set_xticklabels([f"{roi}\n({drop.loc[drop.roi == roi, 'layer'].iloc[0]})" for roi in rois])
@@ -208,8 +250,13 @@ def layer_profile(stats: pd.DataFrame, out_dir: Path, *, epochs: dict[str, int],
     ax.axhline(0, color="k", lw=0.5)
     ax.grid(alpha=0.3)
   axes[0].set_ylabel(f"{RHO}\n(mean over subjects)\n{BAND}")
-  return _finish(fig, axes, out_dir, "best_layer",
-                 "Layer profile; ★ = best layer (max over layers: biased upward, not cross-validated)")
+  return _finish(
+    fig,
+    axes,
+    out_dir,
+    "best_layer",
+    "Layer profile; ★ = best layer (max over layers: biased upward, not cross-validated)",
+  )
 
 
 def resolution_sweep(sweep: pd.DataFrame, out_dir: Path, *, rois=None) -> list[Path]:
@@ -274,5 +321,12 @@ def weight_displacement(w_stats: pd.DataFrame, out_dir: Path) -> list[Path]:
     ax.set_title(rule)
     ax.grid(alpha=0.3)
   axes[0].set_ylabel(f"relative weight displacement\n‖W_e − W_0‖ / ‖W_0‖\n{BAND}")
-  return _finish(fig, axes, out_dir, "weights", "Weight displacement from initialisation" if len(rules) < 2 else
-                 "How far each layer's weights moved from initialisation")
+  return _finish(
+    fig,
+    axes,
+    out_dir,
+    "weights",
+    "Weight displacement from initialisation"
+    if len(rules) < 2
+    else "How far each layer's weights moved from initialisation",
+  )

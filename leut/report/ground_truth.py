@@ -13,6 +13,7 @@ A check passes when the effect has the expected sign and its p is below 0.05 or 
 (with 3 seeds the smallest one-sided p is 1/8 = 0.125, so 'all seeds agree' is the strongest evidence available);
 `floored` says which.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,15 +22,42 @@ import pandas as pd
 from leut.report import inference, tables
 
 ALPHA = 0.05
-COLUMNS = ["check", "statement", "expected", "observed", "rule", "roi", "layer", "epoch", "mean", "ci_lo", "ci_hi",
-           "n_seeds", "n_positive", "p", "p_floor", "floored", "alternative", "passed"]
+COLUMNS = [
+  "check",
+  "statement",
+  "expected",
+  "observed",
+  "rule",
+  "roi",
+  "layer",
+  "epoch",
+  "mean",
+  "ci_lo",
+  "ci_hi",
+  "n_seeds",
+  "n_positive",
+  "p",
+  "p_floor",
+  "floored",
+  "alternative",
+  "passed",
+]
 
 
 def _test(values_N, alternative="greater"):
   sf = inference.sign_flip(np.asarray(values_N, np.float64)[None], alternative)
   m, _, lo, hi, n = inference.t_interval(values_N)
-  return dict(mean=m, ci_lo=lo, ci_hi=hi, n_seeds=int(sf.n_seeds[0]), n_positive=int(np.sum(np.asarray(values_N) > 0)),
-              p=float(sf.p[0]), p_floor=float(sf.p_floor[0]), floored=bool(sf.floored[0]), alternative=alternative)
+  return dict(
+    mean=m,
+    ci_lo=lo,
+    ci_hi=hi,
+    n_seeds=int(sf.n_seeds[0]),
+    n_positive=int(np.sum(np.asarray(values_N) > 0)),
+    p=float(sf.p[0]),
+    p_floor=float(sf.p_floor[0]),
+    floored=bool(sf.floored[0]),
+    alternative=alternative,
+  )
 
 
 def _passes(row):
@@ -51,30 +79,63 @@ def checks(rsa: pd.DataFrame, config) -> pd.DataFrame:
     stats = tables.across_seeds(v1).sort_values("mean", ascending=False)
     best = stats.iloc[0]
     others = ", ".join(f"{r.layer} {r['mean']:.3f}" for _, r in stats.iloc[1:].iterrows())
-    rows.append(dict(check="a", statement="the untrained layer aligning best with the Gabor-driven V1 is an early conv "
-                     f"layer (highest seed-mean rho; the others in results/alignment_all_layers.csv: {others})",
-                     expected=" or ".join(early),
-                     observed=best.layer, rule=base, roi="V1", layer=best.layer, epoch=0, mean=best["mean"],
-                     ci_lo=best.ci_lo, ci_hi=best.ci_hi, n_seeds=int(best.n), n_positive=np.nan, p=np.nan,
-                     p_floor=np.nan, floored=False, alternative="", passed=bool(best.layer in early)))
+    rows.append(
+      dict(
+        check="a",
+        statement="the untrained layer aligning best with the Gabor-driven V1 is an early conv "
+        f"layer (highest seed-mean rho; the others in results/alignment_all_layers.csv: {others})",
+        expected=" or ".join(early),
+        observed=best.layer,
+        rule=base,
+        roi="V1",
+        layer=best.layer,
+        epoch=0,
+        mean=best["mean"],
+        ci_lo=best.ci_lo,
+        ci_hi=best.ci_hi,
+        n_seeds=int(best.n),
+        n_positive=np.nan,
+        p=np.nan,
+        p_floor=np.nan,
+        floored=False,
+        alternative="",
+        passed=bool(best.layer in early),
+      )
+    )
   # (b) backprop raises fc1-IT alignment over epoch 0
   bp = all_layers[(all_layers.rule == "backprop") & (all_layers.roi == "IT") & (all_layers.layer == "fc1")]
   if len(bp) and bp.epoch.max() > 0:
     last = int(bp.epoch.max())
-    d = (tables.seed_vector(bp, "backprop", last, "IT", seeds) - tables.seed_vector(bp, "backprop", 0, "IT", seeds))
-    r = dict(check="b", statement=f"backprop raises fc1 alignment with the category-driven IT (epoch {last} minus "
-             "epoch 0, paired by seed)", expected="increase", rule="backprop", roi="IT", layer="fc1", epoch=last,
-             **_test(d))
+    d = tables.seed_vector(bp, "backprop", last, "IT", seeds) - tables.seed_vector(bp, "backprop", 0, "IT", seeds)
+    r = dict(
+      check="b",
+      statement=f"backprop raises fc1 alignment with the category-driven IT (epoch {last} minus "
+      "epoch 0, paired by seed)",
+      expected="increase",
+      rule="backprop",
+      roi="IT",
+      layer="fc1",
+      epoch=last,
+      **_test(d),
+    )
     r["observed"] = "increase" if r["mean"] > 0 else "no increase"
     r["passed"] = _passes(r)
     rows.append(r)
   # (c) untrained conv1 aligns with V1 above zero
-  c1 = all_layers[(all_layers.rule == base) & (all_layers.epoch == 0) & (all_layers.roi == "V1")
-                  & (all_layers.layer == "conv1")]
+  c1 = all_layers[
+    (all_layers.rule == base) & (all_layers.epoch == 0) & (all_layers.roi == "V1") & (all_layers.layer == "conv1")
+  ]
   if len(c1):
-    r = dict(check="c", statement="the untrained conv1 aligns with V1 above zero (per-seed rho against 0)",
-             expected="rho > 0", rule=base, roi="V1", layer="conv1", epoch=0,
-             **_test(tables.seed_vector(c1, base, 0, "V1", seeds)))
+    r = dict(
+      check="c",
+      statement="the untrained conv1 aligns with V1 above zero (per-seed rho against 0)",
+      expected="rho > 0",
+      rule=base,
+      roi="V1",
+      layer="conv1",
+      epoch=0,
+      **_test(tables.seed_vector(c1, base, 0, "V1", seeds)),
+    )
     r["observed"] = "rho > 0" if r["mean"] > 0 else "rho <= 0"
     r["passed"] = _passes(r)
     rows.append(r)

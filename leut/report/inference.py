@@ -10,6 +10,7 @@ comparisons are paired by seed (PROTOCOL §3.7, paper B). For per-seed differenc
 Beyond 2^20 assignments `leut.rsa.sign_flip_test` switches to Monte Carlo with p = (1 + #extreme) / (1 + n_mc);
 the floor is then 1 / (1 + n_mc), not 2^-N. A p-value at its floor says "every seed agreed", not "p is tiny".
 """
+
 from __future__ import annotations
 
 import math
@@ -28,21 +29,20 @@ ALTERNATIVES = ("two-sided", "greater", "less")
 
 
 class SignFlip(NamedTuple):
-  p: np.ndarray          # K     p-values
-  p_floor: np.ndarray    # K     smallest attainable p for each test's seed count and method
-  floored: np.ndarray    # K     p at its floor (all seeds agree)
-  n_seeds: np.ndarray    # K     seeds with a finite difference
-  method: np.ndarray     # K     'exact' | 'monte_carlo' | 'none' (fewer than 1 finite seed)
+  p: np.ndarray  # K     p-values
+  p_floor: np.ndarray  # K     smallest attainable p for each test's seed count and method
+  floored: np.ndarray  # K     p at its floor (all seeds agree)
+  n_seeds: np.ndarray  # K     seeds with a finite difference
+  method: np.ndarray  # K     'exact' | 'monte_carlo' | 'none' (fewer than 1 finite seed)
 
 
-def p_floor(n_seeds: int, alternative: str = "two-sided", *, n_mc: int = N_MC,
-            exact_max_n: int = EXACT_MAX_N) -> float:
+def p_floor(n_seeds: int, alternative: str = "two-sided", *, n_mc: int = N_MC, exact_max_n: int = EXACT_MAX_N) -> float:
   """Smallest p a sign-flip test over `n_seeds` can return: 2^-N (x2 two-sided) exact, 1/(1+n_mc) Monte Carlo."""
   if n_seeds < 1:
     return float("nan")
   if n_seeds > exact_max_n:
     return 1.0 / (1.0 + n_mc)
-  return (2.0 if alternative == "two-sided" else 1.0) / 2.0 ** n_seeds
+  return (2.0 if alternative == "two-sided" else 1.0) / 2.0**n_seeds
 
 
 def sign_flip(diffs_KxN: np.ndarray, alternative: str = "two-sided", *, n_mc: int = N_MC, seed: int = 0) -> SignFlip:
@@ -63,7 +63,7 @@ def sign_flip(diffs_KxN: np.ndarray, alternative: str = "two-sided", *, n_mc: in
   for n, rows, sub in _by_count(d, finite, n_K):
     exact = n <= EXACT_MAX_N
     key = None if exact else jax.random.fold_in(jax.random.key(seed), n)
-    p[rows] = np.asarray(_sign_flip_jit(_pad_rows(sub), alternative, key=key, n_mc=n_mc), np.float64)[:len(rows)]
+    p[rows] = np.asarray(_sign_flip_jit(_pad_rows(sub), alternative, key=key, n_mc=n_mc), np.float64)[: len(rows)]
     floor[rows] = p_floor(n, alternative, n_mc=n_mc)
     method[rows] = "exact" if exact else "monte_carlo"
   floored = np.isfinite(p) & (p <= floor * (1 + 1e-6))
@@ -100,7 +100,7 @@ def paired_d(diffs_KxN: np.ndarray) -> np.ndarray:
   for n, rows, sub in _by_count(d, finite, n_K):
     if n >= 2:
       with np.errstate(all="ignore"):
-        out[rows] = np.asarray(_cohens_d_jit(_pad_rows(sub)), np.float64)[:len(rows)]
+        out[rows] = np.asarray(_cohens_d_jit(_pad_rows(sub)), np.float64)[: len(rows)]
   return out
 
 

@@ -28,6 +28,7 @@ Control RDMs are built from the evaluation stimuli themselves at the evaluated r
 the CIFAR normalisation (x·std + mean, clipped to [0, 1]): PIXEL, MEANLUM, MEANRGB, COLORHIST and GABOR
 (`leut.rsa.controls`). The published controls were built at 224 px; at 224 px these are the same images.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -42,16 +43,60 @@ from leut.data.normalization import CIFAR_MEAN, CIFAR_STD
 from leut.report.tables import modal_layer
 from leut.rsa.controls import gabor_energy
 
-CONTROLS = {"pixel": rsa.pixel_rdm, "luminance": rsa.luminance_rdm, "mean_rgb": rsa.mean_rgb_rdm,
-            "color_histogram": rsa.color_histogram_rdm, "gabor": rsa.gabor_energy_rdm}
+CONTROLS = {
+  "pixel": rsa.pixel_rdm,
+  "luminance": rsa.luminance_rdm,
+  "mean_rgb": rsa.mean_rgb_rdm,
+  "color_histogram": rsa.color_histogram_rdm,
+  "gabor": rsa.gabor_energy_rdm,
+}
 NOISE_CEILING_COLUMNS = ["roi", "pairs", "n_subjects", "lower", "upper", "p_lower"]
-BOOTSTRAP_COLUMNS = ["rule", "epoch", "step", "layer", "roi", "resolution", "arm", "pairs", "n_boot", "rho", "ci_lo",
-                     "ci_hi"]
-BEST_LAYER_CV_COLUMNS = ["rule", "seed", "epoch", "step", "roi", "resolution", "arm", "pairs", "n_splits",
-                         "chosen_layers", "cv_layer", "cv_score", "naive_max", "note"]
+BOOTSTRAP_COLUMNS = [
+  "rule",
+  "epoch",
+  "step",
+  "layer",
+  "roi",
+  "resolution",
+  "arm",
+  "pairs",
+  "n_boot",
+  "rho",
+  "ci_lo",
+  "ci_hi",
+]
+BEST_LAYER_CV_COLUMNS = [
+  "rule",
+  "seed",
+  "epoch",
+  "step",
+  "roi",
+  "resolution",
+  "arm",
+  "pairs",
+  "n_splits",
+  "chosen_layers",
+  "cv_layer",
+  "cv_score",
+  "naive_max",
+  "note",
+]
 BOOTSTRAP_SEED = 20261002  # A v4's resample seed (PROTOCOL §3.6); one key for every condition, so draws are paired
-PARTIAL_COLUMNS = ["rule", "seed", "epoch", "step", "layer", "roi", "subject", "resolution", "arm", "pairs", "control",
-                   "rho", "rho_partial"]
+PARTIAL_COLUMNS = [
+  "rule",
+  "seed",
+  "epoch",
+  "step",
+  "layer",
+  "roi",
+  "subject",
+  "resolution",
+  "arm",
+  "pairs",
+  "control",
+  "rho",
+  "rho_partial",
+]
 
 
 def unnormalize(images_SxHxWx3: np.ndarray) -> np.ndarray:
@@ -63,7 +108,7 @@ def unnormalize(images_SxHxWx3: np.ndarray) -> np.ndarray:
 def _gabor_rdm_chunked(raw_SxHxWx3: np.ndarray, chunk: int = 32) -> jax.Array:
   """GABOR control with the energy features computed `chunk` stimuli at a time (720 × 224² × 12 complex filter
   responses would need ~3.5 GB at once); identical to `rsa.gabor_energy_rdm`."""
-  feats = [np.asarray(gabor_energy(jnp.asarray(raw_SxHxWx3[i:i + chunk]))) for i in range(0, len(raw_SxHxWx3), chunk)]
+  feats = [np.asarray(gabor_energy(jnp.asarray(raw_SxHxWx3[i : i + chunk]))) for i in range(0, len(raw_SxHxWx3), chunk)]
   return rsa.rdm(jnp.asarray(np.concatenate(feats)), "correlation")
 
 
@@ -78,8 +123,9 @@ def control_rdms(images_SxHxWx3: np.ndarray, names=tuple(CONTROLS)) -> dict[str,
   return out
 
 
-def noise_ceiling_table(brain, masks: dict[str, np.ndarray], *, method: str = "spearman", n_perm: int = 0,
-                        seed: int = 0) -> pd.DataFrame:
+def noise_ceiling_table(
+  brain, masks: dict[str, np.ndarray], *, method: str = "spearman", n_perm: int = 0, seed: int = 0
+) -> pd.DataFrame:
   """Nili lower/upper bounds per ROI and pair set; `brain.rdms_RxJxSxS`, `brain.rois` as in `leut.evaluate`.
 
   With `n_perm > 0`, p_lower is the relabelling-null p of the lower bound (key = `jax.random.key(seed)`).
@@ -90,10 +136,23 @@ def noise_ceiling_table(brain, masks: dict[str, np.ndarray], *, method: str = "s
     for pairs, mask in masks.items():
       if rdms.shape[1] < 2:
         continue
-      nc = rsa.noise_ceiling(jnp.asarray(rdms[r]), method, pair_mask=jnp.asarray(mask),
-                             key=jax.random.key(seed) if n_perm else None, n_perm=n_perm)
-      rows.append(dict(roi=roi, pairs=pairs, n_subjects=rdms.shape[1], lower=float(nc.lower), upper=float(nc.upper),
-                       p_lower=float(nc.p_lower) if nc.p_lower is not None else np.nan))
+      nc = rsa.noise_ceiling(
+        jnp.asarray(rdms[r]),
+        method,
+        pair_mask=jnp.asarray(mask),
+        key=jax.random.key(seed) if n_perm else None,
+        n_perm=n_perm,
+      )
+      rows.append(
+        dict(
+          roi=roi,
+          pairs=pairs,
+          n_subjects=rdms.shape[1],
+          lower=float(nc.lower),
+          upper=float(nc.upper),
+          p_lower=float(nc.p_lower) if nc.p_lower is not None else np.nan,
+        )
+      )
   return pd.DataFrame(rows, columns=NOISE_CEILING_COLUMNS)
 
 
@@ -102,13 +161,27 @@ def _scores(model_NxP, brain_RxJxP, controls_KxP, mask_P):
   """`(rho_NxRxJ, rho_partial_NxRxJ)` for one control set (K controls regressed out jointly)."""
   m = model_NxP[:, None, None, :]
   b = brain_RxJxP[None]
-  return (rsa.compare(m, b, "spearman", pair_mask=mask_P, square=False),
-          rsa.partial_compare(m, b, controls_KxP, pair_mask=mask_P))
+  return (
+    rsa.compare(m, b, "spearman", pair_mask=mask_P, square=False),
+    rsa.partial_compare(m, b, controls_KxP, pair_mask=mask_P),
+  )
 
 
-def partial_rows(*, rule: str, epoch: int, step: int, layer: str, feats_NxSxU, brain, controls: dict[str, np.ndarray],
-                 masks: dict[str, np.ndarray], resolution: int, arm: str, metric: str = "correlation",
-                 invalid_N=None) -> list[dict]:
+def partial_rows(
+  *,
+  rule: str,
+  epoch: int,
+  step: int,
+  layer: str,
+  feats_NxSxU,
+  brain,
+  controls: dict[str, np.ndarray],
+  masks: dict[str, np.ndarray],
+  resolution: int,
+  arm: str,
+  metric: str = "correlation",
+  invalid_N=None,
+) -> list[dict]:
   """ρ and partial ρ of every seed's model RDM against every ROI × subject RDM, per control and jointly ('all').
 
   Per-subject rows only (aggregate over subjects as for `rsa.csv`, PROTOCOL §3.3). Seeds flagged in `invalid_N`
@@ -131,16 +204,43 @@ def partial_rows(*, rule: str, epoch: int, step: int, layer: str, feats_NxSxU, b
       for seed in range(N):
         for r, roi in enumerate(brain.rois):
           for j, subj in enumerate(brain.subjects):
-            rows.append(dict(rule=rule, seed=seed, epoch=epoch, step=step, layer=layer, roi=roi, subject=subj,
-                             resolution=resolution, arm=arm, pairs=pairs, control=name,
-                             rho=float(rho_NxRxJ[seed, r, j]), rho_partial=float(part_NxRxJ[seed, r, j])))
+            rows.append(
+              dict(
+                rule=rule,
+                seed=seed,
+                epoch=epoch,
+                step=step,
+                layer=layer,
+                roi=roi,
+                subject=subj,
+                resolution=resolution,
+                arm=arm,
+                pairs=pairs,
+                control=name,
+                rho=float(rho_NxRxJ[seed, r, j]),
+                rho_partial=float(part_NxRxJ[seed, r, j]),
+              )
+            )
   return rows
 
 
-def bootstrap_draws(*, rule: str, epoch: int, step: int, layer: str, feats_NxSxU, brain,
-                    masks: dict[str, np.ndarray], resolution: int, arm: str, metric: str = "correlation",
-                    n_boot: int = 1000, seed: int = BOOTSTRAP_SEED, rois=None,
-                    valid_N=None) -> tuple[list[dict], list[np.ndarray]]:
+def bootstrap_draws(
+  *,
+  rule: str,
+  epoch: int,
+  step: int,
+  layer: str,
+  feats_NxSxU,
+  brain,
+  masks: dict[str, np.ndarray],
+  resolution: int,
+  arm: str,
+  metric: str = "correlation",
+  n_boot: int = 1000,
+  seed: int = BOOTSTRAP_SEED,
+  rois=None,
+  valid_N=None,
+) -> tuple[list[dict], list[np.ndarray]]:
   """Stimulus-bootstrap CI of the seed- and subject-mean ρ of one layer against each ROI (see module docstring).
 
   Returns `(rows, draws)`: one `BOOTSTRAP_COLUMNS` row per ROI and pair set, and for each row the `B` float64
@@ -159,13 +259,30 @@ def bootstrap_draws(*, rule: str, epoch: int, step: int, layer: str, feats_NxSxU
     if rois is not None and roi not in rois:
       continue
     for pairs, mask in masks.items():
-      res = rsa.bootstrap(model_NxSxS, jnp.asarray(brain.rdms_RxJxSxS[r]), indices_BxS=indices_BxS,
-                          pair_mask=None if np.all(mask) else jnp.asarray(mask))
+      res = rsa.bootstrap(
+        model_NxSxS,
+        jnp.asarray(brain.rdms_RxJxSxS[r]),
+        indices_BxS=indices_BxS,
+        pair_mask=None if np.all(mask) else jnp.asarray(mask),
+      )
       draws_B = np.asarray(res.scores, np.float64).mean(axis=(0, 1))
       lo, hi = np.quantile(draws_B, [0.025, 0.975])
-      rows.append(dict(rule=rule, epoch=epoch, step=step, layer=layer, roi=roi, resolution=resolution, arm=arm,
-                       pairs=pairs, n_boot=n_boot, rho=float(np.asarray(res.observed, np.float64).mean()),
-                       ci_lo=float(lo), ci_hi=float(hi)))
+      rows.append(
+        dict(
+          rule=rule,
+          epoch=epoch,
+          step=step,
+          layer=layer,
+          roi=roi,
+          resolution=resolution,
+          arm=arm,
+          pairs=pairs,
+          n_boot=n_boot,
+          rho=float(np.asarray(res.observed, np.float64).mean()),
+          ci_lo=float(lo),
+          ci_hi=float(hi),
+        )
+      )
       draws.append(draws_B)
   return rows, draws
 
@@ -178,13 +295,29 @@ def bootstrap_rows(**kwargs) -> list[dict]:
 @partial(jax.jit, static_argnames=("n_splits", "method"))
 def _cv_best_layer(models_NxLxP, brain_RxJxP, mask_P, key, *, n_splits, method):
   """`rsa.cross_validated_best_layer` for every ROI (same halvings for all): fields `RxN`, `RxNxKx2`."""
-  return jax.vmap(lambda b_JxP: rsa.cross_validated_best_layer(models_NxLxP, b_JxP, key=key, n_splits=n_splits,
-                                                              method=method, pair_mask=mask_P))(brain_RxJxP)
+  return jax.vmap(
+    lambda b_JxP: rsa.cross_validated_best_layer(
+      models_NxLxP, b_JxP, key=key, n_splits=n_splits, method=method, pair_mask=mask_P
+    )
+  )(brain_RxJxP)
 
 
-def best_layer_rows(*, rule: str, epoch: int, step: int, feats: dict[str, np.ndarray], brain,
-                    masks: dict[str, np.ndarray], resolution: int, arm: str, metric: str = "correlation",
-                    method: str = "spearman", n_splits: int = 10, seed: int = 0, seed_chunk: int = 8) -> list[dict]:
+def best_layer_rows(
+  *,
+  rule: str,
+  epoch: int,
+  step: int,
+  feats: dict[str, np.ndarray],
+  brain,
+  masks: dict[str, np.ndarray],
+  resolution: int,
+  arm: str,
+  metric: str = "correlation",
+  method: str = "spearman",
+  n_splits: int = 10,
+  seed: int = 0,
+  seed_chunk: int = 8,
+) -> list[dict]:
   """Cross-validated best layer per seed and ROI (`BEST_LAYER_CV_COLUMNS`; see module docstring).
 
   `feats` maps every layer to its `NxSxU` features. For a halving (A, B) of the stimuli and per seed,
@@ -207,18 +340,33 @@ def best_layer_rows(*, rule: str, epoch: int, step: int, feats: dict[str, np.nda
   rows = []
   for pairs, mask in masks.items():
     mask_P = rsa.upper_tri(jnp.asarray(mask))
-    parts = [jax.device_get(_cv_best_layer(models_NxLxP[n0:n0 + seed_chunk], brain_RxJxP, mask_P, key,
-                                           n_splits=n_splits, method=method))
-             for n0 in range(0, models_NxLxP.shape[0], seed_chunk)]
+    parts = [
+      jax.device_get(
+        _cv_best_layer(models_NxLxP[n0 : n0 + seed_chunk], brain_RxJxP, mask_P, key, n_splits=n_splits, method=method)
+      )
+      for n0 in range(0, models_NxLxP.shape[0], seed_chunk)
+    ]
     res = jax.tree.map(lambda *x: np.concatenate(x, axis=1), *parts)  # fields R x N x ...
     for r, roi in enumerate(brain.rois):
       for seed_n in range(models_NxLxP.shape[0]):
         chosen = [layers[i] for i in np.asarray(res.chosen[r, seed_n]).reshape(-1)]
         bad = bool(invalid_N[seed_n])
-        rows.append(dict(rule=rule, seed=seed_n, epoch=epoch, step=step, roi=roi, resolution=resolution, arm=arm,
-                         pairs=pairs, n_splits=n_splits, chosen_layers="" if bad else ";".join(chosen),
-                         cv_layer="" if bad else modal_layer(chosen, layers),
-                         cv_score=np.nan if bad else float(res.score[r, seed_n]),
-                         naive_max=np.nan if bad else float(res.naive_max[r, seed_n]),
-                         note="constant features in some layer" if bad else ""))
+        rows.append(
+          dict(
+            rule=rule,
+            seed=seed_n,
+            epoch=epoch,
+            step=step,
+            roi=roi,
+            resolution=resolution,
+            arm=arm,
+            pairs=pairs,
+            n_splits=n_splits,
+            chosen_layers="" if bad else ";".join(chosen),
+            cv_layer="" if bad else modal_layer(chosen, layers),
+            cv_score=np.nan if bad else float(res.score[r, seed_n]),
+            naive_max=np.nan if bad else float(res.naive_max[r, seed_n]),
+            note="constant features in some layer" if bad else "",
+          )
+        )
   return rows

@@ -4,6 +4,7 @@ Conventions (PROTOCOL §3.3): a seed's score is the mean over subjects of per-su
 seeds are the replicates (mean, SD with ddof=1, 95% Student-t interval over seeds). The headline analysis uses a
 fixed layer per ROI (paper A), the first configured resolution, native images and all stimulus pairs.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,15 @@ import pandas as pd
 from leut.report import inference
 
 # Paper A's fixed layer → ROI mapping (PROTOCOL §1.4), extended to V3/V4 by hierarchy position.
-DEFAULT_LAYER_FOR_ROI = {"V1": "conv1", "V2": "conv1", "V3": "conv2", "V4": "conv2", "hV4": "conv2",
-                         "LOC": "conv3", "IT": "fc1"}
+DEFAULT_LAYER_FOR_ROI = {
+  "V1": "conv1",
+  "V2": "conv1",
+  "V3": "conv2",
+  "V4": "conv2",
+  "hV4": "conv2",
+  "LOC": "conv3",
+  "IT": "fc1",
+}
 UNTRAINED = "untrained"
 STAT_COLUMNS = ["mean", "sd", "ci_lo", "ci_hi", "n"]
 
@@ -103,8 +111,7 @@ def first_epoch_drop(per_seed: pd.DataFrame) -> pd.DataFrame:
   delta = mean over seeds of ρ_e1 − ρ_e0 with a 95% t-interval; drop_pct = 100 (ρ̄_e0 − ρ̄_e1) / ρ̄_e0 on seed means
   (paper B's convention; undefined and left NaN when ρ̄_e0 ≤ 0).
   """
-  cols = ["rule", "roi", "layer", "epoch_a", "epoch_b", "rho_e0", "rho_e1", "delta", "ci_lo", "ci_hi", "n",
-          "drop_pct"]
+  cols = ["rule", "roi", "layer", "epoch_a", "epoch_b", "rho_e0", "rho_e1", "delta", "ci_lo", "ci_hi", "n", "drop_pct"]
   rows = []
   for rule in trained_rules(per_seed):
     epochs = sorted(e for e in set(per_seed.loc[per_seed.rule == rule, "epoch"]) if e > 0)
@@ -115,8 +122,22 @@ def first_epoch_drop(per_seed: pd.DataFrame) -> pd.DataFrame:
       a, b = seed_vector(per_seed, rule, 0, roi, seeds), seed_vector(per_seed, rule, e1, roi, seeds)
       m, _, lo, hi, n = inference.t_interval(b - a)
       r0, r1 = float(np.nanmean(a)), float(np.nanmean(b))
-      rows.append(dict(rule=rule, roi=roi, layer=sub.layer.iloc[0], epoch_a=0, epoch_b=e1, rho_e0=r0, rho_e1=r1,
-                       delta=m, ci_lo=lo, ci_hi=hi, n=n, drop_pct=100 * (r0 - r1) / r0 if r0 > 0 else np.nan))
+      rows.append(
+        dict(
+          rule=rule,
+          roi=roi,
+          layer=sub.layer.iloc[0],
+          epoch_a=0,
+          epoch_b=e1,
+          rho_e0=r0,
+          rho_e1=r1,
+          delta=m,
+          ci_lo=lo,
+          ci_hi=hi,
+          n=n,
+          drop_pct=100 * (r0 - r1) / r0 if r0 > 0 else np.nan,
+        )
+      )
   return pd.DataFrame(rows, columns=cols)
 
 
@@ -135,16 +156,24 @@ def best_layer(rsa: pd.DataFrame, config, cv: pd.DataFrame | None = None) -> pd.
   best = stats.loc[idx].rename(columns={"layer": "best_layer"})
   runner = []
   for _, r in best.iterrows():
-    others = stats[(stats.rule == r.rule) & (stats.roi == r.roi) & (stats.epoch == r.epoch)
-                   & (stats.layer != r.best_layer)]
+    others = stats[
+      (stats.rule == r.rule) & (stats.roi == r.roi) & (stats.epoch == r.epoch) & (stats.layer != r.best_layer)
+    ]
     runner.append(others["mean"].max() if len(others) else np.nan)
-  best = best.assign(next_best_mean=runner, n_layers=stats.groupby(["rule", "roi", "epoch"]).size().reindex(
-      pd.MultiIndex.from_frame(best[["rule", "roi", "epoch"]])).to_numpy(), biased_upward=True)
+  best = best.assign(
+    next_best_mean=runner,
+    n_layers=stats.groupby(["rule", "roi", "epoch"])
+    .size()
+    .reindex(pd.MultiIndex.from_frame(best[["rule", "roi", "epoch"]]))
+    .to_numpy(),
+    biased_upward=True,
+  )
   best = best.reset_index(drop=True)
   if cv is None:
     return best.assign(**{c: np.nan for c in CV_COLUMNS})
-  summary = cross_validated_summary(cv, config, resolution=headline_resolution(rsa, config),
-                                    layers=list(dict.fromkeys(rsa["layer"])))
+  summary = cross_validated_summary(
+    cv, config, resolution=headline_resolution(rsa, config), layers=list(dict.fromkeys(rsa["layer"]))
+  )
   return best.merge(summary, on=["rule", "roi", "epoch"], how="left")
 
 
@@ -162,8 +191,10 @@ def cross_validated_summary(cv: pd.DataFrame, config, *, resolution=None, layers
     return pd.DataFrame(columns=keys + CV_COLUMNS)
   stats = across_seeds(view, keys=keys, value="cv_score").drop(columns="sd")
   stats = stats.rename(columns={"mean": "cv_mean", "ci_lo": "cv_ci_lo", "ci_hi": "cv_ci_hi", "n": "cv_n"})
-  modal = {k: modal_layer([l for c in g["chosen_layers"] for l in str(c).split(";")], layers)
-           for k, g in view.groupby(keys, sort=False)}
+  modal = {
+    k: modal_layer([l for c in g["chosen_layers"] for l in str(c).split(";")], layers)
+    for k, g in view.groupby(keys, sort=False)
+  }
   stats["cv_layer"] = [modal[tuple(k)] for k in stats[keys].itertuples(index=False)]
   return stats[keys + CV_COLUMNS]
 

@@ -1,4 +1,5 @@
 """Subject aggregation schemes (PROTOCOL §3.3): mean-RDM score vs mean of per-subject scores."""
+
 from __future__ import annotations
 
 import jax
@@ -17,8 +18,9 @@ def mean_rdm_score(model_rdm, subject_rdms_JxSxS, method: str = "spearman", *, p
   return compare(as_vector(model_rdm), mean_P, method, pair_mask=pair_mask, square=False)
 
 
-def mean_subject_score(model_rdm, subject_rdms_JxSxS, method: str = "spearman", *, pair_mask=None,
-                       return_per_subject: bool = False):
+def mean_subject_score(
+  model_rdm, subject_rdms_JxSxS, method: str = "spearman", *, pair_mask=None, return_per_subject: bool = False
+):
   """`rho_sub_mean` scheme: (1/J) sum_j score(model, RDM_j) (PROTOCOL §3.3; papers B, C v3, A v4).
 
   Returns `...` (and the per-subject `...xJ` scores if `return_per_subject`).

@@ -1,25 +1,27 @@
 """Cross-validated best-layer selection, so the best-layer score is not biased upward by the max over layers."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from leut.rsa.compare import as_pair_weights, as_vector, compare
 from leut.rsa.ranks import centred_unit, sorted_ranks
 
 
 class BestLayerResult(NamedTuple):
-  score: jax.Array        # ...        held-out score of the layer chosen on the other half, averaged
-  chosen: jax.Array       # ...xRx2    layer index chosen on half A (scored on B) and on half B (scored on A)
-  held_out: jax.Array     # ...xRx2    the held-out scores
-  naive_max: jax.Array    # ...        max over layers of the all-stimulus score (biased upward; for reference)
+  score: jax.Array  # ...        held-out score of the layer chosen on the other half, averaged
+  chosen: jax.Array  # ...xRx2    layer index chosen on half A (scored on B) and on half B (scored on A)
+  held_out: jax.Array  # ...xRx2    the held-out scores
+  naive_max: jax.Array  # ...        max over layers of the all-stimulus score (biased upward; for reference)
 
 
-def cross_validated_best_layer(layer_rdms_LxSxS, brain_rdms, *, key: jax.Array, n_splits: int = 1,
-                               method: str = "spearman", pair_mask=None) -> BestLayerResult:
+def cross_validated_best_layer(
+  layer_rdms_LxSxS, brain_rdms, *, key: jax.Array, n_splits: int = 1, method: str = "spearman", pair_mask=None
+) -> BestLayerResult:
   """Choose the best layer on a random half of the stimuli, score it on the other half, swap, average.
 
   For each of `n_splits` random stimulus halvings (A, B): l_A = argmax_l score_l(pairs within A),
@@ -52,6 +54,7 @@ def cross_validated_best_layer(layer_rdms_LxSxS, brain_rdms, *, key: jax.Array, 
       per = jnp.einsum("...lp,jp->...lj", zl, zb, precision=jax.lax.Precision.HIGHEST)
       return jnp.mean(per, axis=-1)
   else:
+
     def scores(w_P):  # ...xL
       per = compare(lv[..., None, :], bv, method, pair_mask=w_P, square=False)
       return jnp.mean(per, axis=-1)

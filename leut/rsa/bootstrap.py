@@ -10,26 +10,27 @@ sorted once, and each resample costs O(P) per RDM (two gathers, a cumulative sum
 sort. Resamples are processed in pairs so that each gather moves both weight vectors at once (complex64 packing).
 The result is identical to ranking the expanded vector (ties, including float32 ties, are averaged exactly).
 """
+
 from __future__ import annotations
 
 import functools
 from typing import NamedTuple
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from leut.rsa.rdm import n_stimuli as stimuli_from_pairs
 from leut.rsa.compare import as_pair_weights, as_vector
 from leut.rsa.pairs import cross_run_mask
 from leut.rsa.ranks import blocked_cumsum
+from leut.rsa.rdm import n_stimuli as stimuli_from_pairs
 from leut.xla_cpu import dot_only_library_fusion, jit_with
 
 
 class BootstrapResult(NamedTuple):
-  scores: jax.Array      # ...xJxB  score of every model vs every subject in every resample
-  observed: jax.Array    # ...xJ    score on the full stimulus set with the same pair restrictions
-  indices: jax.Array     # BxS      the resample indices (share them to pair other comparisons)
+  scores: jax.Array  # ...xJxB  score of every model vs every subject in every resample
+  observed: jax.Array  # ...xJ    score on the full stimulus set with the same pair restrictions
+  indices: jax.Array  # BxS      the resample indices (share them to pair other comparisons)
 
 
 def resample_indices(key: jax.Array, n_boot: int, n_stimuli: int) -> jax.Array:
@@ -57,11 +58,11 @@ def bootstrap_p(diffs_B: jax.Array) -> jax.Array:
 
 
 class _Sorted(NamedTuple):
-  order: jax.Array    # NxP  argsort of each vector (sorted position -> pair)
-  pos: jax.Array      # NxP  sorted position of each pair (inverse of order)
+  order: jax.Array  # NxP  argsort of each vector (sorted position -> pair)
+  pos: jax.Array  # NxP  sorted position of each pair (inverse of order)
   tie_idx: jax.Array  # NxK  pairs that share their value with another pair (padded with P, which is dropped)
-  tie_lo: jax.Array   # NxK  sorted position of the first member of that pair's tie group
-  tie_hi: jax.Array   # NxK  sorted position of the last member
+  tie_lo: jax.Array  # NxK  sorted position of the first member of that pair's tie group
+  tie_hi: jax.Array  # NxK  sorted position of the last member
 
 
 def _prepare(vecs_NxP) -> _Sorted:
@@ -93,16 +94,16 @@ def _prepare_host(vecs_NxP) -> tuple[_Sorted, bool]:
   hi_s = np.minimum.accumulate(np.where(last, ar, P)[:, ::-1], axis=1)[:, ::-1]
   pos = np.empty_like(order)
   np.put_along_axis(pos, order, ar, axis=-1)
-  tied_s = lo_s != hi_s                                   # in sorted order
+  tied_s = lo_s != hi_s  # in sorted order
   K = max(1, int(tied_s.sum(1).max()))
   tie_idx = np.full((N, K), P, np.int32)
   tie_lo = np.zeros((N, K), np.int32)
   tie_hi = np.zeros((N, K), np.int32)
   for i in range(N):
     k = np.nonzero(tied_s[i])[0]
-    tie_idx[i, :len(k)] = order[i, k]
-    tie_lo[i, :len(k)] = lo_s[i, k]
-    tie_hi[i, :len(k)] = hi_s[i, k]
+    tie_idx[i, : len(k)] = order[i, k]
+    tie_lo[i, : len(k)] = lo_s[i, k]
+    tie_hi[i, : len(k)] = hi_s[i, k]
   return _Sorted(order, pos, tie_idx, tie_lo, tie_hi), bool(tied_s.any())
 
 
@@ -126,7 +127,7 @@ def _centred_ranks(srt: _Sorted, w_P, n, ties: bool):
 def _tie_free_ss(w_P, n):
   """sum_p w_p (r_p - mean)^2 for average ranks of a multiset whose only ties are the copies of each entry:
   (N^3 - N - sum_p (w_p^3 - w_p)) / 12."""
-  return (n ** 3 - n - jnp.sum(w_P ** 3 - w_P)) / 12.0
+  return (n**3 - n - jnp.sum(w_P**3 - w_P)) / 12.0
 
 
 def _weighted_centred(v_P, w_P, n):
@@ -152,8 +153,7 @@ def _model_ranks_pair(srt: _Sorted, w_2xP, n_2, ties: bool):
   return rc_2xP, ss_2
 
 
-def _resample_pair(idx_2xS, models: _Sorted, subjects: _Sorted, pair_w_P, iu, ju, *, method, model_ties,
-                   subject_ties):
+def _resample_pair(idx_2xS, models: _Sorted, subjects: _Sorted, pair_w_P, iu, ju, *, method, model_ties, subject_ties):
   """Scores `2xMxJ` for two resamples (see module docstring)."""
   S = idx_2xS.shape[-1]
   counts_2xS = jax.vmap(lambda i: jnp.zeros((S,), jnp.float32).at[i].add(1.0))(idx_2xS)
@@ -181,13 +181,22 @@ def _resample_pair(idx_2xS, models: _Sorted, subjects: _Sorted, pair_w_P, iu, ju
   if method == "rho_a":
     # sum w (r_m - r_s)^2 with both rank vectors sharing the mean (N + 1) / 2.
     ssd = mss_2xM[:, :, None] + sss_2xJ[:, None, :] - 2.0 * cross_2xMxJ
-    return 1.0 - 6.0 * ssd / (n_2 ** 3 - n_2)[:, None, None]
+    return 1.0 - 6.0 * ssd / (n_2**3 - n_2)[:, None, None]
   denom = jnp.sqrt(mss_2xM[:, :, None] * sss_2xJ[:, None, :])
   return jnp.where(denom > 0, cross_2xMxJ / jnp.where(denom > 0, denom, 1.0), 0.0)
 
 
-def bootstrap_scores(model_vecs_MxP, subject_vecs_JxP, indices_BxS, pair_w_P, *, method: str = "spearman",
-                     model_ties: bool = True, subject_ties: bool = True, batch_size: int = 1) -> jax.Array:
+def bootstrap_scores(
+  model_vecs_MxP,
+  subject_vecs_JxP,
+  indices_BxS,
+  pair_w_P,
+  *,
+  method: str = "spearman",
+  model_ties: bool = True,
+  subject_ties: bool = True,
+  batch_size: int = 1,
+) -> jax.Array:
   """Jittable core: `MxJxB` scores for flat model and subject vectors under stimulus resamples `indices_BxS`.
 
   `pair_w_P` are 0/1 pair weights (restrictions that do not depend on the resample). `model_ties`/`subject_ties` are
@@ -197,20 +206,30 @@ def bootstrap_scores(model_vecs_MxP, subject_vecs_JxP, indices_BxS, pair_w_P, *,
   svec = jnp.asarray(subject_vecs_JxP, jnp.float32)
   if method == "pearson":
     return _pearson_scores(mvec, svec, indices_BxS, pair_w_P, batch_size=batch_size)
-  return _rank_scores(_prepare(mvec), _prepare(svec), indices_BxS, pair_w_P, method=method, model_ties=model_ties,
-                      subject_ties=subject_ties, batch_size=batch_size)
+  return _rank_scores(
+    _prepare(mvec),
+    _prepare(svec),
+    indices_BxS,
+    pair_w_P,
+    method=method,
+    model_ties=model_ties,
+    subject_ties=subject_ties,
+    batch_size=batch_size,
+  )
 
 
-def _rank_scores(models: _Sorted, subjects: _Sorted, indices_BxS, pair_w_P, *, method, model_ties, subject_ties,
-                 batch_size):
+def _rank_scores(
+  models: _Sorted, subjects: _Sorted, indices_BxS, pair_w_P, *, method, model_ties, subject_ties, batch_size
+):
   B, S = indices_BxS.shape
   iu, ju = (jnp.asarray(t, jnp.int32) for t in np.triu_indices(S, k=1))
   if B % 2:  # resamples go in pairs; repeat the last one and drop its copy
     indices_BxS = jnp.concatenate([indices_BxS, indices_BxS[-1:]], axis=0)
 
   def one(idx_2xS):
-    return _resample_pair(idx_2xS, models, subjects, pair_w_P, iu, ju, method=method, model_ties=model_ties,
-                          subject_ties=subject_ties)
+    return _resample_pair(
+      idx_2xS, models, subjects, pair_w_P, iu, ju, method=method, model_ties=model_ties, subject_ties=subject_ties
+    )
 
   out = jax.lax.map(one, indices_BxS.reshape(-1, 2, S), batch_size=batch_size)  # (B/2)x2xMxJ
   out = out.reshape((-1,) + out.shape[2:])[:B]
@@ -220,8 +239,9 @@ def _rank_scores(models: _Sorted, subjects: _Sorted, indices_BxS, pair_w_P, *, m
 def _pearson_scores(mvec_MxP, svec_JxP, indices_BxS, pair_w_P, *, batch_size):
   S = indices_BxS.shape[-1]
   iu, ju = (jnp.asarray(t, jnp.int32) for t in np.triu_indices(S, k=1))
-  out = jax.lax.map(lambda i: _one_resample_pearson(i, mvec_MxP, svec_JxP, pair_w_P, iu, ju), indices_BxS,
-                    batch_size=batch_size)
+  out = jax.lax.map(
+    lambda i: _one_resample_pearson(i, mvec_MxP, svec_JxP, pair_w_P, iu, ju), indices_BxS, batch_size=batch_size
+  )
   return jnp.moveaxis(out, 0, -1)
 
 
@@ -246,9 +266,19 @@ def _compiled_kernels():
   return rank, pearson
 
 
-def bootstrap(model_rdms, subject_rdms, *, key: jax.Array | None = None, indices_BxS=None, n_boot: int = 1000,
-              method: str = "spearman", runs_JxS=None, pair_mask=None, batch_size: int = 1,
-              devices=None) -> BootstrapResult:
+def bootstrap(
+  model_rdms,
+  subject_rdms,
+  *,
+  key: jax.Array | None = None,
+  indices_BxS=None,
+  n_boot: int = 1000,
+  method: str = "spearman",
+  runs_JxS=None,
+  pair_mask=None,
+  batch_size: int = 1,
+  devices=None,
+) -> BootstrapResult:
   """Paired stimulus bootstrap of `compare(model, subject)` (PROTOCOL §3.6, A v4 / C v3 scheme, fixed).
 
   Args:
@@ -268,8 +298,9 @@ def bootstrap(model_rdms, subject_rdms, *, key: jax.Array | None = None, indices
 
   Returns:
     BootstrapResult(scores `...xJxB`, observed `...xJ`, indices `BxS`). Pattern (stimulus) bootstrap as in Nili et al.
-    (2014) / rsatoolbox `eval_bootstrap_pattern`, with results identical to ranking each expanded resampled vector. Average seeds inside each draw with
-    `scores.mean(axis=seed_axis)`, take differences of paired scores, then `percentile_ci` and `bootstrap_p`.
+    (2014) / rsatoolbox `eval_bootstrap_pattern`, with results identical to ranking each expanded resampled vector.
+    Average seeds inside each draw with `scores.mean(axis=seed_axis)`, take differences of paired scores, then
+    `percentile_ci` and `bootstrap_p`.
 
   Example:
     res = bootstrap(model_rdms_CxNxSxS, brain_JxSxS, key=jax.random.key(0), n_boot=1000, runs_JxS=runs)
@@ -301,8 +332,9 @@ def bootstrap(model_rdms, subject_rdms, *, key: jax.Array | None = None, indices
     run = lambda m, s_, idx, w: pearson_scores_jit(m, s_, idx, w, batch_size=batch_size)
   else:
     (models, model_ties), (subjects, subject_ties) = _prepare_host(mv), _prepare_host(sv)
-    run = lambda m, s_, idx, w: rank_scores_jit(m, s_, idx, w, method=method, model_ties=model_ties,
-                                                 subject_ties=subject_ties, batch_size=batch_size)
+    run = lambda m, s_, idx, w: rank_scores_jit(
+      m, s_, idx, w, method=method, model_ties=model_ties, subject_ties=subject_ties, batch_size=batch_size
+    )
   devices = list(devices) if devices is not None else jax.local_devices()
   B = indices_BxS.shape[0]
   # The observed score is the identity resample, run with the others; padding with more identity rows gives every
@@ -314,8 +346,11 @@ def bootstrap(model_rdms, subject_rdms, *, key: jax.Array | None = None, indices
   outs = []
   for d, dev in enumerate(devices):  # async dispatch: chunks run concurrently, one per device
     put = lambda x: jax.device_put(x, dev)
-    outs.append(run(jax.tree.map(put, models), jax.tree.map(put, subjects), put(all_idx[d * per_dev:(d + 1) * per_dev]),
-                    put(w_P)))
+    outs.append(
+      run(
+        jax.tree.map(put, models), jax.tree.map(put, subjects), put(all_idx[d * per_dev : (d + 1) * per_dev]), put(w_P)
+      )
+    )
   scores_all = jnp.concatenate([jax.device_put(o, devices[0]) for o in outs], axis=-1)
   scores, observed = scores_all[..., :B], scores_all[..., B]
   J = sv.shape[0]

@@ -1,4 +1,5 @@
 """Comparison of RDMs: Spearman, Pearson, Kendall tau-a and rho-a on upper triangles, batched over leading axes."""
+
 from __future__ import annotations
 
 import functools
@@ -85,7 +86,7 @@ def _compare_vectors(va, vb, w_P, method):
     else:
       n = jnp.sum(w_P)
       ssd = jnp.sum(d2 * jnp.reshape(w_P, (1,) * (d2.ndim - 1) + (-1,)), axis=-1)
-    return 1.0 - 6.0 * ssd / (n ** 3 - n)
+    return 1.0 - 6.0 * ssd / (n**3 - n)
   if method == "kendall_tau_a":
     va, vb = _align(va, vb)
     shape = jnp.broadcast_shapes(va.shape, vb.shape)

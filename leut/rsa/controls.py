@@ -1,9 +1,10 @@
 """Low-level control RDMs from raw RGB images in [0, 1], `SxHxWx3` (PROTOCOL §3.10-3.11)."""
+
 from __future__ import annotations
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from leut.rsa.rdm import rdm
 
@@ -39,7 +40,7 @@ def color_histogram(images_SxHxWx3: jax.Array, bins: int = 8) -> jax.Array:
   x = jnp.asarray(images_SxHxWx3, jnp.float32)
   b = jnp.clip(jnp.floor(x * bins), 0, bins - 1).astype(jnp.int32)
   idx_SxN = (b[..., 0] * bins * bins + b[..., 1] * bins + b[..., 2]).reshape(x.shape[0], -1)
-  hist = jax.vmap(lambda i: jnp.zeros((bins ** 3,), jnp.float32).at[i].add(1.0))(idx_SxN)
+  hist = jax.vmap(lambda i: jnp.zeros((bins**3,), jnp.float32).at[i].add(1.0))(idx_SxN)
   return hist / idx_SxN.shape[-1]
 
 
@@ -48,8 +49,9 @@ def color_histogram_rdm(images_SxHxWx3: jax.Array, bins: int = 8) -> jax.Array:
   return rdm(color_histogram(images_SxHxWx3, bins), "correlation")
 
 
-def gabor_energy(images_SxHxWx3: jax.Array, *, n_orient: int = 4, freqs=(0.25, 0.125, 0.0625),
-                 grid: int = 4) -> jax.Array:
+def gabor_energy(
+  images_SxHxWx3: jax.Array, *, n_orient: int = 4, freqs=(0.25, 0.125, 0.0625), grid: int = 4
+) -> jax.Array:
   """Gabor energy features `Sx(n_orient * len(freqs) * grid^2)`.
 
   Quadrature (complex) Gabor filters are applied to the luminance map in the Fourier domain: a Gaussian bump centred

@@ -1,4 +1,5 @@
 """Cohen's d variants (PROTOCOL §3.9)."""
+
 from __future__ import annotations
 
 import jax

@@ -14,8 +14,10 @@ class DegenerateFeaturesError(ValueError):
     self.name = name
     self.n_constant = n_constant
     self.n_stimuli = n_stimuli
-    msg = (f"{name}: {n_constant} of {n_stimuli} stimuli have constant feature vectors "
-           f"(e.g. an all-zero ReLU response); correlation/cosine distance is undefined for them")
+    msg = (
+      f"{name}: {n_constant} of {n_stimuli} stimuli have constant feature vectors "
+      f"(e.g. an all-zero ReLU response); correlation/cosine distance is undefined for them"
+    )
     if detail:
       msg += f" ({detail})"
     super().__init__(msg)

@@ -1,4 +1,5 @@
 """Multiple-comparison adjustments along the last axis (PROTOCOL §3.8), equal to statsmodels `multipletests`."""
+
 from __future__ import annotations
 
 import jax

@@ -1,11 +1,12 @@
 """Nili et al. (2014) noise ceiling over subjects (PROTOCOL §3.5, A v4 / C v3)."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from leut.rsa.compare import as_vector, compare
 from leut.rsa.permutation import p_value
@@ -13,12 +14,12 @@ from leut.rsa.rdm import squareform
 
 
 class NoiseCeiling(NamedTuple):
-  lower: jax.Array        # mean_j score(RDM_j, mean of the other subjects)
-  upper: jax.Array        # mean_j score(RDM_j, mean of all subjects)
-  lower_J: jax.Array      # per-subject leave-one-out scores
-  upper_J: jax.Array      # per-subject all-subject scores
+  lower: jax.Array  # mean_j score(RDM_j, mean of the other subjects)
+  upper: jax.Array  # mean_j score(RDM_j, mean of all subjects)
+  lower_J: jax.Array  # per-subject leave-one-out scores
+  upper_J: jax.Array  # per-subject all-subject scores
   null_lower: jax.Array | None  # N lower bounds under independent per-subject stimulus relabelling
-  p_lower: jax.Array | None     # (1 + #{null >= lower}) / (1 + N)
+  p_lower: jax.Array | None  # (1 + #{null >= lower}) / (1 + N)
 
 
 def _bounds(v_JxP, method, pair_mask):
@@ -31,8 +32,15 @@ def _bounds(v_JxP, method, pair_mask):
   return lower_J, upper_J
 
 
-def noise_ceiling(subject_rdms_JxSxS, method: str = "spearman", *, pair_mask=None, key: jax.Array | None = None,
-                  n_perm: int = 0, batch_size: int = 16) -> NoiseCeiling:
+def noise_ceiling(
+  subject_rdms_JxSxS,
+  method: str = "spearman",
+  *,
+  pair_mask=None,
+  key: jax.Array | None = None,
+  n_perm: int = 0,
+  batch_size: int = 16,
+) -> NoiseCeiling:
   """Leave-one-subject-out lower bound and all-subject upper bound of the group-RDM score (Nili et al. 2014).
 
   lower = (1/J) sum_j score(RDM_j, mean_{k != j} RDM_k);  upper = (1/J) sum_j score(RDM_j, mean_k RDM_k).

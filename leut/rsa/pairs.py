@@ -1,9 +1,10 @@
 """Stimulus-pair restrictions: cross-run mask and run-pair block cleaning (PROTOCOL §3.4)."""
+
 from __future__ import annotations
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from leut.rsa.rdm import upper_tri
 

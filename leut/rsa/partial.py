@@ -1,4 +1,5 @@
 """Partial RSA: Spearman correlation after regressing control-RDM ranks out of both RDMs (PROTOCOL §3.10)."""
+
 from __future__ import annotations
 
 import jax
@@ -12,8 +13,8 @@ def rank_residuals(vec_P, controls_KxP, weights_P=None) -> jax.Array:
   """Residuals of rank(vec) after least squares on [1, rank(control_1), ..., rank(control_K)].
 
   `vec_P` is `...xP`; `controls_KxP` is `KxP` (or `P` for one control). Ranks and the regression use only pairs with
-  weight > 0 (a pair mask). For K = 1 this equals the published `residualize` (beta = <r_a, r_z - mean> / |r_z - mean|^2)
-  up to the intercept, which a rank correlation ignores.
+  weight > 0 (a pair mask). For K = 1 this equals the published `residualize`
+  (beta = <r_a, r_z - mean> / |r_z - mean|^2) up to the intercept, which a rank correlation ignores.
   """
   v = jnp.asarray(vec_P)
   c = jnp.asarray(controls_KxP)
@@ -37,8 +38,9 @@ def rank_residuals(vec_P, controls_KxP, weights_P=None) -> jax.Array:
   yc = centre(rv)
   rhs_K = jnp.einsum("kp,...p->...k", xs_KxP, yc, precision=jax.lax.Precision.HIGHEST)
   # Tiny ridge keeps duplicated controls solvable; unit-norm columns make 1e-6 negligible otherwise.
-  beta_K = jnp.linalg.solve(gram_KxK + 1e-6 * jnp.eye(K, dtype=gram_KxK.dtype),
-                            rhs_K.reshape(-1, K).T).T.reshape(rhs_K.shape)
+  beta_K = jnp.linalg.solve(gram_KxK + 1e-6 * jnp.eye(K, dtype=gram_KxK.dtype), rhs_K.reshape(-1, K).T).T.reshape(
+    rhs_K.shape
+  )
   fit = jnp.einsum("...k,kp->...p", beta_K, xs_KxP, precision=jax.lax.Precision.HIGHEST)
   return yc - fit
 

@@ -1,23 +1,24 @@
 """Paired stimulus-label permutation test of RDM comparisons (PROTOCOL §3.7, fixed: paired and +1-corrected)."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from leut.rsa.rdm import n_stimuli as stimuli_from_pairs
 from leut.rsa.compare import as_pair_weights, as_vector
 from leut.rsa.ranks import centred_unit, rank_average
+from leut.rsa.rdm import n_stimuli as stimuli_from_pairs
 from leut.rsa.rdm import squareform
 
 
 class PermutationResult(NamedTuple):
   observed: jax.Array  # ...      statistic on the true labels
-  null: jax.Array      # ...xN    statistic under each permutation
-  p: jax.Array         # ...      (1 + #extreme) / (1 + N)
-  perms: jax.Array     # NxS      the stimulus permutations used (share them to pair other tests)
+  null: jax.Array  # ...xN    statistic under each permutation
+  p: jax.Array  # ...      (1 + #extreme) / (1 + N)
+  perms: jax.Array  # NxS      the stimulus permutations used (share them to pair other tests)
 
 
 def permutations(key: jax.Array, n_perm: int, n_stimuli: int) -> jax.Array:
@@ -46,9 +47,19 @@ def _z_square(vec_P, w_P, method):
   return squareform(centred_unit(v, w_P))
 
 
-def permutation_test(model_a, brain, model_b=None, *, key: jax.Array | None = None, perms_NxS=None,
-                     n_perm: int = 1000, method: str = "spearman", pair_mask=None,
-                     alternative: str = "two-sided", batch_size: int = 64) -> PermutationResult:
+def permutation_test(
+  model_a,
+  brain,
+  model_b=None,
+  *,
+  key: jax.Array | None = None,
+  perms_NxS=None,
+  n_perm: int = 1000,
+  method: str = "spearman",
+  pair_mask=None,
+  alternative: str = "two-sided",
+  batch_size: int = 64,
+) -> PermutationResult:
   """Stimulus-label permutation test of score(A, brain) or of the paired difference score(A) - score(B).
 
   Null: the brain RDM's rows and columns are permuted together, brain_pi[a, b] = brain[pi(a), pi(b)], and the SAME pi
@@ -80,8 +91,7 @@ def permutation_test(model_a, brain, model_b=None, *, key: jax.Array | None = No
     perms_NxS = permutations(key, n_perm, S)
   perms_NxS = jnp.asarray(perms_NxS, jnp.int32)
   w_P = as_pair_weights(pair_mask, P)
-  return _permutation_jit(va, vb, vbr, perms_NxS, w_P, method=method, alternative=alternative,
-                          batch_size=batch_size)
+  return _permutation_jit(va, vb, vbr, perms_NxS, w_P, method=method, alternative=alternative, batch_size=batch_size)
 
 
 def _permutation_core(va, vb, vbr, perms_NxS, w_P, *, method, alternative, batch_size):

@@ -1,4 +1,5 @@
 """Average ranks (ties and multiplicities) as jittable kernels batched over leading axes."""
+
 from __future__ import annotations
 
 import jax

@@ -1,9 +1,10 @@
 """Representational dissimilarity matrices from feature matrices (jittable, batched over leading axes)."""
+
 from __future__ import annotations
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from leut.rsa.errors import DegenerateFeaturesError
 
@@ -53,8 +54,8 @@ def rdm(feats_SxU: jax.Array, metric: str = "correlation") -> jax.Array:
   euclidean: d_ij = |f_i - f_j|.
 
   Constant rows (correlation) / zero rows (cosine) are undefined; here they get r = 0, i.e. distance 1 to every other
-  stimulus, so the jitted kernel never produces NaN. Detect them with `constant_rows` or `check_features` (which raises).
-  The diagonal is exactly 0.
+  stimulus, so the jitted kernel never produces NaN. Detect them with `constant_rows` or `check_features`
+  (which raises). The diagonal is exactly 0.
 
   Example: `rdm(jnp.ones((4, 10, 32)) + noise)` -> shape (4, 10, 10).
   """

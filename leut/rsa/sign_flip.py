@@ -1,4 +1,5 @@
 """Exact paired sign-flip test over seeds (PROTOCOL §3.7, paper B / C v3), exhaustive or Monte Carlo."""
+
 from __future__ import annotations
 
 import jax
@@ -7,8 +8,15 @@ import jax.numpy as jnp
 EXACT_MAX_N = 20
 
 
-def sign_flip_test(diffs_N: jax.Array, alternative: str = "greater", *, key: jax.Array | None = None,
-                   n_mc: int = 100_000, exact_max_n: int = EXACT_MAX_N, chunk: int = 4096) -> jax.Array:
+def sign_flip_test(
+  diffs_N: jax.Array,
+  alternative: str = "greater",
+  *,
+  key: jax.Array | None = None,
+  n_mc: int = 100_000,
+  exact_max_n: int = EXACT_MAX_N,
+  chunk: int = 4096,
+) -> jax.Array:
   """Paired sign-flip test of mean(diffs) along the last axis (N seeds), vmappable over leading axes.
 
   Null statistic T(s) = mean_i s_i d_i over sign vectors s in {-1, +1}^N; observed T = mean_i d_i.
@@ -27,7 +35,7 @@ def sign_flip_test(diffs_N: jax.Array, alternative: str = "greater", *, key: jax
   obs_K = jnp.mean(d_KxN, axis=-1)
   tol_K = 1e-6 * jnp.maximum(jnp.max(jnp.abs(d_KxN), axis=-1), 1e-30)
   if N <= exact_max_n:
-    n_assign = 2 ** N
+    n_assign = 2**N
     n_chunks = -(-n_assign // chunk)
     bits = jnp.arange(N, dtype=jnp.uint32)
 
@@ -68,4 +76,3 @@ def _extreme(null_KxC, obs_K, tol_K, alternative, valid_C):
   else:
     raise ValueError(f"unknown alternative {alternative!r}")
   return jnp.sum(ext & valid_C[None, :], axis=-1)
-

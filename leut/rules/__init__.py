@@ -4,12 +4,14 @@ A rule named `foo` lives in `leut/rules/foo.py` and defines `foo(**hparams) -> L
 `protocol_optimizer(*, steps_per_epoch, epochs, **hparams) -> optax.GradientTransformation`. That convention is
 the whole registry: adding a rule is adding a file (see `notebooks/02_new_rule.ipynb`).
 """
+
 from __future__ import annotations
 
 import importlib
 import inspect
 import pkgutil
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import optax
 
@@ -25,8 +27,10 @@ class UnknownRuleError(ValueError):
 def available() -> list[str]:
   """Names of every rule module in `leut.rules`."""
   import leut.rules as pkg
-  return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name not in _NOT_RULES
-                and not m.name.startswith("_"))
+
+  return sorted(
+    m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name not in _NOT_RULES and not m.name.startswith("_")
+  )
 
 
 def check_names(names) -> None:
@@ -47,8 +51,9 @@ def _split(fn, hparams: Mapping[str, Any]) -> dict[str, Any]:
   return {k: v for k, v in hparams.items() if k in accepted}
 
 
-def make(name: str, hparams: Mapping[str, Any] | None = None, *, steps_per_epoch: int,
-         epochs: int) -> tuple[LearningRule, optax.GradientTransformation]:
+def make(
+  name: str, hparams: Mapping[str, Any] | None = None, *, steps_per_epoch: int, epochs: int
+) -> tuple[LearningRule, optax.GradientTransformation]:
   """Build rule `name` and its protocol optimiser; `hparams` go to whichever of the two accepts each key."""
   module = _module(name)
   hparams = dict(hparams or {})

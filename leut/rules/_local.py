@@ -10,6 +10,7 @@ The two correlations are the adjoints of the 3x3 convolution of `leut.models.lay
 so a local rule that wants "error ⊗ input over every 3x3 patch" gets the full 3x3 x C_in x C_out update, never a
 channel-mean outer product. Both are the convolutions of `conv3x3`'s own VJP (one per seed under vmap).
 """
+
 from __future__ import annotations
 
 import jax
@@ -49,7 +50,7 @@ def split_optimizer(groups: dict[str, optax.GradientTransformation]) -> optax.Gr
   """`optax.multi_transform` keyed by the top-level parameter name's group (see `group_of`)."""
 
   def labels(params):
-    return {name: jax.tree.map(lambda _, g=group_of(name): g, sub) for name, sub in params.items()}
+    return {name: jax.tree.map(lambda _, g=group: g, sub) for name, sub in params.items() for group in [group_of(name)]}
 
   return optax.multi_transform(groups, labels)
 

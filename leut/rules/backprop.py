@@ -5,6 +5,7 @@
 Protocol optimiser (PROTOCOL §2.3): global-norm clip 1.0, coupled L2 weight decay 1e-4 added to the gradient,
 Adam(1e-3, β=(0.9, 0.999), ε=1e-8), learning rate on a per-epoch cosine schedule.
 """
+
 from __future__ import annotations
 
 import jax
@@ -24,8 +25,9 @@ def backprop(*, dropout_rate: float = 0.3) -> base.LearningRule:
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
     def loss_fn(p):
-      logits, _, new_state = cnn.apply(p, model_state, batch.images, train=True, dropout_key=key,
-                                       dropout_rate=dropout_rate)
+      logits, _, new_state = cnn.apply(
+        p, model_state, batch.images, train=True, dropout_key=key, dropout_rate=dropout_rate
+      )
       return base.cross_entropy(logits, batch.labels), (logits, new_state)
 
     (loss, (logits, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -34,8 +36,10 @@ def backprop(*, dropout_rate: float = 0.3) -> base.LearningRule:
   return base.LearningRule(init, update)
 
 
-def protocol_optimizer(*, steps_per_epoch: int, epochs: int, learning_rate: float = 1e-3,
-                       weight_decay: float = 1e-4, clip_norm: float = 1.0) -> optax.GradientTransformation:
+def protocol_optimizer(
+  *, steps_per_epoch: int, epochs: int, learning_rate: float = 1e-3, weight_decay: float = 1e-4, clip_norm: float = 1.0
+) -> optax.GradientTransformation:
   """The published BP optimiser: clip → coupled L2 → Adam → per-epoch cosine learning rate."""
-  return optimizers.adam_l2(optimizers.epoch_cosine(learning_rate, steps_per_epoch, epochs),
-                            weight_decay=weight_decay, clip_norm=clip_norm)
+  return optimizers.adam_l2(
+    optimizers.epoch_cosine(learning_rate, steps_per_epoch, epochs), weight_decay=weight_decay, clip_norm=clip_norm
+  )

@@ -11,9 +11,11 @@ rule jits, `vmap`s over seeds and `scan`s over steps like backprop does.
     updates, opt_state = tx.update(out.grads, opt_state, params)
     params = optax.apply_updates(params, updates)
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,9 +47,10 @@ class LearningRule(NamedTuple):
   the plain feedforward network (`evaluate_feedforward`). Predictive coding overrides it, since its
   representations are the ones after inference.
   """
+
   init: Callable
   update: Callable
-  evaluate: Optional[Callable] = None
+  evaluate: Callable | None = None
 
 
 def evaluate_feedforward(params, model_state, rule_state, x_NxHxWx3):

@@ -20,9 +20,11 @@ B_l ~ U(±1/sqrt(C_l)), the scale of the forward init of a C_l → K map, so |δ
 Protocol optimiser: the BP one (clip 1.0, coupled L2 1e-4, Adam 1e-3, per-epoch cosine); DFA is not in the
 published protocol.
 """
+
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -60,8 +62,7 @@ def direct_feedback_alignment(*, dropout_rate: float = 0.0) -> base.LearningRule
     n_classes = params["fc2"]["kernel"].shape[1]
     keys = jax.random.split(key, len(HIDDEN))
     widths = {name: params[name]["kernel"].shape[-1] for name in HIDDEN}
-    return DFAState({name: _local.uniform(k, (n_classes, widths[name]), widths[name])
-                     for name, k in zip(HIDDEN, keys)})
+    return DFAState({name: _local.uniform(k, (n_classes, widths[name]), widths[name]) for name, k in zip(HIDDEN, keys)})
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
     def surrogate(p):

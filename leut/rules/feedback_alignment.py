@@ -19,6 +19,7 @@ which the shared model does not have.
 
 Protocol optimiser: clip 1.0 → coupled L2 1e-4 → SGD(momentum 0.9) with lr 5e-4 on a per-epoch cosine.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -47,8 +48,11 @@ def _fa_conv_fwd(x, kernel, feedback):
 
 def _fa_conv_bwd(res, delta_NxHxWxO):
   x, feedback = res
-  return (_local.conv_transpose(delta_NxHxWxO, feedback), _local.patch_correlation(x, delta_NxHxWxO),
-          jnp.zeros_like(feedback))
+  return (
+    _local.conv_transpose(delta_NxHxWxO, feedback),
+    _local.patch_correlation(x, delta_NxHxWxO),
+    jnp.zeros_like(feedback),
+  )
 
 
 fa_conv.defvjp(_fa_conv_fwd, _fa_conv_bwd)
@@ -88,6 +92,7 @@ def _draw_feedback(key, shape, how: str):
 
 def fa_forward(params, model_state, x_NxHxWx3, feedback, *, train: bool, dropout_key=None, dropout_rate=0.0):
   """The protocol CNN with FA on every layer that has an entry in `feedback`. Returns `(logits, new_state)`."""
+
   def hook(name, x, kernel):
     return fa_conv(x, kernel, feedback[name]) if name in feedback else model_layers.conv3x3(x, kernel)
 
@@ -109,8 +114,9 @@ def fa_forward(params, model_state, x_NxHxWx3, feedback, *, train: bool, dropout
   return dense("fc2", fc1), new_state
 
 
-def feedback_alignment(*, layers: str = "conv", dropout_rate: float = 0.3,
-                       feedback_init: str = "torch_default") -> base.LearningRule:
+def feedback_alignment(
+  *, layers: str = "conv", dropout_rate: float = 0.3, feedback_init: str = "torch_default"
+) -> base.LearningRule:
   """FA as a `LearningRule`.
 
   Args:
@@ -125,13 +131,15 @@ def feedback_alignment(*, layers: str = "conv", dropout_rate: float = 0.3,
 
   def init(key, params):
     keys = jax.random.split(key, len(fa_layers))
-    return FeedbackAlignmentState({name: _draw_feedback(k, params[name]["kernel"].shape, feedback_init)
-                                   for name, k in zip(fa_layers, keys)})
+    return FeedbackAlignmentState(
+      {name: _draw_feedback(k, params[name]["kernel"].shape, feedback_init) for name, k in zip(fa_layers, keys)}
+    )
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
     def loss_fn(p):
-      logits, new_state = fa_forward(p, model_state, batch.images, rule_state.feedback, train=True,
-                                     dropout_key=key, dropout_rate=dropout_rate)
+      logits, new_state = fa_forward(
+        p, model_state, batch.images, rule_state.feedback, train=True, dropout_key=key, dropout_rate=dropout_rate
+      )
       return base.cross_entropy(logits, batch.labels), (logits, new_state)
 
     (loss, (logits, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -140,8 +148,19 @@ def feedback_alignment(*, layers: str = "conv", dropout_rate: float = 0.3,
   return base.LearningRule(init, update)
 
 
-def protocol_optimizer(*, steps_per_epoch: int, epochs: int, learning_rate: float = 5e-4, momentum: float = 0.9,
-                       weight_decay: float = 1e-4, clip_norm: float = 1.0) -> optax.GradientTransformation:
+def protocol_optimizer(
+  *,
+  steps_per_epoch: int,
+  epochs: int,
+  learning_rate: float = 5e-4,
+  momentum: float = 0.9,
+  weight_decay: float = 1e-4,
+  clip_norm: float = 1.0,
+) -> optax.GradientTransformation:
   """The published FA optimiser (PROTOCOL §2.4): clip → coupled L2 → SGD with momentum → per-epoch cosine."""
-  return optimizers.sgd_momentum_l2(optimizers.epoch_cosine(learning_rate, steps_per_epoch, epochs),
-                                    momentum=momentum, weight_decay=weight_decay, clip_norm=clip_norm)
+  return optimizers.sgd_momentum_l2(
+    optimizers.epoch_cosine(learning_rate, steps_per_epoch, epochs),
+    momentum=momentum,
+    weight_decay=weight_decay,
+    clip_norm=clip_norm,
+  )

@@ -22,6 +22,7 @@ Readout: logits = fc2(ReLU(fc1(flatten(r3)))) on the detached inferred r3; Adam(
 `evaluate` uses running BN statistics (the repaired v10+ behaviour, PROTOCOL §5.1); the pre-fix evaluation
 (batch statistics of the evaluation batch) is deliberately not offered.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -79,8 +80,9 @@ def predictive_coding_published(*, inference_steps: int = T_INF, lr_r: float = L
   def init(key, params):
     k2, k3 = jax.random.split(key)
     c1, c2, c3 = (params[n]["kernel"].shape[-1] for n in cnn.CONV_LAYERS)
-    return PublishedPCState({"conv2": _local.uniform(k2, (3, 3, c2, c1), 9 * c1),
-                             "conv3": _local.uniform(k3, (3, 3, c3, c2), 9 * c2)})
+    return PublishedPCState(
+      {"conv2": _local.uniform(k2, (3, 3, c2, c1), 9 * c1), "conv3": _local.uniform(k3, (3, 3, c3, c2), 9 * c2)}
+    )
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
     del key

@@ -40,6 +40,7 @@ Readout (PROTOCOL §2.6): conv kernels get only STDP (plain SGD at `learning_rat
 affine are trained by backprop of the cross-entropy through the network with the conv kernels held fixed,
 Adam(1e-3). One train-mode forward pass serves both, so BN running statistics are updated once per step.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,14 +66,20 @@ class STDPParams(NamedTuple):
   tau_minus: float = 20.0
 
 
-def pair_kernel(dt, stdp: STDPParams = STDPParams()):
+DEFAULT_WINDOW = STDPParams()
+
+
+def pair_kernel(dt, stdp: STDPParams = DEFAULT_WINDOW):
   """K(Δt): the weight change of one pre/post pair, Δt = t_post − t_pre (time steps)."""
   dt = jnp.asarray(dt, jnp.float32)
-  return jnp.where(dt > 0, stdp.a_plus * jnp.exp(-dt / stdp.tau_plus),
-                   jnp.where(dt < 0, -stdp.a_minus * jnp.exp(dt / stdp.tau_minus), 0.0))
+  return jnp.where(
+    dt > 0,
+    stdp.a_plus * jnp.exp(-dt / stdp.tau_plus),
+    jnp.where(dt < 0, -stdp.a_minus * jnp.exp(dt / stdp.tau_minus), 0.0),
+  )
 
 
-def stdp_correlation(pre_TxNxHxWxC, post_TxNxHxWxO, stdp: STDPParams = STDPParams(), *, patches: bool = True):
+def stdp_correlation(pre_TxNxHxWxC, post_TxNxHxWxO, stdp: STDPParams = DEFAULT_WINDOW, *, patches: bool = True):
   """Σ_pairs K(t_post − t_pre) over all pre/post spike pairs, averaged over (n, h, w).
 
   The pair sum is bilinear in the two trains, so the time kernel moves onto the pre-synaptic side:
@@ -147,7 +154,7 @@ def rate_spikes_many(key, rates_list, time_steps: int, max_prob: float):
   spikes_TxF = rate_spikes(key, flat, time_steps, max_prob)
   out, start = [], 0
   for r in rates_list:
-    out.append(spikes_TxF[:, start:start + r.size].reshape((time_steps,) + r.shape))
+    out.append(spikes_TxF[:, start : start + r.size].reshape((time_steps,) + r.shape))
     start += r.size
   return out
 
@@ -177,8 +184,16 @@ def _forward(params, model_state, x_NxHxWx3):
   return cnn.readout(params, cnn.head(params, h)), pairs, new_state
 
 
-def stdp(*, time_steps: int = 10, max_prob: float = 0.5, a_plus: float = 1.0, a_minus: float = 0.8,
-         tau_plus: float = 20.0, tau_minus: float = 20.0, norm_decay: float = 1.0) -> base.LearningRule:
+def stdp(
+  *,
+  time_steps: int = 10,
+  max_prob: float = 0.5,
+  a_plus: float = 1.0,
+  a_minus: float = 0.8,
+  tau_plus: float = 20.0,
+  tau_minus: float = 20.0,
+  norm_decay: float = 1.0,
+) -> base.LearningRule:
   """STDP on the conv layers as a `LearningRule` (equations in the module docstring).
 
   Args:
@@ -192,8 +207,9 @@ def stdp(*, time_steps: int = 10, max_prob: float = 0.5, a_plus: float = 1.0, a_
 
   def init(key, params):
     del key
-    return STDPState({name: jnp.sqrt(jnp.sum(jnp.square(params[name]["kernel"]), axis=(0, 1, 2)))
-                      for name in cnn.CONV_LAYERS})
+    return STDPState(
+      {name: jnp.sqrt(jnp.sum(jnp.square(params[name]["kernel"]), axis=(0, 1, 2))) for name in cnn.CONV_LAYERS}
+    )
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
     def loss_fn(p):
@@ -215,9 +231,11 @@ def stdp(*, time_steps: int = 10, max_prob: float = 0.5, a_plus: float = 1.0, a_
   return base.LearningRule(init, update)
 
 
-def protocol_optimizer(*, steps_per_epoch: int, epochs: int, learning_rate: float = 1e-3,
-                       head_learning_rate: float = 1e-3) -> optax.GradientTransformation:
+def protocol_optimizer(
+  *, steps_per_epoch: int, epochs: int, learning_rate: float = 1e-3, head_learning_rate: float = 1e-3
+) -> optax.GradientTransformation:
   """Conv kernels: plain SGD at `learning_rate` on −ΔW (STDP only); fc1, fc2, BN affine: Adam(1e-3)."""
   del steps_per_epoch, epochs
-  return _local.split_optimizer({"conv": optax.sgd(learning_rate), "head": optax.adam(head_learning_rate),
-                                 "bn": optax.adam(head_learning_rate)})
+  return _local.split_optimizer(
+    {"conv": optax.sgd(learning_rate), "head": optax.adam(head_learning_rate), "bn": optax.adam(head_learning_rate)}
+  )

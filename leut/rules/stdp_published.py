@@ -22,6 +22,7 @@ leut contract: the rule returns grads = (W − clip(W + lr dW, −1, 1))/lr for 
 SGD(lr = 5e-4) lands exactly on the published clipped weights. The published init is kaiming_normal
 (`cnn.init(conv_init="kaiming_normal")`); leut's shared init is the default unless the config asks.
 """
+
 from __future__ import annotations
 
 import jax
@@ -108,8 +109,9 @@ def stdp_published() -> base.LearningRule:
     for name in cnn.CONV_LAYERS:
       bn, stats = params[cnn.BN_OF[name]], model_state[cnn.BN_OF[name]]
       out = jax.nn.relu(layers.conv3x3(h, params[name]["kernel"]))
-      h = layers.max_pool2(jax.nn.relu(layers.batch_norm_eval(out, bn["scale"], bn["bias"], stats["mean"],
-                                                              stats["var"])))
+      h = layers.max_pool2(
+        jax.nn.relu(layers.batch_norm_eval(out, bn["scale"], bn["bias"], stats["mean"], stats["var"]))
+      )
       feats[name] = h.mean(axis=(1, 2))
     fc1 = cnn.head(params, h)
     feats["fc1"] = fc1

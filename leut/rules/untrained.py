@@ -3,6 +3,7 @@
 Its update direction is zero and its optimiser is `optax.set_to_zero()`, so even if it were stepped nothing would
 move. It shares the initialisation key of every trained rule, so it equals each rule's epoch-0 checkpoint.
 """
+
 from __future__ import annotations
 
 import jax
@@ -33,4 +34,6 @@ def untrained() -> base.LearningRule:
 def protocol_optimizer(*, steps_per_epoch: int, epochs: int) -> optax.GradientTransformation:
   del steps_per_epoch, epochs
   return optax.set_to_zero()
+
+
 TRAINS = False  # only the epoch-0 checkpoint is written

@@ -5,6 +5,7 @@ a fresh permutation of that subset keyed by `fold_in(shuffle_key, epoch)`; step 
 slice (`drop_last`). Augmentation is RandomHorizontalFlip(0.5) → RandomCrop(32, padding=4, zeros) → Normalize,
 in that order, so padded pixels are black before normalisation, as in torchvision.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -56,8 +57,15 @@ def epoch_order(subset_N: jax.Array, shuffle_key: jax.Array, epoch: jax.Array) -
   return subset_N[jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), subset_N.shape[0])]
 
 
-def batch_from_order(data: TrainData, order_N: jax.Array, aug_key: jax.Array, within: jax.Array, *,
-                     batch_size: int, augment_images: bool = True) -> Batch:
+def batch_from_order(
+  data: TrainData,
+  order_N: jax.Array,
+  aug_key: jax.Array,
+  within: jax.Array,
+  *,
+  batch_size: int,
+  augment_images: bool = True,
+) -> Batch:
   """The `within`-th batch (0-based) of an epoch whose image order is `order_N` (`epoch_order`)."""
   idx = jax.lax.dynamic_slice(order_N, (within * batch_size,), (batch_size,))
   images = data.images[idx]
@@ -66,9 +74,19 @@ def batch_from_order(data: TrainData, order_N: jax.Array, aug_key: jax.Array, wi
   return Batch(normalize(images), data.labels[idx])
 
 
-def batch_at(data: TrainData, subset_N: jax.Array, shuffle_key: jax.Array, aug_key: jax.Array, step: jax.Array,
-             *, batch_size: int, steps_per_epoch: int, augment_images: bool = True) -> Batch:
+def batch_at(
+  data: TrainData,
+  subset_N: jax.Array,
+  shuffle_key: jax.Array,
+  aug_key: jax.Array,
+  step: jax.Array,
+  *,
+  batch_size: int,
+  steps_per_epoch: int,
+  augment_images: bool = True,
+) -> Batch:
   """The batch of training step `step` (0-based) for one seed."""
   order_N = epoch_order(subset_N, shuffle_key, step // steps_per_epoch)
-  return batch_from_order(data, order_N, aug_key, step % steps_per_epoch, batch_size=batch_size,
-                          augment_images=augment_images)
+  return batch_from_order(
+    data, order_N, aug_key, step % steps_per_epoch, batch_size=batch_size, augment_images=augment_images
+  )

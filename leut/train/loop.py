@@ -8,9 +8,11 @@ with the step counter (`fold_in(key, step)`), so a run resumed from a checkpoint
 dropout masks it would have drawn uninterrupted. The initialisation key does not depend on the rule, so every rule
 starts from the same weights for a given seed.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,9 +46,16 @@ def seed_keys(seed: int, n_seeds: int) -> jax.Array:
   return jax.random.split(jax.random.key(seed), n_seeds)
 
 
-def make_trainer(rule: LearningRule, tx: optax.GradientTransformation, data: batches.TrainData, *,
-                 n_subset: int, batch_size: int, model_kwargs: dict | None = None,
-                 augment: bool = True) -> Trainer:
+def make_trainer(
+  rule: LearningRule,
+  tx: optax.GradientTransformation,
+  data: batches.TrainData,
+  *,
+  n_subset: int,
+  batch_size: int,
+  model_kwargs: dict | None = None,
+  augment: bool = True,
+) -> Trainer:
   """Build the jitted, seed-vmapped init and segment functions for one rule."""
   model_kwargs = dict(model_kwargs or {})
   n_total = data.images.shape[0]
@@ -58,17 +67,22 @@ def make_trainer(rule: LearningRule, tx: optax.GradientTransformation, data: bat
 
   def init_one(key):
     params, model_state = cnn.init(jax.random.fold_in(key, TAG_INIT), **model_kwargs)
-    return TrainState(params=params, model_state=model_state, opt_state=tx.init(params),
-                      rule_state=rule.init(jax.random.fold_in(key, TAG_RULE), params),
-                      subset=batches.subset_indices(jax.random.fold_in(key, TAG_SUBSET), n_total, n_subset),
-                      step=jnp.zeros((), jnp.int32))
+    return TrainState(
+      params=params,
+      model_state=model_state,
+      opt_state=tx.init(params),
+      rule_state=rule.init(jax.random.fold_in(key, TAG_RULE), params),
+      subset=batches.subset_indices(jax.random.fold_in(key, TAG_SUBSET), n_total, n_subset),
+      step=jnp.zeros((), jnp.int32),
+    )
 
   def step_one(state: TrainState, key, orders_ExN, first_epoch):
     step_key = jax.random.fold_in(jax.random.fold_in(key, TAG_STEP), state.step)
     aug_key, rule_key = jax.random.split(step_key)
     order_N = orders_ExN[state.step // steps_per_epoch - first_epoch]
-    batch = batches.batch_from_order(data, order_N, aug_key, state.step % steps_per_epoch, batch_size=batch_size,
-                                     augment_images=augment)
+    batch = batches.batch_from_order(
+      data, order_N, aug_key, state.step % steps_per_epoch, batch_size=batch_size, augment_images=augment
+    )
     out = rule.update(state.params, state.model_state, state.rule_state, batch, rule_key)
     updates, opt_state = tx.update(out.grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -81,10 +95,10 @@ def make_trainer(rule: LearningRule, tx: optax.GradientTransformation, data: bat
     n_epochs = max(n_steps - 1, 0) // steps_per_epoch + 2  # at least the epochs n_steps consecutive steps touch
     first_epoch = state.step // steps_per_epoch
     shuffle_key = jax.random.fold_in(key, TAG_SHUFFLE)
-    orders_ExN = jax.lax.map(lambda e: batches.epoch_order(state.subset, shuffle_key, first_epoch + e),
-                             jnp.arange(n_epochs))
-    state, metrics = jax.lax.scan(lambda s, _: step_one(s, key, orders_ExN, first_epoch), state, None,
-                                  length=n_steps)
+    orders_ExN = jax.lax.map(
+      lambda e: batches.epoch_order(state.subset, shuffle_key, first_epoch + e), jnp.arange(n_epochs)
+    )
+    state, metrics = jax.lax.scan(lambda s, _: step_one(s, key, orders_ExN, first_epoch), state, None, length=n_steps)
     return state, jax.tree.map(lambda m: m.mean(), metrics)
 
   init_all = jax.jit(jax.vmap(init_one))

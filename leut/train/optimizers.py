@@ -3,6 +3,7 @@
 PyTorch semantics reproduced: `clip_grad_norm_` before the step; `weight_decay` in Adam/SGD is *coupled* L2
 (λθ added to the gradient before the moment estimates); `CosineAnnealingLR(T_max=epochs)` stepped once per epoch.
 """
+
 from __future__ import annotations
 
 import jax.numpy as jnp
@@ -19,8 +20,15 @@ def epoch_cosine(base_lr: float, steps_per_epoch: int, epochs: int) -> optax.Sch
   return schedule
 
 
-def adam_l2(schedule: optax.Schedule, *, weight_decay: float, clip_norm: float | None,
-            b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+def adam_l2(
+  schedule: optax.Schedule,
+  *,
+  weight_decay: float,
+  clip_norm: float | None,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+) -> optax.GradientTransformation:
   """`torch.optim.Adam(weight_decay=λ)` after `clip_grad_norm_(max_norm)`."""
   parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm else []
   if weight_decay:
@@ -29,8 +37,9 @@ def adam_l2(schedule: optax.Schedule, *, weight_decay: float, clip_norm: float |
   return optax.chain(*parts)
 
 
-def sgd_momentum_l2(schedule: optax.Schedule, *, momentum: float, weight_decay: float,
-                    clip_norm: float | None) -> optax.GradientTransformation:
+def sgd_momentum_l2(
+  schedule: optax.Schedule, *, momentum: float, weight_decay: float, clip_norm: float | None
+) -> optax.GradientTransformation:
   """`torch.optim.SGD(momentum=μ, weight_decay=λ)` (no dampening, no Nesterov) after gradient clipping."""
   parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm else []
   if weight_decay:

@@ -3,6 +3,7 @@
 Resumption: each rule restarts from its newest verified checkpoint; since batches, augmentation and dropout are
 pure functions of (seed key, step), the resumed run computes exactly what the uninterrupted run would have.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,14 @@ def build(config, rule_name: str, train_data: batches.TrainData) -> tuple[rules.
   """The rule named `rule_name` with its configured hyperparameters, and its seed-vmapped trainer."""
   hparams = dict(config.rule_hparams.get(rule_name, {}))
   rule, tx = rules.make(rule_name, hparams, steps_per_epoch=steps_per_epoch(config), epochs=config.epochs)
-  trainer = loop.make_trainer(rule, tx, train_data, n_subset=config.data.train_subset, batch_size=config.batch_size,
-                              model_kwargs=dict(config.model))
+  trainer = loop.make_trainer(
+    rule,
+    tx,
+    train_data,
+    n_subset=config.data.train_subset,
+    batch_size=config.batch_size,
+    model_kwargs=dict(config.model),
+  )
   return rule, trainer
 
 
@@ -40,8 +47,7 @@ def checkpoints_for(workdir: Path, rule_name: str) -> MilestoneCheckpoints:
   return MilestoneCheckpoints(Path(workdir) / "checkpoints" / rule_name)
 
 
-def train_rule(config, workdir: Path, rule_name: str, train_data: batches.TrainData, *,
-               progress: bool = True) -> None:
+def train_rule(config, workdir: Path, rule_name: str, train_data: batches.TrainData, *, progress: bool = True) -> None:
   """Train `rule_name` for `config.seeds` seeds (vmapped), saving every milestone; resumes if checkpoints exist.
 
   Seeds are sharded over every device of every process (`leut.train.sharding`) and trained `config.seed_chunk`
@@ -60,13 +66,20 @@ def train_rule(config, workdir: Path, rule_name: str, train_data: batches.TrainD
     done_epoch = step // spe
   last = max(milestone_epochs(config, rule_name))
   log = Path(workdir) / "metrics.jsonl"
-  bar = tqdm(total=last, initial=done_epoch, desc=f"train {rule_name} ({config.seeds} seeds)", unit="epoch",
-             disable=not progress or last == 0, leave=False)
+  bar = tqdm(
+    total=last,
+    initial=done_epoch,
+    desc=f"train {rule_name} ({config.seeds} seeds)",
+    unit="epoch",
+    disable=not progress or last == 0,
+    leave=False,
+  )
   milestones = set(milestone_epochs(config, rule_name))
   chunk = config.seeds
   if done_epoch < last:
-    chunk = sharding.plan_seed_chunk(int(config.get("seed_chunk", 0) or 0), trainer.run_segment,
-                                     trainer.abstract_state, config.seeds, spe)
+    chunk = sharding.plan_seed_chunk(
+      int(config.get("seed_chunk", 0) or 0), trainer.run_segment, trainer.abstract_state, config.seeds, spe
+    )
   for epoch in range(done_epoch + 1, last + 1):
     t0 = time.time()
     state, metrics = sharding.run_chunked(trainer.run_segment, state, keys, spe, chunk)

@@ -10,16 +10,19 @@ Memory planning: `config.seed_chunk` seeds train at a time (0 = auto, see `auto_
 seeds stays resident, each chunk is sliced out, run for a segment and put back, so 64 seeds run on any device and
 every seed computes what it would have computed in one big vmap (a seed's arithmetic never depends on the others).
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 AXIS = "seed"
 CPU_MEMORY_FRACTION = 0.5  # share of the host's available RAM the auto chunk may plan for (CPU has no memory stats)
@@ -55,8 +58,9 @@ def _keys(*, seed, n_seeds, start, stop):
 def seed_keys(seed: int, n_seeds: int, start: int = 0, stop: int | None = None) -> jax.Array:
   """`loop.seed_keys(seed, n_seeds)[start:stop]`, created directly with the seed sharding (every process agrees)."""
   stop = n_seeds if stop is None else stop
-  return jax.jit(partial(_keys, seed=seed, n_seeds=n_seeds, start=start, stop=stop),
-                 out_shardings=seed_sharding(stop - start))()
+  return jax.jit(
+    partial(_keys, seed=seed, n_seeds=n_seeds, start=start, stop=stop), out_shardings=seed_sharding(stop - start)
+  )()
 
 
 def to_host(tree: Any) -> Any:
@@ -65,6 +69,7 @@ def to_host(tree: Any) -> Any:
   def get(x):
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
       from jax.experimental import multihost_utils
+
       return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(jax.device_get(x))
 
@@ -92,8 +97,7 @@ def take_seeds(tree: Any, start: int, stop: int) -> Any:
 def concat_seeds(trees: list[Any]) -> Any:
   """Concatenate seed-stacked trees along the seed axis, laid out for the total."""
   n = sum(jax.tree.leaves(t)[0].shape[0] for t in trees)
-  return jax.jit(lambda ts: jax.tree.map(lambda *xs: jnp.concatenate(xs), *ts),
-                 out_shardings=seed_sharding(n))(trees)
+  return jax.jit(lambda ts: jax.tree.map(lambda *xs: jnp.concatenate(xs), *ts), out_shardings=seed_sharding(n))(trees)
 
 
 def run_chunked(run_segment: Callable, state: Any, keys: jax.Array, n_steps: int, chunk: int):
@@ -133,27 +137,34 @@ def device_memory_budget() -> int:
 def compiled_bytes(run_segment: Callable, abstract_state: Callable, n_seeds: int, n_steps: int = 1) -> int:
   """Per-device bytes (arguments + outputs + temporaries − donated aliases) of a compiled `n_seeds` segment."""
   state = with_seed_sharding(abstract_state(n_seeds), n_seeds)
-  keys = jax.ShapeDtypeStruct((n_seeds,), jax.eval_shape(lambda: jax.random.key(0)).dtype,
-                              sharding=seed_sharding(n_seeds))
+  keys = jax.ShapeDtypeStruct(
+    (n_seeds,), jax.eval_shape(lambda: jax.random.key(0)).dtype, sharding=seed_sharding(n_seeds)
+  )
   m = run_segment.lower(state, keys, n_steps).compile().memory_analysis()
   if m is None:
     raise RuntimeError("no memory analysis on this backend")
   return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes)
 
 
-def auto_seed_chunk(run_segment: Callable, abstract_state: Callable, n_seeds: int, *, n_steps: int = 1,
-                    budget_bytes: int | None = None) -> int:
+def auto_seed_chunk(
+  run_segment: Callable, abstract_state: Callable, n_seeds: int, *, n_steps: int = 1, budget_bytes: int | None = None
+) -> int:
   """The largest multiple of the device count (≤ `n_seeds`) whose training segment fits the per-device budget.
 
   Without a memory analysis the fallback heuristic is the fixed 64 MiB + 150 MiB per protocol-sized seed (batch
   128, 32 px; XLA's temporaries per step at the protocol widths, measured on CPU) against the same budget.
   """
-  return largest_fitting_chunk(lambda k: compiled_bytes(run_segment, abstract_state, k, n_steps), n_seeds,
-                               budget_bytes=budget_bytes, fallback=(64 << 20, 150 << 20))
+  return largest_fitting_chunk(
+    lambda k: compiled_bytes(run_segment, abstract_state, k, n_steps),
+    n_seeds,
+    budget_bytes=budget_bytes,
+    fallback=(64 << 20, 150 << 20),
+  )
 
 
-def largest_fitting_chunk(bytes_for: Callable[[int], int], n_seeds: int, *, fallback: tuple[int, int],
-                          budget_bytes: int | None = None) -> int:
+def largest_fitting_chunk(
+  bytes_for: Callable[[int], int], n_seeds: int, *, fallback: tuple[int, int], budget_bytes: int | None = None
+) -> int:
   """The largest multiple of the device count (≤ `n_seeds`) for which `bytes_for(seeds)` (per-device bytes of the
   compiled program) fits the per-device memory budget.
 
@@ -184,8 +195,9 @@ def largest_fitting_chunk(bytes_for: Callable[[int], int], n_seeds: int, *, fall
   return chunk
 
 
-def plan_seed_chunk(config_chunk: int, run_segment: Callable, abstract_state: Callable, n_seeds: int,
-                    n_steps: int = 1) -> int:
+def plan_seed_chunk(
+  config_chunk: int, run_segment: Callable, abstract_state: Callable, n_seeds: int, n_steps: int = 1
+) -> int:
   """`config.seed_chunk` if positive, else `auto_seed_chunk`; never more than `n_seeds`."""
   if config_chunk and config_chunk > 0:
     return min(int(config_chunk), n_seeds)

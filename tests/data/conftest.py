@@ -1,8 +1,8 @@
 """Fixtures for the data-layer tests."""
+
 from __future__ import annotations
 
 import pytest
-
 from fmri_release import tiny_subject, write_subject
 
 

@@ -1,4 +1,5 @@
 """Tiny hand-made THINGS-fMRI releases with planted betas, for the data-layer tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,9 +34,17 @@ def tiny_subject(seed: int = 0, *, n_voxels: int = 40, shuffle_trials: bool = Fa
   stim["subject_id"] = 1
   stim["trial_id"] = stim.groupby(["session", "run"]).cumcount()
   stim = stim[["trial_type", "session", "run", "subject_id", "trial_id", "stimulus", "concept"]]
-  vox = pd.DataFrame({"voxel_id": np.arange(n_voxels) * 7 + 3, "subject_id": 1,
-                      "voxel_x": 0, "voxel_y": 0, "voxel_z": 0,
-                      "nc_singletrial": rng.random(n_voxels), "prf-size": np.nan})
+  vox = pd.DataFrame(
+    {
+      "voxel_id": np.arange(n_voxels) * 7 + 3,
+      "subject_id": 1,
+      "voxel_x": 0,
+      "voxel_y": 0,
+      "voxel_z": 0,
+      "nc_singletrial": rng.random(n_voxels),
+      "prf-size": np.nan,
+    }
+  )
   roi = rng.integers(0, 6, n_voxels)
   for name, code in (("V1", 0), ("V2", 1), ("V3", 5), ("hV4", 2), ("lLOC", 3), ("rLOC", 4)):
     vox[name] = (roi == code).astype(int)
@@ -45,16 +54,27 @@ def tiny_subject(seed: int = 0, *, n_voxels: int = 40, shuffle_trials: bool = Fa
   return betas, vox, stim
 
 
-def write_subject(folder: Path, sub: str, betas_VxT, vox: pd.DataFrame, stim: pd.DataFrame,
-                  *, naming: str = "figshare", ext: str = ".csv") -> None:
+def write_subject(
+  folder: Path,
+  sub: str,
+  betas_VxT,
+  vox: pd.DataFrame,
+  stim: pd.DataFrame,
+  *,
+  naming: str = "figshare",
+  ext: str = ".csv",
+) -> None:
   """Writes one subject's three files under ``folder`` in the given naming."""
   folder.mkdir(parents=True, exist_ok=True)
   sep = "\t" if ext == ".tsv" else ","
   if naming == "figshare":
     names = (f"{sub}_ResponseData.h5", f"{sub}_VoxelMetadata{ext}", f"{sub}_StimulusMetadata{ext}")
   else:
-    names = (f"{sub}_task-things_voxel-wise-responses.h5", f"{sub}_task-things_voxel-metadata{ext}",
-             f"{sub}_task-things_stimulus-metadata{ext}")
+    names = (
+      f"{sub}_task-things_voxel-wise-responses.h5",
+      f"{sub}_task-things_voxel-metadata{ext}",
+      f"{sub}_task-things_stimulus-metadata{ext}",
+    )
   write_response_h5(folder / names[0], vox["voxel_id"], range(betas_VxT.shape[1]), [betas_VxT])
   vox.to_csv(folder / names[1], sep=sep, index=False)
   stim.to_csv(folder / names[2], sep=sep, index=False)

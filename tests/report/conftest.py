@@ -8,6 +8,7 @@ evaluation tables (noise_ceiling.csv, partial.csv, bootstrap.csv with made-up pa
 bootstrap_differences.csv built from them, best_layer_cv.csv). The report reads only CSVs, so this is a
 complete workdir.
 """
+
 import json
 import shutil
 
@@ -18,9 +19,19 @@ import pytest
 from leut import cli
 from leut.report import bootstrap_differences, write_report
 
-TINY = ["--config.rules=untrained,backprop", "--config.seeds=5", "--config.epochs=2", "--config.milestones=0,1,2",
-        "--config.model.widths=(4,8,8)", "--config.model.fc_dim=16", "--config.data.train_subset=64",
-        "--config.eval.resolutions=32", "--config.eval.test_images=64", "--config.data.n_stimuli=40", "--no-progress"]
+TINY = [
+  "--config.rules=untrained,backprop",
+  "--config.seeds=5",
+  "--config.epochs=2",
+  "--config.milestones=0,1,2",
+  "--config.model.widths=(4,8,8)",
+  "--config.model.fc_dim=16",
+  "--config.data.train_subset=64",
+  "--config.eval.resolutions=32",
+  "--config.eval.test_images=64",
+  "--config.data.n_stimuli=40",
+  "--no-progress",
+]
 
 
 def tiny_workdir_path(tmp_path_factory, synthetic_dir):
@@ -28,8 +39,9 @@ def tiny_workdir_path(tmp_path_factory, synthetic_dir):
   wd = tmp_path_factory.getbasetemp() / "tiny_report_wd"
   if not (wd / "summary.md").exists():
     shutil.rmtree(wd, ignore_errors=True)
-    rc = cli.main(["run", "experiments/quickstart.py", "--workdir", str(wd),
-                   f"--config.data.synthetic_dir={synthetic_dir}", *TINY])
+    rc = cli.main(
+      ["run", "experiments/quickstart.py", "--workdir", str(wd), f"--config.data.synthetic_dir={synthetic_dir}", *TINY]
+    )
     assert rc == 0
   return wd
 
@@ -75,9 +87,16 @@ def enrich(src, dst):
     fa["rule"] = "feedback_alignment"
     pd.concat([df, fa]).to_csv(dst / "results" / f"{name}.csv", index=False)
   rois = list(dict.fromkeys(rsa.roi))
-  pd.DataFrame({"roi": rois * 2, "pairs": ["all"] * len(rois) + ["cross_run"] * len(rois), "n_subjects": 3,
-                "lower": 0.02, "upper": 0.09, "p_lower": np.nan}).to_csv(dst / "results" / "noise_ceiling.csv",
-                                                                          index=False)
+  pd.DataFrame(
+    {
+      "roi": rois * 2,
+      "pairs": ["all"] * len(rois) + ["cross_run"] * len(rois),
+      "n_subjects": 3,
+      "lower": 0.02,
+      "upper": 0.09,
+      "p_lower": np.nan,
+    }
+  ).to_csv(dst / "results" / "noise_ceiling.csv", index=False)
   base = rsa[(rsa.subject != "mean") & (rsa.resolution == 32) & (rsa.arm == "native")]
   parts = []
   for control in ("pixel", "luminance", "all"):
@@ -89,8 +108,9 @@ def enrich(src, dst):
   boot = base.groupby(keys, as_index=False).rho.mean()
   boot = boot.assign(n_boot=1000, ci_lo=boot.rho - 0.02, ci_hi=boot.rho + 0.02)
   boot.to_csv(dst / "results" / "bootstrap.csv", index=False)
-  draws = boot.rho.to_numpy()[:, None] + 0.02 * rng.standard_normal(1000) + 0.004 * rng.standard_normal((len(boot),
-                                                                                                         1000))
+  draws = (
+    boot.rho.to_numpy()[:, None] + 0.02 * rng.standard_normal(1000) + 0.004 * rng.standard_normal((len(boot), 1000))
+  )
   diffs = bootstrap_differences.difference_table(boot, draws, rules=cfg["rules"])
   diffs.to_csv(dst / "results" / "bootstrap_differences.csv", index=False)
   cv = pd.read_csv(src / "results" / "best_layer_cv.csv")

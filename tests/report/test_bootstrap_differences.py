@@ -24,8 +24,22 @@ def _boot_table(rng):
       for roi, layer in (("V1", "conv1"), ("IT", "fc1")):
         shift = 0.0 if epoch == 0 else 0.01 * epoch * (1 if rule == "backprop" else -1)
         d = 0.1 + shift + common_B + 0.003 * rng.standard_normal(B)
-        rows.append(dict(rule=rule, epoch=epoch, step=4 * epoch, layer=layer, roi=roi, resolution=32, arm="native",
-                         pairs="all", n_boot=B, rho=float(d.mean()), ci_lo=np.nan, ci_hi=np.nan))
+        rows.append(
+          dict(
+            rule=rule,
+            epoch=epoch,
+            step=4 * epoch,
+            layer=layer,
+            roi=roi,
+            resolution=32,
+            arm="native",
+            pairs="all",
+            n_boot=B,
+            rho=float(d.mean()),
+            ci_lo=np.nan,
+            ci_hi=np.nan,
+          )
+        )
         draws.append(d)
   return pd.DataFrame(rows), np.stack(draws)
 
@@ -72,16 +86,33 @@ def test_contrasts_are_the_documented_ones():
 def test_identical_conditions_differ_by_exactly_zero_with_p_one(tmp_path):
   rng = np.random.default_rng(2)
   S = 16
-  brain = Brain(np.stack([np.stack([_rdm(rng.normal(size=(S, 4))) for _ in range(2)])]).astype(np.float32),
-                ("V1",), ("sub-01", "sub-02"))
+  brain = Brain(
+    np.stack([np.stack([_rdm(rng.normal(size=(S, 4))) for _ in range(2)])]).astype(np.float32),
+    ("V1",),
+    ("sub-01", "sub-02"),
+  )
   masks = {"all": np.ones((S, S), bool)}
   feats = rng.normal(size=(3, S, 5)).astype(np.float32)
   other = feats + 0.5 * rng.normal(size=feats.shape).astype(np.float32)
   rows, draws = [], []
-  for rule, epoch, f in (("untrained", 0, feats), ("backprop", 0, feats), ("backprop", 1, feats),
-                         ("feedback_alignment", 1, other)):
-    r, d = stimulus_stats.bootstrap_draws(rule=rule, epoch=epoch, step=epoch, layer="conv1", feats_NxSxU=f,
-                                          brain=brain, masks=masks, resolution=16, arm="native", n_boot=200)
+  for rule, epoch, f in (
+    ("untrained", 0, feats),
+    ("backprop", 0, feats),
+    ("backprop", 1, feats),
+    ("feedback_alignment", 1, other),
+  ):
+    r, d = stimulus_stats.bootstrap_draws(
+      rule=rule,
+      epoch=epoch,
+      step=epoch,
+      layer="conv1",
+      feats_NxSxU=f,
+      brain=brain,
+      masks=masks,
+      resolution=16,
+      arm="native",
+      n_boot=200,
+    )
     rows += r
     draws += d
   boot, draws_CxB = pd.DataFrame(rows), np.stack(draws)

@@ -1,5 +1,6 @@
 """The report on workdirs a tiny run does not make: 32 seeds (Monte Carlo sign flips), no trained rule, no
 untrained rule. CSV-only workdirs, generated here."""
+
 import json
 
 import numpy as np
@@ -23,7 +24,7 @@ def fake_workdir(wd, tiny_workdir, *, rules, seeds, epochs=(0, 1, 2), boost=0.05
   (wd / "config.json").write_text(json.dumps(cfg))
   rows, acc, w = [], [], []
   for rule in rules:
-    for epoch in (epochs if rule != "untrained" else (0,)):
+    for epoch in epochs if rule != "untrained" else (0,):
       for seed in range(seeds):
         acc.append(dict(rule=rule, seed=seed, epoch=epoch, step=epoch * 2, accuracy=0.1 + 0.1 * epoch))
         for layer in LAYERS:
@@ -34,8 +35,22 @@ def fake_workdir(wd, tiny_workdir, *, rules, seeds, epochs=(0, 1, 2), boost=0.05
             seed_effect = 0.01 * np.sin(seed)
             for subj in ("sub-01", "sub-02", "sub-03", "mean"):
               rho = base + lift + seed_effect + 0.002 * rng.normal() + 0.01 * rng.normal() * (epoch > 0)
-              rows.append(dict(rule=rule, seed=seed, epoch=epoch, step=epoch * 2, layer=layer, roi=roi, subject=subj,
-                               resolution=32, arm="native", pairs="all", rho=rho, note=np.nan))
+              rows.append(
+                dict(
+                  rule=rule,
+                  seed=seed,
+                  epoch=epoch,
+                  step=epoch * 2,
+                  layer=layer,
+                  roi=roi,
+                  subject=subj,
+                  resolution=32,
+                  arm="native",
+                  pairs="all",
+                  rho=rho,
+                  note=np.nan,
+                )
+              )
   pd.DataFrame(rows).to_csv(wd / "results" / "rsa.csv", index=False)
   pd.DataFrame(acc).to_csv(wd / "results" / "accuracy.csv", index=False)
   pd.DataFrame(w).to_csv(wd / "results" / "weights.csv", index=False)

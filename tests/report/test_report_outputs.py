@@ -1,9 +1,10 @@
 """The report's tables have their documented columns, every figure exists as PNG and PDF, and every number that
 summary.md prints equals the CSV row it cites."""
+
 import json
 import math
-import shutil
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -14,30 +15,117 @@ from leut import report
 from leut.report import families
 
 TABLE_COLUMNS = {
-    "alignment": ["rule", "roi", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
-    "alignment_all_layers": ["rule", "roi", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
-    "alignment_mean_rdm": ["rule", "roi", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
-    "alignment_change": ["rule", "roi", "layer", "epoch", "delta", "sd", "ci_lo", "ci_hi", "n"],
-    "first_epoch_drop": ["rule", "roi", "layer", "epoch_a", "epoch_b", "rho_e0", "rho_e1", "delta", "ci_lo", "ci_hi",
-                         "n", "drop_pct"],
-    "rule_comparison": ["rule", "roi", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n", "mean_diff", "d", "p",
-                        "p_fdr", "p_floor", "floored"],
-    "best_layer": ["rule", "roi", "best_layer", "epoch", "mean", "ci_lo", "ci_hi", "n", "next_best_mean",
-                   "biased_upward", "cv_layer", "cv_mean", "cv_ci_lo", "cv_ci_hi", "cv_n"],
-    "stimulus_differences": ["contrast", "rule_a", "epoch_a", "rule_b", "epoch_b", "roi", "layer", "resolution", "arm",
-                             "pairs", "n_boot", "rho_a", "rho_b", "diff", "ci_lo", "ci_hi", "p", "p_fdr"],
-    "accuracy_summary": ["rule", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
-    "weights_summary": ["rule", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
-    "ground_truth": ["check", "statement", "expected", "observed", "rule", "roi", "layer", "epoch", "mean", "p",
-                     "p_floor", "floored", "passed"],
+  "alignment": ["rule", "roi", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
+  "alignment_all_layers": ["rule", "roi", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
+  "alignment_mean_rdm": ["rule", "roi", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
+  "alignment_change": ["rule", "roi", "layer", "epoch", "delta", "sd", "ci_lo", "ci_hi", "n"],
+  "first_epoch_drop": [
+    "rule",
+    "roi",
+    "layer",
+    "epoch_a",
+    "epoch_b",
+    "rho_e0",
+    "rho_e1",
+    "delta",
+    "ci_lo",
+    "ci_hi",
+    "n",
+    "drop_pct",
+  ],
+  "rule_comparison": [
+    "rule",
+    "roi",
+    "layer",
+    "epoch",
+    "mean",
+    "sd",
+    "ci_lo",
+    "ci_hi",
+    "n",
+    "mean_diff",
+    "d",
+    "p",
+    "p_fdr",
+    "p_floor",
+    "floored",
+  ],
+  "best_layer": [
+    "rule",
+    "roi",
+    "best_layer",
+    "epoch",
+    "mean",
+    "ci_lo",
+    "ci_hi",
+    "n",
+    "next_best_mean",
+    "biased_upward",
+    "cv_layer",
+    "cv_mean",
+    "cv_ci_lo",
+    "cv_ci_hi",
+    "cv_n",
+  ],
+  "stimulus_differences": [
+    "contrast",
+    "rule_a",
+    "epoch_a",
+    "rule_b",
+    "epoch_b",
+    "roi",
+    "layer",
+    "resolution",
+    "arm",
+    "pairs",
+    "n_boot",
+    "rho_a",
+    "rho_b",
+    "diff",
+    "ci_lo",
+    "ci_hi",
+    "p",
+    "p_fdr",
+  ],
+  "accuracy_summary": ["rule", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
+  "weights_summary": ["rule", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
+  "ground_truth": [
+    "check",
+    "statement",
+    "expected",
+    "observed",
+    "rule",
+    "roi",
+    "layer",
+    "epoch",
+    "mean",
+    "p",
+    "p_floor",
+    "floored",
+    "passed",
+  ],
 }
-TEST_COLUMNS = ["family", "rule_a", "rule_b", "roi", "layer", "epoch_a", "epoch_b", "n_seeds", "mean_diff", "d", "p",
-                "p_fdr", "p_floor", "floored"]
-RICH_ONLY = {"resolution_sweep": ["rule", "roi", "layer", "epoch", "resolution", "arm", "mean", "ci_lo", "ci_hi", "n"],
-             "stimulus_ci": ["rule", "epoch", "layer", "roi", "resolution", "arm", "pairs", "n_boot", "rho", "ci_lo",
-                             "ci_hi"],
-             "partial_summary": ["rule", "roi", "layer", "epoch", "control", "rho", "rho_partial", "delta", "ci_lo",
-                                 "ci_hi", "n"]}
+TEST_COLUMNS = [
+  "family",
+  "rule_a",
+  "rule_b",
+  "roi",
+  "layer",
+  "epoch_a",
+  "epoch_b",
+  "n_seeds",
+  "mean_diff",
+  "d",
+  "p",
+  "p_fdr",
+  "p_floor",
+  "floored",
+]
+RICH_ONLY = {
+  "resolution_sweep": ["rule", "roi", "layer", "epoch", "resolution", "arm", "mean", "ci_lo", "ci_hi", "n"],
+  "stimulus_ci": ["rule", "epoch", "layer", "roi", "resolution", "arm", "pairs", "n_boot", "rho", "ci_lo", "ci_hi"],
+  "partial_summary": ["rule", "roi", "layer", "epoch", "control", "rho", "rho_partial", "delta", "ci_lo", "ci_hi", "n"],
+}
 FIGURES = ["alignment", "alignment_change", "first_epoch_drop", "best_layer", "accuracy", "weights"]
 
 
@@ -112,8 +200,21 @@ def test_summary_reports_the_paired_bootstrap_differences(which, tiny_workdir, r
 
 # ---- summary.md ↔ CSV -------------------------------------------------------------------------------------------
 
-KEYS = ("check", "rule", "rule_a", "rule_b", "roi", "layer", "epoch", "epoch_a", "epoch_b", "control", "arm",
-        "resolution", "pairs")
+KEYS = (
+  "check",
+  "rule",
+  "rule_a",
+  "rule_b",
+  "roi",
+  "layer",
+  "epoch",
+  "epoch_a",
+  "epoch_b",
+  "control",
+  "arm",
+  "resolution",
+  "pairs",
+)
 
 
 def parse_tables(text):
@@ -129,7 +230,7 @@ def parse_tables(text):
       j += 1
     header = [c.strip() for c in lines[j].strip("|").split("|")]
     rows = []
-    for row in lines[j + 2:]:
+    for row in lines[j + 2 :]:
       if not row.startswith("|"):
         break
       rows.append([c.strip() for c in row.strip().strip("|").split("|")])
@@ -141,7 +242,7 @@ def _tol(cell):
   if "e" in cell.lower() and not cell.lower().endswith("inf"):
     return abs(float(cell)) * 5e-3
   dec = len(cell.split(".")[1]) if "." in cell else 0
-  return 0.5 * 10 ** -dec + 1e-12
+  return 0.5 * 10**-dec + 1e-12
 
 
 def _same(cell, value):
@@ -173,7 +274,8 @@ def check_summary_against_csvs(wd):
             sel &= col.isna().to_numpy()
           else:
             sel &= (col.astype(str) == cells[k]).to_numpy() | (
-                pd.to_numeric(col, errors="coerce") == pd.to_numeric(cells[k], errors="coerce")).to_numpy()
+              pd.to_numeric(col, errors="coerce") == pd.to_numeric(cells[k], errors="coerce")
+            ).to_numpy()
       match = df[sel]
       assert len(match) == 1, (name, cells, len(match))
       rec = match.iloc[0]
@@ -224,8 +326,15 @@ def test_headline_bullets_repeat_their_test_rows(rich_workdir):
 
 def test_summary_alignment_cell_matches_an_independent_reduction(tiny_workdir):
   rsa = pd.read_csv(tiny_workdir / "results" / "rsa.csv")
-  rows = rsa[(rsa.rule == "backprop") & (rsa.epoch == 2) & (rsa.layer == "conv1") & (rsa.roi == "V1")
-             & (rsa.pairs == "all") & (rsa.subject != "mean") & (rsa.arm == "native")]
+  rows = rsa[
+    (rsa.rule == "backprop")
+    & (rsa.epoch == 2)
+    & (rsa.layer == "conv1")
+    & (rsa.roi == "V1")
+    & (rsa.pairs == "all")
+    & (rsa.subject != "mean")
+    & (rsa.arm == "native")
+  ]
   per_seed = rows.groupby("seed").rho.mean()
   assert f"{per_seed.mean():.3f} ± {per_seed.std():.3f} (n=5)" in (tiny_workdir / "summary.md").read_text()
 

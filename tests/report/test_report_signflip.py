@@ -1,4 +1,5 @@
 """Sign-flip tables against an independent NumPy enumeration; attainable floors; FDR; honest claims in summary.md."""
+
 import itertools
 import json
 
@@ -30,8 +31,12 @@ def per_seed(wd):
   """Independent reduction of rsa.csv: headline condition, mean over subjects per (rule, epoch, layer, roi, seed)."""
   cfg = json.loads((wd / "config.json").read_text())
   rsa = pd.read_csv(wd / "results" / "rsa.csv")
-  rsa = rsa[(rsa.resolution == cfg["eval"]["resolutions"][0]) & (rsa.arm == "native") & (rsa.pairs == "all")
-            & (rsa.subject != "mean")]
+  rsa = rsa[
+    (rsa.resolution == cfg["eval"]["resolutions"][0])
+    & (rsa.arm == "native")
+    & (rsa.pairs == "all")
+    & (rsa.subject != "mean")
+  ]
   return rsa.groupby(["rule", "epoch", "layer", "roi", "seed"]).rho.mean()
 
 
@@ -94,7 +99,7 @@ def test_32_seeds_use_monte_carlo_and_report_its_floor():
   assert r.method[0] == "monte_carlo"
   assert r.p_floor[0] == pytest.approx(1 / 2001) and r.p[0] == pytest.approx(1 / 2001) and r.floored[0]
   assert inference.p_floor(32, "greater", n_mc=100_000) == pytest.approx(1 / 100_001)
-  assert inference.p_floor(20, "greater") == 2.0 ** -20
+  assert inference.p_floor(20, "greater") == 2.0**-20
 
 
 def test_summary_says_when_p_is_floored_by_the_seed_count(tiny_workdir, rich_workdir):

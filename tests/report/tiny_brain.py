@@ -1,4 +1,5 @@
 """A stand-in for `things_fmri.BrainData` with only what the statistics read, and a float64 correlation RDM."""
+
 from typing import NamedTuple
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Random symmetric RDM-like matrices for the RSA tests."""
+
 import numpy as np
 
 

@@ -1,6 +1,7 @@
 """Every registered rule honours the `LearningRule` contract: finite, param-shaped directions that are the same
 under jit and eager, a seed-vmap that equals separate calls, a working protocol optimiser and a batch-independent
 evaluation readout."""
+
 from pathlib import Path
 
 import jax
@@ -33,8 +34,16 @@ def _close(a, b, rtol=1e-4, atol=1e-6):
 
 
 def test_registry_lists_every_rule_module():
-  expected = {"backprop", "untrained", "feedback_alignment", "direct_feedback_alignment", "predictive_coding",
-              "predictive_coding_published", "stdp", "stdp_published"}
+  expected = {
+    "backprop",
+    "untrained",
+    "feedback_alignment",
+    "direct_feedback_alignment",
+    "predictive_coding",
+    "predictive_coding_published",
+    "stdp",
+    "stdp_published",
+  }
   assert expected <= set(rules.available())
   assert "_local" not in rules.available()
 
@@ -48,8 +57,9 @@ def test_update_contract_jit_eager_vmap_and_optimizer(name):
 
   # finite and shaped like params; BN state keeps its structure; metrics are scalars.
   assert jax.tree.structure(out.grads) == jax.tree.structure(params)
-  jax.tree.map(lambda g, p: (g.shape == p.shape) or pytest.fail(f"{name}: grad shape {g.shape} != {p.shape}"),
-               out.grads, params)
+  jax.tree.map(
+    lambda g, p: (g.shape == p.shape) or pytest.fail(f"{name}: grad shape {g.shape} != {p.shape}"), out.grads, params
+  )
   assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(out.grads))
   assert jax.tree.structure(out.model_state) == jax.tree.structure(model_state)
   assert {"loss", "accuracy"} <= set(out.metrics) and all(jnp.shape(v) == () for v in out.metrics.values())
@@ -65,7 +75,8 @@ def test_update_contract_jit_eager_vmap_and_optimizer(name):
   keys = jnp.stack([jax.random.key_data(jax.random.key(10 + s)) for s in range(3)])
   stack = lambda i: jax.tree.map(lambda *xs: jnp.stack(xs), *[s[i] for s in singles])  # noqa: E731
   vmapped = jax.jit(jax.vmap(lambda p, m, r, k: rule.update(p, m, r, batch, jax.random.wrap_key_data(k))))(
-      stack(2), stack(3), stack(4), keys)
+    stack(2), stack(3), stack(4), keys
+  )
   for s, (_, _, p, m, r) in enumerate(singles):
     one = jitted(p, m, r, batch, jax.random.wrap_key_data(keys[s]))
     _close(jax.tree.map(lambda x: x[s], vmapped.grads), one.grads)
@@ -102,6 +113,7 @@ RECORDED = Path(__file__).parents[1] / "fixtures" / "rule_steps.npz"
 def test_rule_step_matches_the_recorded_fixture(name):
   """What each rule computes on a fixed batch equals `tests/fixtures/rule_steps.npz` (recorded before refactors)."""
   from tests.fixtures.record_rule_steps import one_step
+
   with np.load(RECORDED) as recorded:
     expected = {k.split("/", 1)[1]: recorded[k] for k in recorded.files if k.split("/", 1)[0] == name}
   assert expected, f"no recorded step for {name!r}: re-record with tests/fixtures/record_rule_steps.py"

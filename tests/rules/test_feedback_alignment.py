@@ -1,4 +1,5 @@
 """Feedback alignment and direct feedback alignment against backprop and against hand-derived updates."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -59,8 +60,14 @@ def test_fa_with_random_feedback_is_exact_above_and_approximate_below():
 
 def _linear_problem(n=5, i=4, h=3, k=2):
   ks = jax.random.split(jax.random.key(0), 6)
-  return (jax.random.normal(ks[0], (n, i)), jax.random.normal(ks[1], (n, k)), jax.random.normal(ks[2], (i, h)),
-          jax.random.normal(ks[3], (h, k)), jax.random.normal(ks[4], (h, k)), jax.random.normal(ks[5], (k, h)))
+  return (
+    jax.random.normal(ks[0], (n, i)),
+    jax.random.normal(ks[1], (n, k)),
+    jax.random.normal(ks[2], (i, h)),
+    jax.random.normal(ks[3], (h, k)),
+    jax.random.normal(ks[4], (h, k)),
+    jax.random.normal(ks[5], (k, h)),
+  )
 
 
 def test_fa_two_layer_linear_network_matches_hand_derivation():
@@ -74,7 +81,7 @@ def test_fa_two_layer_linear_network_matches_hand_derivation():
   g1, g2 = jax.grad(loss, argnums=(0, 1))(w1, w2)
   h = x @ w1
   e = (h @ w2 - t) / n
-  np.testing.assert_allclose(g2, h.T @ e, rtol=1e-5, atol=1e-6)          # top layer: true gradient
+  np.testing.assert_allclose(g2, h.T @ e, rtol=1e-5, atol=1e-6)  # top layer: true gradient
   np.testing.assert_allclose(g1, x.T @ (e @ b2.T), rtol=1e-5, atol=1e-6)  # hidden: error through B2, not W2
   assert not np.allclose(g1, x.T @ (e @ w2.T), rtol=1e-2)
 
@@ -112,8 +119,9 @@ def test_dfa_rule_is_exact_at_the_top_and_local_below():
   rule = dfa_mod.direct_feedback_alignment()
   state = rule.init(jax.random.key(4), params)
   got = rule.update(params, model_state, state, batch, jax.random.key(3)).grads
-  want = backprop.backprop(dropout_rate=0.0).update(params, model_state, base.EmptyState(), batch,
-                                                   jax.random.key(3)).grads
+  want = (
+    backprop.backprop(dropout_rate=0.0).update(params, model_state, base.EmptyState(), batch, jax.random.key(3)).grads
+  )
   _close(got["fc2"], want["fc2"])
   # conv3: the projected output error pulled back through conv3's own block only (BN, ReLU, pool).
   logits, acts, _ = cnn.apply(params, model_state, batch.images, train=True)

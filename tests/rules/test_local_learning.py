@@ -5,6 +5,7 @@ Threshold: relative displacement ‖W_30 − W_0‖/‖W_0‖ > 3e-3 for every c
 PC moved conv1 by 2.1% over 2,480 steps, the published STDP by < 1e-3 cumulatively, PROTOCOL §2.5–2.6), and
 filter norms within 10% of their initial values (both rules bound them: STDP explicitly, PC through its energy).
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np

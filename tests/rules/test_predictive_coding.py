@@ -1,5 +1,6 @@
 """Predictive coding: inference descends the energy, the local updates are −∂F/∂θ as convolutional correlations,
 and in the small-error limit the PC weight update is the backprop gradient (Whittington & Bogacz 2017)."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -91,5 +92,6 @@ def test_small_error_pc_update_aligns_with_backprop_gradient():
   for g_pc, g_bp in zip(pc_grads, bp_grads):
     cos = float(jnp.sum(g_pc * g_bp) / (jnp.linalg.norm(g_pc) * jnp.linalg.norm(g_bp)))
     assert cos > 0.99, cos
-    np.testing.assert_allclose(float(jnp.linalg.norm(g_pc)) / (beta * precision), float(jnp.linalg.norm(g_bp)),
-                               rtol=0.05)
+    np.testing.assert_allclose(
+      float(jnp.linalg.norm(g_pc)) / (beta * precision), float(jnp.linalg.norm(g_bp)), rtol=0.05
+    )

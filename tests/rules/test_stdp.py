@@ -1,5 +1,6 @@
 """STDP against its closed form: one pre/post pair gives ±A±·exp(−|Δt|/τ±); the correlation equals the
 all-to-all pair sum; the published variant's sign inversion is visible; the bound keeps filter norms."""
+
 import itertools
 
 import jax
@@ -24,7 +25,7 @@ def test_single_pair_gives_the_closed_form(t_pre, t_post):
   dw = stdp.stdp_correlation(_train(t_pre), _train(t_post), WINDOW, patches=False)
   dt = t_post - t_pre
   if dt > 0:
-    want = WINDOW.a_plus * np.exp(-dt / WINDOW.tau_plus)   # pre before post: potentiation
+    want = WINDOW.a_plus * np.exp(-dt / WINDOW.tau_plus)  # pre before post: potentiation
   elif dt < 0:
     want = -WINDOW.a_minus * np.exp(dt / WINDOW.tau_minus)  # post before pre: depression
   else:
@@ -44,7 +45,7 @@ def _closed_form_pair(dt):
 @pytest.mark.parametrize("n_images", [2, 20])  # 7 x 20 = 140 (time, image) entries: 4 chunks of 35
 def test_correlation_equals_the_all_to_all_pair_sum_over_patches(n_images):
   k1, k2 = jax.random.split(jax.random.key(0))
-  pre = jax.random.bernoulli(k1, 0.3, (7, n_images, 4, 4, 2)).astype(jnp.float32)   # T x N x H x W x C
+  pre = jax.random.bernoulli(k1, 0.3, (7, n_images, 4, 4, 2)).astype(jnp.float32)  # T x N x H x W x C
   post = jax.random.bernoulli(k2, 0.3, (7, n_images, 4, 4, 3)).astype(jnp.float32)  # T x N x H x W x O
   got = stdp.stdp_correlation(pre, post, WINDOW)
   cols = np.asarray(jax.vmap(layers.patches3x3)(pre), np.float64)  # T x N x H x W x 9C
@@ -59,9 +60,10 @@ def test_correlation_equals_the_all_to_all_pair_sum_over_patches(n_images):
 
 def test_published_rule_depresses_when_pre_precedes_post():
   dt = jnp.array([1.0, 5.0, 10.0])
-  np.testing.assert_allclose(stdp_published.published_kernel(dt), 0.003 * (np.exp(-np.asarray(dt) / 20.0) - 1.0),
-                             rtol=1e-5)
-  assert np.all(np.asarray(stdp_published.published_kernel(dt)) < 0)   # pre first → depression (inverted)
+  np.testing.assert_allclose(
+    stdp_published.published_kernel(dt), 0.003 * (np.exp(-np.asarray(dt) / 20.0) - 1.0), rtol=1e-5
+  )
+  assert np.all(np.asarray(stdp_published.published_kernel(dt)) < 0)  # pre first → depression (inverted)
   assert np.all(np.asarray(stdp_published.published_kernel(-dt)) > 0)  # post first → potentiation
   assert float(stdp_published.published_kernel(0.0)) == 0.0
   # whereas the textbook rule potentiates for the same ordering

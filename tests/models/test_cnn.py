@@ -1,4 +1,5 @@
 """The protocol CNN: evaluation features are per-stimulus (batch-independent), layers match PyTorch semantics."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,6 +70,7 @@ def test_conv3x3_vjp_per_seed_equals_float64_autodiff_of_im2col(shared_input, ba
     def one(x_, k_, g_):
       y, pullback = jax.vjp(conv, x_, k_)
       return (y,) + pullback(g_)
+
     args = [jnp.asarray(a, dtype) for a in (x, k, g)]
     return jax.jit(jax.vmap(one, in_axes=in_axes))(*args)
 
@@ -78,8 +80,7 @@ def test_conv3x3_vjp_per_seed_equals_float64_autodiff_of_im2col(shared_input, ba
   got = value_and_vjp(layers.conv3x3, jnp.float32)
   for a, b in zip(got, want):
     np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
-  jaxpr = str(jax.make_jaxpr(jax.vmap(layers.conv3x3, in_axes=in_axes[:2]))(x.astype(np.float32),
-                                                                        k.astype(np.float32)))
+  jaxpr = str(jax.make_jaxpr(jax.vmap(layers.conv3x3, in_axes=in_axes[:2]))(x.astype(np.float32), k.astype(np.float32)))
   if backend == "cpu":
     assert jaxpr.count("conv_general_dilated") == 3 and "feature_group_count=3" not in jaxpr  # one conv per seed
   else:
@@ -90,8 +91,13 @@ def test_batch_norm_train_matches_pytorch_formulas():
   rng = np.random.default_rng(1)
   x = rng.normal(2.0, 3.0, size=(4, 5, 5, 3))
   mean0, var0 = rng.normal(size=3), 1 + rng.uniform(size=3)
-  y, (m, v) = layers.batch_norm_train(jnp.asarray(x, jnp.float32), jnp.ones(3), jnp.zeros(3),
-                                      jnp.asarray(mean0, jnp.float32), jnp.asarray(var0, jnp.float32))
+  y, (m, v) = layers.batch_norm_train(
+    jnp.asarray(x, jnp.float32),
+    jnp.ones(3),
+    jnp.zeros(3),
+    jnp.asarray(mean0, jnp.float32),
+    jnp.asarray(var0, jnp.float32),
+  )
   flat = x.reshape(-1, 3)
   np.testing.assert_allclose(y, (x - flat.mean(0)) / np.sqrt(flat.var(0) + 1e-5), rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(m, 0.9 * mean0 + 0.1 * flat.mean(0), rtol=1e-5)
@@ -119,8 +125,9 @@ def test_same_key_gives_identical_weights():
 
 def _block_reference(x, kernel, scale, bias):
   """MaxPool2(ReLU(BN_batch(conv(x)))) from the unfused layers, with `lax.conv_general_dilated` at full precision."""
-  z = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                   precision=jax.lax.Precision.HIGHEST)
+  z = jax.lax.conv_general_dilated(
+    x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST
+  )
   c = z.shape[-1]
   y, _ = layers.batch_norm_train(z, scale, bias, jnp.zeros((c,), z.dtype), jnp.ones((c,), z.dtype))
   return layers.max_pool2(jax.nn.relu(y)), z.mean(axis=(0, 1, 2)), z.var(axis=(0, 1, 2))
@@ -153,8 +160,9 @@ def test_fused_block_matches_float64_reference_values_and_gradients(side, c_in, 
   got = jax.jit(fused)(x, kernel, scale, bias)
   got_grads = jax.jit(jax.grad(loss(fused), argnums=(0, 1, 2, 3)))(x, kernel, scale, bias)
   single = layers.conv_bn_relu_pool(x[1], kernel[1], scale[1], bias[1])
-  single_grads = jax.grad(lambda *a: jnp.sum(layers.conv_bn_relu_pool(*a)[0] * weight[1]),
-                          argnums=(0, 1, 2, 3))(x[1], kernel[1], scale[1], bias[1])
+  single_grads = jax.grad(lambda *a: jnp.sum(layers.conv_bn_relu_pool(*a)[0] * weight[1]), argnums=(0, 1, 2, 3))(
+    x[1], kernel[1], scale[1], bias[1]
+  )
   with jax.enable_x64(True):
     args64 = [jnp.asarray(np.asarray(a), jnp.float64) for a in (x, kernel, scale, bias, weight)]
     weight = args64[-1]
@@ -198,12 +206,16 @@ def test_training_blocks_take_the_fused_path_with_unchanged_values_state_and_gra
     def f(p, s, x):
       logits, _, new_state = cnn.apply(p, s, x, train=True, conv=conv)
       return jnp.sum(jnp.sin(logits)), (logits, new_state)
+
     return jax.jit(jax.vmap(jax.grad(f, has_aux=True)))
 
   (g_fused, (l_fused, s_fused)) = loss(cnn.default_conv)(params, state, x)
   (g_ref, (l_ref, s_ref)) = loss(unfused)(params, state, x)
-  jaxpr = str(jax.make_jaxpr(lambda p: cnn.apply(p, jax.tree.map(lambda v: v[0], state), x[0], train=True))(
-      jax.tree.map(lambda v: v[0], params)))
+  jaxpr = str(
+    jax.make_jaxpr(lambda p: cnn.apply(p, jax.tree.map(lambda v: v[0], state), x[0], train=True))(
+      jax.tree.map(lambda v: v[0], params)
+    )
+  )
   assert "custom_vjp_call" in jaxpr  # the fused block is in the training forward
   assert _rel_err(l_fused, l_ref) < 1e-5
   for a, b in zip(jax.tree.leaves((s_fused, g_fused)), jax.tree.leaves((s_ref, g_ref))):
@@ -235,6 +247,7 @@ def test_network_compiler_options_leave_convolutions_to_xla_and_values_unchanged
   """`network_jit` (the trainer's and feature extractor's jit): same values and gradients as plain `jax.jit`, and,
   where this XLA has the option, no convolution handed to the YNNPACK library."""
   from leut.xla_cpu import network_jit, network_library_fusion
+
   options = network_library_fusion()
   assert options in ({}, {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"})
   params, state = _trained_looking_state(jax.random.PRNGKey(4))

@@ -1,7 +1,8 @@
 """compare() against scipy spearmanr/pearsonr and float64 NumPy tau-a / rho-a; aggregation schemes."""
+
+import jax
 import numpy as np
 import pytest
-import jax
 from scipy import stats
 
 import leut.rsa as rsa
@@ -20,7 +21,7 @@ def _tau_a_loop(x, y):
 def _rho_a(x, y):
   rx, ry = stats.rankdata(x), stats.rankdata(y)
   n = len(x)
-  return 1 - 6 * np.sum((rx - ry) ** 2) / (n ** 3 - n)
+  return 1 - 6 * np.sum((rx - ry) ** 2) / (n**3 - n)
 
 
 def test_spearman_pearson_with_ties_broadcast():
@@ -63,8 +64,12 @@ def test_pair_mask_equals_subsetting(method):
   got = float(rsa.compare(a, b, method, pair_mask=mask))
   ref = float(rsa.compare(a[iu][keep], b[iu][keep], method))
   x, y = a[iu][keep].astype(float), b[iu][keep].astype(float)
-  exact = {"spearman": stats.spearmanr(x, y)[0], "pearson": stats.pearsonr(x, y)[0], "rho_a": _rho_a(x, y),
-           "kendall_tau_a": _tau_a_loop(x, y)}[method]
+  exact = {
+    "spearman": stats.spearmanr(x, y)[0],
+    "pearson": stats.pearsonr(x, y)[0],
+    "rho_a": _rho_a(x, y),
+    "kendall_tau_a": _tau_a_loop(x, y),
+  }[method]
   assert got == pytest.approx(ref, abs=1e-6)
   assert got == pytest.approx(exact, abs=2e-6)
 

@@ -1,15 +1,15 @@
 """Volumetric (NIfTI) betas through nilearn give the same RDMs as the table format."""
+
 from __future__ import annotations
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from fmri_release import tiny_subject, write_subject
 
 from leut.data import DataFormatError, load_brain_rdms
 from leut.data.nifti_betas import load_nifti_brain_rdms
-
-from fmri_release import tiny_subject, write_subject
 
 GRID = (6, 6, 5)
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
@@ -23,8 +23,9 @@ def _write_nifti_subject(root, sub, betas_VxT, vox, stim):
     stem = f"{sub}_ses-things{ses:02d}_run-{run:02d}"
     # two catch trials per run, as in the volumetric release; the loader must drop them
     vol = np.concatenate([betas_VxT[:, rows], rng.normal(50, 9, (betas_VxT.shape[0], 2))], axis=1)
-    nib.save(nib.Nifti1Image(vol.reshape(*GRID, len(rows) + 2).astype(np.float32), AFFINE),
-             folder / f"{stem}_betas.nii.gz")
+    nib.save(
+      nib.Nifti1Image(vol.reshape(*GRID, len(rows) + 2).astype(np.float32), AFFINE), folder / f"{stem}_betas.nii.gz"
+    )
     cond = stim.loc[rows, ["stimulus"]].rename(columns={"stimulus": "image_filename"})
     cond = pd.concat([cond, pd.DataFrame({"image_filename": ["catch_01.jpg", "catch_02.jpg"]})])
     cond.to_csv(folder / f"{stem}_conditions.tsv", sep="\t", index=False)
@@ -52,10 +53,8 @@ def both_formats(tmp_path):
 @pytest.mark.parametrize("zscore,stimuli", [("all", "per_concept"), ("run", "per_concept"), ("all", "test")])
 def test_nifti_equals_table_format(both_formats, zscore, stimuli):
   root, masks = both_formats
-  vol = load_nifti_brain_rdms(root / "vol", masks, subjects=(1, 2), zscore=zscore, stimuli=stimuli,
-                              progress=False)
-  tab = load_brain_rdms(root / "table", rois=("V1", "V4", "LOC", "IT"), zscore=zscore, stimuli=stimuli,
-                        progress=False)
+  vol = load_nifti_brain_rdms(root / "vol", masks, subjects=(1, 2), zscore=zscore, stimuli=stimuli, progress=False)
+  tab = load_brain_rdms(root / "table", rois=("V1", "V4", "LOC", "IT"), zscore=zscore, stimuli=stimuli, progress=False)
   assert vol.stimuli == tab.stimuli and vol.rois == tab.rois and vol.subjects == tab.subjects
   np.testing.assert_allclose(vol.rdms_RxJxSxS, tab.rdms_RxJxSxS, atol=1e-5)
   np.testing.assert_array_equal(vol.runs_JxS, tab.runs_JxS)

@@ -1,7 +1,8 @@
 """Paired stimulus-label permutation test against a float64 NumPy loop over the same permutations."""
+
+import jax
 import numpy as np
 import pytest
-import jax
 from scipy import stats
 
 import leut.rsa as rsa

@@ -1,4 +1,5 @@
 """The synthetic releases: real on-disk layouts, idempotent defaults and known brain structure."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,18 @@ from leut.data.procedural import CLASS_NAMES
 from leut.data.simulated_brain import correlation_rdm, gabor_energy
 from leut.data.things_images import raw_images_01
 
-SMALL = dict(n_concepts=60, images_per_concept=3, n_test_images=10, test_reps=4, image_px=64,
-             n_subjects=3, voxels_per_roi=100, n_sessions=2, runs_per_session=5, seed=0)
+SMALL = dict(
+  n_concepts=60,
+  images_per_concept=3,
+  n_test_images=10,
+  test_reps=4,
+  image_px=64,
+  n_subjects=3,
+  voxels_per_roi=100,
+  n_sessions=2,
+  runs_per_session=5,
+  seed=0,
+)
 
 
 @pytest.fixture(scope="module")

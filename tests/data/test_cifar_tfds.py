@@ -1,4 +1,5 @@
 """TFDS cifar10 via ``tfds.data_source`` without TensorFlow: a real array_record folder round trip."""
+
 from __future__ import annotations
 
 import numpy as np

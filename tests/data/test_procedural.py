@@ -1,4 +1,5 @@
 """The procedural image world: resolution-independent scenes, distinct classes, speed."""
+
 from __future__ import annotations
 
 import time

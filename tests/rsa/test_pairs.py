@@ -1,4 +1,5 @@
 """Cross-run mask and run-pair block cleaning against explicit loops."""
+
 import numpy as np
 
 import leut.rsa as rsa

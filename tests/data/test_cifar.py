@@ -1,4 +1,5 @@
 """CIFAR-10 archives: the real pickle/binary layouts, round trips and error messages."""
+
 from __future__ import annotations
 
 import pickle
@@ -34,15 +35,17 @@ def test_hand_made_py2_pickle_is_read_with_the_cifar_pixel_layout(tmp_path):
     (folder / f"data_batch_{i}").write_bytes(py2_pickle_of_batch(data, [i, 0, 9, 3]))
   (folder / "test_batch").write_bytes(py2_pickle_of_batch(data[:2], [7, 1]))
   (folder / "batches.meta").write_bytes(
-      b"\x80\x02}q\x01(U\x0blabel_namesq\x02]q\x03(" +
-      b"".join(b"U" + bytes([len(c)]) + c for c in [b"c%d" % k for k in range(10)]) + b"eu.")
+    b"\x80\x02}q\x01(U\x0blabel_namesq\x02]q\x03("
+    + b"".join(b"U" + bytes([len(c)]) + c for c in [b"c%d" % k for k in range(10)])
+    + b"eu."
+  )
   got = load_cifar10(tmp_path)
   assert got.class_names == tuple(f"c{k}" for k in range(10))
   assert got.train_images.shape == (20, 32, 32, 3) and got.train_images.dtype == np.uint8
   np.testing.assert_array_equal(got.train_labels[:4], [1, 0, 9, 3])
   np.testing.assert_array_equal(got.test_labels, [7, 1])
   for img, row in ((got.train_images[2], data[2]), (got.test_images[1], data[1])):
-    for (r, c, ch) in [(0, 0, 0), (0, 1, 0), (1, 0, 0), (5, 17, 1), (31, 31, 2)]:
+    for r, c, ch in [(0, 0, 0), (0, 1, 0), (1, 0, 0), (5, 17, 1), (31, 31, 2)]:
       assert img[r, c, ch] == row[ch * 1024 + r * 32 + c]  # R, G, B planes, row-major
 
 
@@ -71,11 +74,9 @@ def test_round_trip_python_and_binary_formats_agree(synthetic):
   assert a.class_names[0] == "disc" and len(a.class_names) == 10
   assert np.bincount(a.train_labels, minlength=10).tolist() == [6] * 10
   # the file holds exactly what the loader returns, in the official row layout
-  raw = pickle.loads((synthetic / "py" / "cifar-10-batches-py" / "data_batch_2").read_bytes(),
-                     encoding="bytes")
+  raw = pickle.loads((synthetic / "py" / "cifar-10-batches-py" / "data_batch_2").read_bytes(), encoding="bytes")
   assert raw[b"batch_label"] == b"training batch 2 of 5" and len(raw[b"filenames"]) == 12
-  np.testing.assert_array_equal(raw[b"data"].reshape(12, 3, 32, 32).transpose(0, 2, 3, 1),
-                                a.train_images[12:24])
+  np.testing.assert_array_equal(raw[b"data"].reshape(12, 3, 32, 32).transpose(0, 2, 3, 1), a.train_images[12:24])
   np.testing.assert_array_equal(raw[b"labels"], a.train_labels[12:24])
 
 

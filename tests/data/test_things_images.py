@@ -1,4 +1,5 @@
 """Stimulus preprocessing against a direct PIL reference, and image lookup."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,11 @@ from leut.data.things_images import concept_of, find_image
 @pytest.fixture
 def images_dir(tmp_path):
   rng = np.random.default_rng(0)
-  for concept, name, (w, h) in (("dog", "dog_12s.jpg", (300, 200)), ("ice_cream", "ice_cream_01b.jpg", (150, 251)),
-                                ("cat", "cat_03s.jpg", (64, 64))):
+  for concept, name, (w, h) in (
+    ("dog", "dog_12s.jpg", (300, 200)),
+    ("ice_cream", "ice_cream_01b.jpg", (150, 251)),
+    ("cat", "cat_03s.jpg", (64, 64)),
+  ):
     (tmp_path / "object_images" / concept).mkdir(parents=True)
     arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     Image.fromarray(arr).convert("L" if concept == "cat" else "RGB").save(tmp_path / "object_images" / concept / name)

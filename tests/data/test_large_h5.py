@@ -4,6 +4,7 @@ Peak memory is measured in a fresh subprocess by sampling the resident set size
 (/proc/self/statm) every millisecond, which covers HDF5's C allocations that
 tracemalloc would miss; reading the whole matrix is the positive control.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,16 +27,25 @@ def _write_large_release(folder):
   rng = np.random.default_rng(0)
   roi = np.zeros(N_VOX, int)
   roi[rng.choice(N_VOX, 300, replace=False)] = np.repeat([1, 2, 3], 100)
-  vox = pd.DataFrame({"voxel_id": np.arange(N_VOX), "V1": (roi == 1) * 1, "V2": (roi == 2) * 1,
-                      "IT": (roi == 3) * 1, "lFFA": 0})
+  vox = pd.DataFrame(
+    {"voxel_id": np.arange(N_VOX), "V1": (roi == 1) * 1, "V2": (roi == 2) * 1, "IT": (roi == 3) * 1, "lFFA": 0}
+  )
   vox.to_csv(folder / "sub-01_VoxelMetadata.csv", index=False)
-  stim = pd.DataFrame({"trial_type": "train", "session": 1, "run": np.arange(N_TRIALS) % 10 + 1,
-                       "subject_id": 1, "trial_id": np.arange(N_TRIALS),
-                       "stimulus": [f"c{t % 500:03d}_{t // 500 + 1:02d}s.jpg" for t in range(N_TRIALS)],
-                       "concept": [f"c{t % 500:03d}" for t in range(N_TRIALS)]})
+  stim = pd.DataFrame(
+    {
+      "trial_type": "train",
+      "session": 1,
+      "run": np.arange(N_TRIALS) % 10 + 1,
+      "subject_id": 1,
+      "trial_id": np.arange(N_TRIALS),
+      "stimulus": [f"c{t % 500:03d}_{t // 500 + 1:02d}s.jpg" for t in range(N_TRIALS)],
+      "concept": [f"c{t % 500:03d}" for t in range(N_TRIALS)],
+    }
+  )
   stim.to_csv(folder / "sub-01_StimulusMetadata.csv", index=False)
-  blocks = (np.random.default_rng(lo).standard_normal((BLOCK, N_TRIALS), dtype=np.float32)
-            for lo in range(0, N_VOX, BLOCK))
+  blocks = (
+    np.random.default_rng(lo).standard_normal((BLOCK, N_TRIALS), dtype=np.float32) for lo in range(0, N_VOX, BLOCK)
+  )
   write_response_h5(folder / "sub-01_ResponseData.h5", vox["voxel_id"], range(N_TRIALS), blocks)
   return vox
 
@@ -87,8 +97,10 @@ def test_loading_small_rois_reads_only_their_rows(large_release):
   out = json.loads(res.stdout.strip().splitlines()[-1])
   peak_mb, full_mb = out["roi_mb"], out["full_mb"]
   assert out["shape"] == [3, 1, 500, 500] and out["first"] == "c000_01s.jpg"
-  print(f"peak RSS increase {peak_mb:.1f} MiB loading 3 ROIs (first call {out['first_mb']:.1f}), "
-        f"{full_mb:.0f} MiB reading all of a {file_mb:.0f} MiB file")
+  print(
+    f"peak RSS increase {peak_mb:.1f} MiB loading 3 ROIs (first call {out['first_mb']:.1f}), "
+    f"{full_mb:.0f} MiB reading all of a {file_mb:.0f} MiB file"
+  )
   assert full_mb > 0.8 * file_mb  # the measurement does see a full read
   assert peak_mb < 0.1 * file_mb, (peak_mb, file_mb)  # ~300 rows x 2,000 trials, not 400 MB
   # the one value checked against a direct float64 computation on the V1 rows

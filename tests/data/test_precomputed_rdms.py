@@ -1,4 +1,5 @@
 """Precomputed RDM layout: round trip through the writer, the CLI, and errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,13 +13,39 @@ from leut.data.precomputed_rdms import load_precomputed_rdms, write_precomputed_
 def test_cli_writes_the_published_layout_and_it_round_trips(tiny_release, tmp_path, capsys):
   root, _ = tiny_release
   out = tmp_path / "out"
-  assert brain_rdms_main(["--things-fmri", str(root), "--out", str(out), "--rois", "V1", "LOC",
-                          "--stimuli", "5", "--zscore", "run", "--no-progress"]) == 0
+  assert (
+    brain_rdms_main(
+      [
+        "--things-fmri",
+        str(root),
+        "--out",
+        str(out),
+        "--rois",
+        "V1",
+        "LOC",
+        "--stimuli",
+        "5",
+        "--zscore",
+        "run",
+        "--no-progress",
+      ]
+    )
+    == 0
+  )
   assert "2 ROIs x 2 subjects of 5x5" in capsys.readouterr().out
   assert sorted(p.name for p in out.glob("fmri_rdm_*")) == [
-      "fmri_rdm_LOC_sub-01.npy", "fmri_rdm_LOC_sub-02.npy", "fmri_rdm_V1_sub-01.npy", "fmri_rdm_V1_sub-02.npy"]
+    "fmri_rdm_LOC_sub-01.npy",
+    "fmri_rdm_LOC_sub-02.npy",
+    "fmri_rdm_V1_sub-01.npy",
+    "fmri_rdm_V1_sub-02.npy",
+  ]
   assert (out / "stim_order_sub-01.txt").read_text().split() == [
-      "apple_01s.jpg", "bee_01s.jpg", "cat_01s.jpg", "dog_01s.jpg", "egg_01s.jpg"]
+    "apple_01s.jpg",
+    "bee_01s.jpg",
+    "cat_01s.jpg",
+    "dog_01s.jpg",
+    "egg_01s.jpg",
+  ]
   direct = load_brain_rdms(root, rois=("V1", "LOC"), zscore="run", n_stimuli=5, progress=False)
   back = load_precomputed_rdms(out, rois=["V1", "LOC"])
   assert back.stimuli == direct.stimuli and back.subjects == direct.subjects

@@ -1,4 +1,5 @@
 """Row-selective reads of the response HDF5 for contiguous and chunked/compressed storage."""
+
 from __future__ import annotations
 
 import h5py
@@ -9,8 +10,7 @@ from leut.data import DataFormatError
 from leut.data.response_h5 import read_trial_labels, read_voxel_rows, response_info, write_response_h5
 
 
-@pytest.mark.parametrize("storage", [dict(), dict(chunks=(16, 8), compression="gzip"),
-                                     dict(dtype=np.float64)])
+@pytest.mark.parametrize("storage", [dict(), dict(chunks=(16, 8), compression="gzip"), dict(dtype=np.float64)])
 def test_selected_rows_equal_numpy_indexing(tmp_path, storage):
   rng = np.random.default_rng(0)
   betas = rng.normal(size=(100, 30))

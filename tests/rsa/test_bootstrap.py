@@ -1,7 +1,8 @@
 """Stimulus bootstrap against a float64 NumPy loop over the same resample indices."""
+
+import jax
 import numpy as np
 import pytest
-import jax
 from scipy import stats
 
 import leut.rsa as rsa
@@ -85,6 +86,7 @@ def test_jittable_core_matches_host_wrapper_with_ties():
 def test_dot_only_library_fusion_leaves_scores_unchanged():
   """The XLA:CPU option used for speed must not change a single score beyond float32 rounding."""
   from leut.xla_cpu import dot_only_library_fusion
+
   options = dot_only_library_fusion()
   assert options in ({}, {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"})
   rng = np.random.default_rng(5)

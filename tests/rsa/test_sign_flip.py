@@ -1,9 +1,10 @@
 """Exact and Monte Carlo sign-flip test."""
+
 import itertools
 
+import jax
 import numpy as np
 import pytest
-import jax
 
 import leut.rsa as rsa
 

@@ -1,4 +1,5 @@
 """Seeds trained in chunks equal one big vmap; the auto chunk respects a memory budget."""
+
 import jax
 import numpy as np
 
@@ -43,7 +44,9 @@ def test_auto_chunk_fits_the_budget():
   need = {c: sharding.compiled_bytes(trainer.run_segment, trainer.abstract_state, c) for c in (1, 2, 8)}
   assert need[1] < need[2] < need[8]
   assert sharding.auto_seed_chunk(trainer.run_segment, trainer.abstract_state, 8, budget_bytes=10 * need[8]) == 8
-  small = sharding.auto_seed_chunk(trainer.run_segment, trainer.abstract_state, 8, budget_bytes=(need[2] + need[1]) // 2 + 1)
+  small = sharding.auto_seed_chunk(
+    trainer.run_segment, trainer.abstract_state, 8, budget_bytes=(need[2] + need[1]) // 2 + 1
+  )
   assert 1 <= small < 8
   assert sharding.compiled_bytes(trainer.run_segment, trainer.abstract_state, small) <= need[2]
   assert sharding.plan_seed_chunk(3, trainer.run_segment, trainer.abstract_state, 8) == 3

@@ -4,6 +4,7 @@ Each multi-device run is a subprocess (`tests/sharding_worker.py`): `XLA_FLAGS` 
 before JAX starts. Results agree to float32 rounding (a seed's arithmetic is the same, XLA's blocking of a batched
 matmul with a different number of seeds per device is not), as between a 3-seed vmap and three single-seed runs.
 """
+
 import json
 import os
 import socket
@@ -27,8 +28,13 @@ def _env(devices: int, **extra) -> dict:
 
 def _run(runs: list[tuple[Path, int]], *, devices: int = 1, **env) -> list[dict]:
   """Train each `(workdir, seeds)` in one subprocess with `devices` CPU devices; their dumps."""
-  subprocess.run([sys.executable, str(WORKER), *[f"{w}:{n}:0" for w, n in runs]], cwd=ROOT,
-                 env=_env(devices, **env), check=True, timeout=240)
+  subprocess.run(
+    [sys.executable, str(WORKER), *[f"{w}:{n}:0" for w, n in runs]],
+    cwd=ROOT,
+    env=_env(devices, **env),
+    check=True,
+    timeout=240,
+  )
   return [dict(np.load(w / "dump.npz")) for w, _ in runs]
 
 
@@ -58,10 +64,16 @@ def _free_port() -> int:
 def test_two_processes_write_one_checkpoint_equal_to_one_process_and_resume_on_one(tmp_path):
   port = _free_port()
   multi = tmp_path / "multi"
-  procs = [subprocess.Popen([sys.executable, str(WORKER), f"{multi}:4:0"], cwd=ROOT,
-                            env=_env(2, LEUT_JAX_INIT=1, LEUT_COORDINATOR=f"127.0.0.1:{port}",
-                                     LEUT_NUM_PROCESSES=2, LEUT_PROCESS_ID=i),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
+  procs = [
+    subprocess.Popen(
+      [sys.executable, str(WORKER), f"{multi}:4:0"],
+      cwd=ROOT,
+      env=_env(2, LEUT_JAX_INIT=1, LEUT_COORDINATOR=f"127.0.0.1:{port}", LEUT_NUM_PROCESSES=2, LEUT_PROCESS_ID=i),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+    )
+    for i in range(2)
+  ]
   try:
     outs = [p.communicate(timeout=240)[0].decode(errors="replace") for p in procs]
   finally:

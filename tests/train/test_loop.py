@@ -1,4 +1,5 @@
 """Training: seeds vmapped in one program equal separate runs; batches are pure functions of (key, step)."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,9 +16,10 @@ def test_vmapped_three_seeds_equal_three_single_seed_runs():
   keys = loop.seed_keys(0, 3)
   together, _ = trainer.run_segment(trainer.init_all(keys), keys, 4)
   for s in range(3):
-    alone, _ = trainer.run_segment(trainer.init_all(keys[s:s + 1]), keys[s:s + 1], 4)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a[s], b[0], rtol=2e-4, atol=2e-5),
-                 together.params, alone.params)
+    alone, _ = trainer.run_segment(trainer.init_all(keys[s : s + 1]), keys[s : s + 1], 4)
+    jax.tree.map(
+      lambda a, b: np.testing.assert_allclose(a[s], b[0], rtol=2e-4, atol=2e-5), together.params, alone.params
+    )
     assert int(together.step[s]) == 4
 
 
@@ -39,10 +41,12 @@ def test_batches_are_a_pure_function_of_key_and_step_and_cover_each_epoch():
   key = jax.random.key(1)
   seen = []
   for step in range(3):
-    b1 = batches.batch_at(data, subset, key, key, jnp.int32(step), batch_size=16, steps_per_epoch=3,
-                          augment_images=False)
-    b2 = batches.batch_at(data, subset, key, key, jnp.int32(step), batch_size=16, steps_per_epoch=3,
-                          augment_images=False)
+    b1 = batches.batch_at(
+      data, subset, key, key, jnp.int32(step), batch_size=16, steps_per_epoch=3, augment_images=False
+    )
+    b2 = batches.batch_at(
+      data, subset, key, key, jnp.int32(step), batch_size=16, steps_per_epoch=3, augment_images=False
+    )
     np.testing.assert_array_equal(b1.images, b2.images)
     seen.append(np.asarray(b1.labels))
   # one epoch visits every image of the subset once: compare label multisets with the subset's labels
@@ -55,7 +59,7 @@ def test_augment_flips_and_crops_with_zero_padding():
   for n in range(2):
     padded = np.pad(img[n], ((1, 1), (1, 1), (0, 0)))
     padded_flip = np.pad(img[n, :, ::-1], ((1, 1), (1, 1), (0, 0)))
-    windows = [p[y:y + 4, x:x + 4] for p in (padded, padded_flip) for y in range(3) for x in range(3)]
+    windows = [p[y : y + 4, x : x + 4] for p in (padded, padded_flip) for y in range(3) for x in range(3)]
     assert any(np.array_equal(out[n], w) for w in windows)
 
 
@@ -87,10 +91,17 @@ def test_segments_draw_the_batches_of_batch_at_across_epoch_boundaries():
   """The trainer shuffles each epoch once per segment; the batches must still be `batch_at`'s, step by step,
   whatever the segment lengths and wherever they start inside an epoch."""
   import optax
+
   n_images, batch_size, spe, total = 40, 4, 3, 8  # subset of 12 images: 3 steps per epoch, 8 steps span 3 epochs
   data = batches.TrainData(jnp.zeros((n_images, 32, 32, 3), jnp.uint8), jnp.arange(n_images, dtype=jnp.int32))
-  trainer = loop.make_trainer(_label_recorder(total, batch_size), optax.sgd(0.0), data, n_subset=spe * batch_size,
-                              batch_size=batch_size, model_kwargs=dict(widths=(2, 2, 2), fc_dim=4))
+  trainer = loop.make_trainer(
+    _label_recorder(total, batch_size),
+    optax.sgd(0.0),
+    data,
+    n_subset=spe * batch_size,
+    batch_size=batch_size,
+    model_kwargs=dict(widths=(2, 2, 2), fc_dim=4),
+  )
   keys = loop.seed_keys(3, 2)
   runs = {}
   for lengths in ((8,), (2, 5, 1), (1,) * 8):
@@ -100,9 +111,21 @@ def test_segments_draw_the_batches_of_batch_at_across_epoch_boundaries():
     runs[lengths] = np.asarray(state.rule_state[1])
   for s in range(2):
     subset = trainer.init_all(keys).subset[s]
-    want = [np.asarray(batches.batch_at(data, subset, jax.random.fold_in(keys[s], loop.TAG_SHUFFLE), keys[s],
-                                        jnp.int32(t), batch_size=batch_size, steps_per_epoch=spe,
-                                        augment_images=False).labels) for t in range(total)]
+    want = [
+      np.asarray(
+        batches.batch_at(
+          data,
+          subset,
+          jax.random.fold_in(keys[s], loop.TAG_SHUFFLE),
+          keys[s],
+          jnp.int32(t),
+          batch_size=batch_size,
+          steps_per_epoch=spe,
+          augment_images=False,
+        ).labels
+      )
+      for t in range(total)
+    ]
     for lengths, seen in runs.items():
       np.testing.assert_array_equal(seen[s], np.stack(want), err_msg=f"segments {lengths}, seed {s}")
-  assert not np.array_equal(runs[(8,)][0, :spe], runs[(8,)][0, spe:2 * spe])  # epochs are shuffled differently
+  assert not np.array_equal(runs[(8,)][0, :spe], runs[(8,)][0, spe : 2 * spe])  # epochs are shuffled differently

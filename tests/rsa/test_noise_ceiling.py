@@ -1,7 +1,8 @@
 """Nili noise ceiling against a NumPy loop; the permutation null sits near zero for shared structure destroyed."""
+
+import jax
 import numpy as np
 import pytest
-import jax
 from scipy import stats
 
 import leut.rsa as rsa

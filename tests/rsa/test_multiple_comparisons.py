@@ -1,4 +1,5 @@
 """BH and Holm against statsmodels; Cohen's d variants against NumPy."""
+
 import numpy as np
 import pytest
 from statsmodels.stats.multitest import multipletests

@@ -1,4 +1,5 @@
 """partial_compare against a float64 NumPy residualisation; control RDM builders against NumPy."""
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -55,19 +56,22 @@ def test_control_rdms_match_numpy():
   mrgb = img.mean(axis=(1, 2)).astype(np.float64)
   np.testing.assert_allclose(np.asarray(rsa.mean_rgb_rdm(img)), squareform(pdist(mrgb, "correlation")), atol=1e-4)
   b = np.minimum((img * 8).astype(int), 7)
-  hist = np.stack([np.bincount((b[s, ..., 0] * 64 + b[s, ..., 1] * 8 + b[s, ..., 2]).ravel(), minlength=512)
-                   for s in range(6)]).astype(np.float64)
-  np.testing.assert_allclose(np.asarray(rsa.color_histogram_rdm(img)), squareform(pdist(hist, "correlation")),
-                             atol=2e-5)
+  hist = np.stack(
+    [np.bincount((b[s, ..., 0] * 64 + b[s, ..., 1] * 8 + b[s, ..., 2]).ravel(), minlength=512) for s in range(6)]
+  ).astype(np.float64)
+  np.testing.assert_allclose(
+    np.asarray(rsa.color_histogram_rdm(img)), squareform(pdist(hist, "correlation")), atol=2e-5
+  )
   g = np.asarray(rsa.gabor_energy_rdm(img))
   assert g.shape == (6, 6) and np.all(np.isfinite(g)) and np.allclose(g, g.T, atol=1e-6)
 
 
 def test_gabor_energy_prefers_matching_orientation():
   from leut.rsa.controls import gabor_energy
+
   H = 32
   yy, xx = np.mgrid[:H, :H]
-  vertical = 0.5 + 0.5 * np.cos(2 * np.pi * 0.25 * xx)    # varies along x: theta = 0
+  vertical = 0.5 + 0.5 * np.cos(2 * np.pi * 0.25 * xx)  # varies along x: theta = 0
   horizontal = 0.5 + 0.5 * np.cos(2 * np.pi * 0.25 * yy)  # varies along y: theta = pi/2
   img = np.stack([np.repeat(v[..., None], 3, -1) for v in (vertical, horizontal)]).astype(np.float32)
   e = np.asarray(gabor_energy(img, grid=1)).reshape(2, 3, 4)  # freq x orientation

@@ -1,8 +1,10 @@
 """RDM kernels against scipy.spatial.distance.pdist; constant-feature handling."""
+
+import jax
 import numpy as np
 import pytest
-import jax
-from scipy.spatial.distance import pdist, squareform as sp_squareform
+from scipy.spatial.distance import pdist
+from scipy.spatial.distance import squareform as sp_squareform
 
 import leut.rsa as rsa
 
@@ -31,8 +33,8 @@ def test_upper_tri_order_and_squareform_roundtrip():
 def test_constant_rows_are_flagged_and_never_nan():
   rng = np.random.default_rng(2)
   feats = np.abs(rng.normal(size=(2, 8, 20))).astype(np.float32)
-  feats[1, 3] = 0.0   # dead ReLU response
-  feats[1, 5] = 2.0   # constant, non-zero
+  feats[1, 3] = 0.0  # dead ReLU response
+  feats[1, 5] = 2.0  # constant, non-zero
   mask = np.asarray(rsa.constant_rows(feats))
   assert mask.sum() == 2 and mask[1, 3] and mask[1, 5]
   d = np.asarray(jax.jit(rsa.rdm)(feats))

@@ -1,14 +1,14 @@
 """Brain RDMs against float64 NumPy/SciPy references and the documented error cases."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from fmri_release import CONCEPTS, tiny_subject, write_subject
 from scipy.spatial.distance import pdist, squareform
 
 from leut.data import DataFormatError, MissingDatasetError, UnknownRoiError, load_brain_rdms
 from leut.data.things_fmri import select_stimuli, zscore_voxels
-
-from fmri_release import CONCEPTS, tiny_subject, write_subject
 
 
 def reference_rdm(betas_VxT, vox, stim, stimuli, roi_cols, *, by_run=False):
@@ -40,7 +40,7 @@ def test_zscore_matches_float64_reference(by_run):
   g = np.repeat([1001, 1002, 2001], 20) if by_run else None
   got = zscore_voxels(x.copy(), g, chunk=3)
   ref = np.empty((60, 7))
-  for rows in ([slice(None)] if g is None else [g == v for v in np.unique(g)]):
+  for rows in [slice(None)] if g is None else [g == v for v in np.unique(g)]:
     x64 = x[rows].astype(np.float64)
     ref[rows] = (x64 - x64.mean(0)) / (x64.std(0) + 1e-8)
   np.testing.assert_allclose(got, ref, atol=1e-6)
@@ -69,7 +69,7 @@ def test_planted_pattern_closed_form(tmp_path):
   v[["V1", "V2", "V3", "hV4", "lLOC", "rLOC", "IT"]] = 0
   v["V1"] = 1
   b[0] = np.arange(len(s), dtype=np.float32)
-  b[1] = -np.arange(len(s), dtype=np.float32) ** 2
+  b[1] = -(np.arange(len(s), dtype=np.float32) ** 2)
   write_subject(tmp_path, "sub-01", b, v, s)
   brain = load_brain_rdms(tmp_path, rois=("V1",), progress=False)
   order = [int(np.flatnonzero(s.stimulus.to_numpy() == st)[0]) for st in brain.stimuli]
@@ -83,16 +83,22 @@ def test_test_stimuli_are_averaged_over_repetitions(tiny_release):
   brain = load_brain_rdms(root, rois=("IT",), stimuli="test", progress=False)
   assert brain.stimuli == ("bee_14s.jpg", "egg_14s.jpg") and brain.concepts == ("bee", "egg")
   b, v, s = subs["sub-01"]
-  np.testing.assert_allclose(brain.rdm("IT", "sub-01"),
-                             reference_rdm(b, v, s, brain.stimuli, ["IT"]), atol=2e-6)
+  np.testing.assert_allclose(brain.rdm("IT", "sub-01"), reference_rdm(b, v, s, brain.stimuli, ["IT"]), atol=2e-6)
   assert len(set(brain.runs_JxS[0])) == 2  # no single run: distinct placeholders
 
 
 def test_openneuro_naming_and_tsv_give_the_same_rdms(tmp_path, tiny_release):
   root, subs = tiny_release
   for sub, (b, v, s) in subs.items():
-    write_subject(tmp_path / "on" / "derivatives" / "ICA-betas" / sub / "voxel-metadata", sub,
-                  b, v, s, naming="openneuro", ext=".tsv")
+    write_subject(
+      tmp_path / "on" / "derivatives" / "ICA-betas" / sub / "voxel-metadata",
+      sub,
+      b,
+      v,
+      s,
+      naming="openneuro",
+      ext=".tsv",
+    )
   a = load_brain_rdms(root, rois=("V1", "IT"), progress=False)
   c = load_brain_rdms(tmp_path / "on", rois=("V1", "IT"), progress=False)
   assert a.subjects == c.subjects and a.stimuli == c.stimuli
@@ -100,6 +106,7 @@ def test_openneuro_naming_and_tsv_give_the_same_rdms(tmp_path, tiny_release):
 
 
 # ----- errors: each names the file and the problem --------------------------------------------
+
 
 def test_voxel_table_with_wrong_row_count(tiny_release):
   root, subs = tiny_release
@@ -123,8 +130,11 @@ def test_subject_with_another_stimulus_order_than_sub01(tiny_release):
   s = s.copy()
   s["stimulus"] = s["stimulus"].str.replace("cat_01s", "cat_00s")  # another first image of 'cat'
   s.to_csv(root / "betas_csv" / "sub-02_StimulusMetadata.csv", index=False)
-  with pytest.raises(DataFormatError, match=r"sub-02_StimulusMetadata\.csv.*mismatched stimulus "
-                                            r"orders.*sub-01.*cat_00s"):
+  with pytest.raises(
+    DataFormatError,
+    match=r"sub-02_StimulusMetadata\.csv.*mismatched stimulus "
+    r"orders.*sub-01.*cat_00s",
+  ):
     load_brain_rdms(root, progress=False)
 
 
