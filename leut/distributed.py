@@ -1,6 +1,6 @@
 """Multi-host start-up: `jax.distributed.initialize()` switched on by `LEUT_JAX_INIT=1` (big_vision's `BV_JAX_INIT`).
 
-    LEUT_JAX_INIT=1 leut run CONFIG --workdir DIR          # on every host (SLURM: srun; TPU VM: --worker=all)
+    LEUT_JAX_INIT=1 python -m leut run CONFIG --workdir DIR   # on every host (SLURM: srun; TPU VM: --worker=all)
 
 With no arguments, `jax.distributed.initialize()` detects SLURM, Open MPI and Cloud TPU by itself. Anywhere else (or
 to override) set `LEUT_COORDINATOR=host:port`, `LEUT_NUM_PROCESSES` and `LEUT_PROCESS_ID`; `LEUT_LOCAL_DEVICES`
@@ -63,13 +63,3 @@ def barrier(name: str) -> None:
     from jax.experimental import multihost_utils
 
     multihost_utils.sync_global_devices(name)
-
-
-if __name__ == "__main__":  # `python -m leut.distributed run CONFIG --workdir DIR`, as the launch scripts call it
-  import sys
-
-  # Not maybe_initialize() here: under `-m` this file is `__main__`, a second copy of the module whose `_done` the
-  # CLI's copy cannot see, so initialising here made the CLI initialise again and fail. `cli.main` initialises first.
-  from leut import cli
-
-  sys.exit(cli.main(sys.argv[1:]))

@@ -5,6 +5,7 @@ stand-in `srun` that starts two tasks with the variables SLURM gives them (JAX's
 two copies of `launch/tpu_vm/run_tpu.sh` play two TPU-VM workers (pointed at each other with LEUT_COORDINATOR, as
 no TPU metadata server is here). Each trains 4 seeds of one rule on the synthetic default, so their RSA tables must
 agree to float32 rounding, and the multi-process runs must report two processes sharing 4 devices.
+All three start leut as `python -m leut run ...`, the one entry point besides the `leut` console script.
 """
 
 import os
@@ -72,6 +73,38 @@ def _rsa(workdir: Path) -> pd.DataFrame:
   rsa = pd.read_csv(workdir / "results" / "rsa.csv")
   keys = [c for c in ("rule", "seed", "epoch", "layer", "roi", "subject", "pairs", "resolution", "arm") if c in rsa]
   return rsa.sort_values(keys).reset_index(drop=True)
+
+
+def test_python_dash_m_leut_is_what_the_launchers_run_and_it_joins_two_processes():
+  for script in ("launch/local/multi_device.sh", "launch/slurm/train.sbatch", "launch/tpu_vm/run_tpu.sh"):
+    assert '/bin/python" -m leut run "$@"' in (ROOT / script).read_text(), script
+  coordinator = f"127.0.0.1:{_free_port()}"
+  workers = [
+    subprocess.Popen(
+      [sys.executable, "-m", "leut", "report", "--help"],
+      cwd=ROOT,
+      env=_env(
+        LEUT_JAX_INIT=1,
+        LEUT_COORDINATOR=coordinator,
+        LEUT_NUM_PROCESSES=2,
+        LEUT_PROCESS_ID=i,
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+      ),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+    )
+    for i in range(2)
+  ]
+  try:
+    outs = [w.communicate(timeout=120)[0] for w in workers]
+  finally:
+    for w in workers:
+      w.kill()
+  for i, (w, out) in enumerate(zip(workers, outs)):
+    assert w.returncode == 0, out[-2000:]
+    # initialised once, before the command line is parsed
+    assert out.startswith(f"leut: process {i} of 2, 2 of 4 devices (cpu)\nusage: leut report"), out[-2000:]
 
 
 def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthetic_dir):

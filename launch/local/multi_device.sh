@@ -13,4 +13,4 @@ if [ -n "${LEUT_CPU_DEVICES:-}" ]; then
   export JAX_PLATFORMS=cpu
   export XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=${LEUT_CPU_DEVICES}"
 fi
-exec "$VENV/bin/python" -m leut.distributed run "$@"
+exec "$VENV/bin/python" -m leut run "$@"

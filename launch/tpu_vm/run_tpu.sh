@@ -15,4 +15,4 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q -U pip
   "$VENV/bin/pip" install -q -e . "jax[tpu]" -f https://storage.googleapis.com/jax-releases/libtpu_releases.html
 fi
-exec env LEUT_JAX_INIT=1 "$VENV/bin/python" -m leut.distributed run "$@"
+exec env LEUT_JAX_INIT=1 "$VENV/bin/python" -m leut run "$@"

@@ -22,10 +22,10 @@ import tarfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
+from leut.data.cifar_data import CifarData
 from leut.data.errors import DataFormatError, missing_dataset
 
 __all__ = ["CifarData", "load_cifar10", "PY_DIR", "BIN_DIR"]
@@ -35,16 +35,6 @@ BIN_DIR = "cifar-10-batches-bin"
 _ARCHIVES = ("cifar-10-python.tar.gz", "cifar-10-binary.tar.gz")
 _PIXELS = 3072
 _TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
-
-
-class CifarData(NamedTuple):
-  """CIFAR-10 in memory, images HWC uint8 as stored in the archive."""
-
-  train_images: np.ndarray  # N x 32 x 32 x 3 uint8
-  train_labels: np.ndarray  # N int32
-  test_images: np.ndarray  # M x 32 x 32 x 3 uint8
-  test_labels: np.ndarray  # M int32
-  class_names: tuple[str, ...]
 
 
 def _to_hwc(rows_Nx3072: np.ndarray) -> np.ndarray:

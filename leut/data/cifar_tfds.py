@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from leut.data.cifar import CifarData
+from leut.data.cifar_data import CifarData
 from leut.data.errors import MissingDatasetError
 
 __all__ = ["load_cifar10_tfds", "write_cifar10_tfds"]

@@ -40,7 +40,7 @@ import pandas as pd
 
 from leut import rsa
 from leut.data.normalization import CIFAR_MEAN, CIFAR_STD
-from leut.report.tables import modal_layer
+from leut.report.layer_choice import modal_layer
 from leut.rsa.controls import gabor_energy
 
 CONTROLS = {

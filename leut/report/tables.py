@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from leut.report import inference
+from leut.report.layer_choice import modal_layer
 
 # Paper A's fixed layer → ROI mapping (PROTOCOL §1.4), extended to V3/V4 by hierarchy position.
 DEFAULT_LAYER_FOR_ROI = {
@@ -197,12 +198,6 @@ def cross_validated_summary(cv: pd.DataFrame, config, *, resolution=None, layers
   }
   stats["cv_layer"] = [modal[tuple(k)] for k in stats[keys].itertuples(index=False)]
   return stats[keys + CV_COLUMNS]
-
-
-def modal_layer(choices: list[str], layers=()) -> str:
-  """The most frequent of `choices`; ties go to the earliest in `layers` (then in `choices`)."""
-  order = list(layers) + [l for l in dict.fromkeys(choices) if l not in layers]
-  return max(order, key=lambda l: (choices.count(l), -order.index(l)))
 
 
 def resolution_sweep(rsa: pd.DataFrame, config) -> pd.DataFrame:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import jax
 import optax
 
+from leut import optimizers
 from leut.models import cnn
 from leut.rules import base
-from leut.train import optimizers
 
 
 def backprop(*, dropout_rate: float = 0.3) -> base.LearningRule:

@@ -28,10 +28,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from leut import optimizers
 from leut.models import cnn
 from leut.models import layers as model_layers  # `layers` is the rule's scope option
 from leut.rules import _local, base
-from leut.train import optimizers
 
 FC_LAYERS = ("fc1", "fc2")
 
