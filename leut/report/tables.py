@@ -288,7 +288,7 @@ def excluded_seeds(rsa: pd.DataFrame, config) -> pd.DataFrame:
   """
   view = headline_view(rsa, config)
   view = view[view.subject != "mean"]
-  notes = view["note"].fillna("") if "note" in view else pd.Series("", index=view.index)
+  notes = view["note"].astype(object).fillna("") if "note" in view else pd.Series("", index=view.index)
   view = view.assign(_bad=view["rho"].isna(), _note=notes.astype(str))
   rows = []
   for (rule, epoch, roi, layer), g in view.groupby(["rule", "epoch", "roi", "layer"], sort=False):

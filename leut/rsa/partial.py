@@ -23,7 +23,9 @@ from leut.rsa.compare import _align, as_pair_weights, as_vector, compare
 from leut.rsa.ranks import rank_average
 
 # A control whose part orthogonal to the earlier controls has a norm below this (relative to its own norm) is
-# explained by them to R^2 > 1 - 1e-6 and adds nothing to the fit (e.g. a control given twice).
+# explained by them to R^2 > 1 - 1e-6 and adds nothing to the fit (e.g. a control given twice). Likewise a vector
+# whose residual norm is below this fraction of its centred norm is explained by the controls (up to float32
+# rounding): its residuals are set to 0, so its partial correlation is undefined (NaN), not a correlation of noise.
 DEPENDENT_CONTROL_NORM = 1e-3
 
 
@@ -47,7 +49,8 @@ def rank_residuals(vec_P, controls_KxP, weights_P=None) -> jax.Array:
   weight > 0 (a pair mask). For K = 1 this equals the published `residualize`
   (beta = <r_a, r_z - mean> / |r_z - mean|^2) up to the intercept, which a rank correlation ignores.
   The fit projects onto an orthonormal basis of the centred control ranks (modified Gram–Schmidt, applied twice for
-  float32 accuracy); a control that is constant or explained by the earlier ones adds nothing.
+  float32 accuracy); a control that is constant or explained by the earlier ones adds nothing, and a vector the
+  controls explain entirely (`DEPENDENT_CONTROL_NORM`) has residuals 0 (so its partial correlation is NaN).
   A NaN or ±inf kept entry in `vec_P` or in a control makes the residuals NaN.
   """
   v = jnp.asarray(vec_P)
@@ -72,7 +75,10 @@ def rank_residuals(vec_P, controls_KxP, weights_P=None) -> jax.Array:
     norm = jnp.sqrt(_dot(q, q))
     independent = jnp.isnan(norm) | (norm > DEPENDENT_CONTROL_NORM * size)  # NaN must reach the result
     basis.append(jnp.where(independent, q / jnp.where(norm > 0, norm, 1.0), 0.0))
-  return _remove(centre(rank_average(v, w_P)), basis)
+  y = centre(rank_average(v, w_P))
+  e = _remove(y, basis)
+  explained = jnp.sqrt(_dot(e, e)) <= DEPENDENT_CONTROL_NORM * jnp.sqrt(_dot(y, y))
+  return jnp.where(explained, 0.0, e)
 
 
 def partial_compare(model, brain, controls, *, pair_mask=None) -> jax.Array:

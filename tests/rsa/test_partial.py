@@ -115,3 +115,11 @@ def test_a_duplicated_or_constant_control_adds_nothing():
   assert float(rsa.partial_compare(a, b, np.stack([c, 2 * c]))) == pytest.approx(
     float(rsa.partial_compare(a, b, c)), abs=1e-5
   )
+
+
+def test_a_model_the_controls_explain_entirely_has_no_partial_correlation():
+  rng = np.random.default_rng(5)
+  c, b = rng.normal(size=(2, 60))
+  for fn in (rsa.partial_compare, rsa.partial_spearman):
+    assert np.isnan(float(fn(np.exp(c), b, c))), fn.__name__  # same ranks as the control: residuals are 0
+    assert np.isfinite(float(fn(c + rng.normal(size=60), b, c))), fn.__name__
