@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from leut import distributed, rsa
 from leut.report import bootstrap_differences, stimulus_stats
 from leut.report.tables import layer_for_roi
+from leut.rsa.precision import HIGHEST
 from leut.rules.base import evaluate_fn
 from leut.train import run as train_run
 from leut.train import sharding
@@ -210,16 +211,17 @@ def brain_targets(brain_RxJxSxS, mask_SxS, *, method: str = "spearman") -> Brain
 def score_kernel(feats_NxSxU, targets: BrainTargets, *, metric="correlation", method="spearman"):
   """Per-subject and mean-RDM scores of N model feature sets against R ROIs × J subjects (`brain_targets`).
 
-  Returns `(rho_NxRxJ, rho_mean_NxR)`, restricted to the pairs of the targets' pair set.
+  Returns `(rho_NxRxJ, rho_mean_NxR)`, restricted to the pairs of the targets' pair set; NaN where undefined (a
+  constant model RDM on those pairs, NaN/inf features: `rsa.compare`). Products at full float32 on every backend
+  (`leut.rsa.precision`).
   """
   model_NxP = rsa.upper_tri(rsa.rdm(feats_NxSxU, metric=metric))
   w_P = targets.weights_P
   if method in ("spearman", "pearson"):
     z_NxP = rsa.centred_unit(rsa.rank_average(model_NxP, w_P) if method == "spearman" else model_NxP, w_P)
-    hi = jax.lax.Precision.HIGHEST
     return (
-      jnp.einsum("np,rjp->nrj", z_NxP, targets.per_subject_RxJxP, precision=hi),
-      jnp.einsum("np,rp->nr", z_NxP, targets.mean_RxP, precision=hi),
+      jnp.einsum("np,rjp->nrj", z_NxP, targets.per_subject_RxJxP, precision=HIGHEST),
+      jnp.einsum("np,rp->nr", z_NxP, targets.mean_RxP, precision=HIGHEST),
     )
   per_subject = rsa.compare(model_NxP[:, None, None], targets.per_subject_RxJxP[None], method, pair_mask=w_P)
   mean_rdm = rsa.compare(model_NxP[:, None], targets.mean_RxP[None], method, pair_mask=w_P)
