@@ -88,8 +88,8 @@ def md_table(df: pd.DataFrame, cols: list[str], source: str, where: dict | None 
         cells.append(fmt_ci(r["ci_lo"], r["ci_hi"]))
       elif c in P_COLUMNS:
         cells.append(fmt_p(r[c]))
-      elif c == "d":
-        cells.append(fmt_d(r[c]))
+      elif c == "d":  # "not defined" where a test gave no d; "–" where no test was run (no mean_diff)
+        cells.append(fmt_d(r[c]) if pd.notna(r.get("mean_diff", 0.0)) else "–")
       elif c in ("floored", "passed", "biased_upward"):
         cells.append("–" if pd.isna(r[c]) else "yes" if bool(r[c]) else "no")
       elif c in INT_COLUMNS and pd.notna(r[c]):
@@ -395,10 +395,11 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
       "",
     ]
     L += md_table(fam["vs_backprop"], cols, "results/tests_vs_backprop.csv")
-  L += ["### Monotone trend over epochs ≥ 1 (per-seed Spearman, tested over seeds; 1c)", ""]
+  short = {rule: e for rule, e in families.trend_epochs(r["alignment"]).items() if len(e) < families.MIN_TREND_EPOCHS}
+  if len(fam["trend"]) or short:
+    L += ["### Monotone trend over epochs ≥ 1 (per-seed Spearman, tested over seeds; 1c)", ""]
   if len(fam["trend"]):
     L += md_table(fam["trend"], cols + ["p_fdr_dynamics", "rho_seed_mean_trend"], "results/tests_trend.csv")
-  short = {rule: e for rule, e in families.trend_epochs(r["alignment"]).items() if len(e) < families.MIN_TREND_EPOCHS}
   L += [
     f"- No trend test for {rule}: its milestones ≥ 1 are {e}, and a trend needs at least "
     f"{families.MIN_TREND_EPOCHS} (with two, each seed's Spearman is ±1: a comparison of two epochs, not a trend)."

@@ -1,4 +1,8 @@
-"""Low-level control RDMs from raw RGB images in [0, 1], `SxHxWx3` (PROTOCOL §3.10-3.11)."""
+"""Low-level control RDMs from raw RGB images in [0, 1], `SxHxWx3` (PROTOCOL §3.10-3.11).
+
+An image with a NaN/inf pixel has NaN distances to every other image in every control (as `rdm`); the others are
+unaffected. A constant feature vector (e.g. a grey image's mean RGB) gets distance 1 by `rdm`'s convention.
+"""
 
 from __future__ import annotations
 
