@@ -6,7 +6,7 @@ correlations with each subject's ROI RDM and with the subject-mean RDM are compu
 
   results/rsa.csv       rule, seed, epoch, step, layer, roi, subject ('mean' = mean-RDM score), resolution, arm,
                         pairs ('all' | 'cross_run'), rho, note
-  results/accuracy.csv  rule, seed, epoch, step, accuracy (held-out CIFAR test images, evaluation mode)
+  results/accuracy.csv  rule, seed, epoch, step, accuracy (held-out CIFAR test images, evaluation mode), note
   results/weights.csv   rule, seed, epoch, layer, rel_displacement = ‖W_e − W_0‖ / ‖W_0‖ (kernels)
   results/noise_ceiling.csv, partial.csv, bootstrap.csv, best_layer_cv.csv   see `leut.report.stimulus_stats`;
                         partial RSA, the stimulus bootstrap and the cross-validated best layer run at the milestones
@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from leut import distributed, rsa
 from leut.report import bootstrap_differences, stimulus_stats
 from leut.report.tables import layer_for_roi
+from leut.rsa.precision import HIGHEST
 from leut.rules.base import evaluate_fn
 from leut.train import run as train_run
 from leut.train import sharding
@@ -46,6 +47,44 @@ class EvalInputs(NamedTuple):
 
 class ConstantFeatureWarning(UserWarning):
   pass
+
+
+class NonFiniteSeedWarning(UserWarning):
+  pass
+
+
+# `note` of a seed's rows whose score is NaN (the report leaves these seeds out and counts them, `leut.report`):
+NON_FINITE_FEATURES = "non_finite_features"  # this layer's features hold NaN/inf (a diverged network)
+NON_FINITE_PARAMETERS = "non_finite_parameters"  # features finite, but the network's state or logits are not
+NON_FINITE_LOGITS = "non_finite_logits"  # accuracy.csv: the test-image logits hold NaN/inf
+CONSTANT_RDM = "constant_rdm"  # every stimulus pair at the same distance: no rank correlation is defined
+
+
+def non_finite_seeds(tree) -> np.ndarray:
+  """`N` bools: seeds (leading axis of every leaf) with a NaN/inf in any floating leaf of `tree` (host arrays)."""
+  bad = None
+  for x in jax.tree.leaves(tree):
+    x = np.asarray(x)
+    if np.issubdtype(x.dtype, np.inexact):
+      b = ~np.isfinite(x.reshape(x.shape[0], -1)).all(-1)
+      bad = b if bad is None else bad | b
+  return bad
+
+
+def rho_note(*, non_finite_features: bool, diverged: bool, n_constant: int, n_stimuli: int, undefined: bool) -> str:
+  """The `note` of a seed's rsa.csv rows; non-empty means the rows' rho is NaN (see the constants above).
+
+  `undefined`: the kernel found no correlation for any ROI and subject (a constant model RDM on the pairs).
+  """
+  if non_finite_features:
+    return NON_FINITE_FEATURES
+  if diverged:
+    return NON_FINITE_PARAMETERS
+  if n_constant:
+    return f"constant features for {n_constant}/{n_stimuli} stimuli"
+  if undefined:
+    return CONSTANT_RDM
+  return ""
 
 
 class RuleResults(NamedTuple):
@@ -172,16 +211,17 @@ def brain_targets(brain_RxJxSxS, mask_SxS, *, method: str = "spearman") -> Brain
 def score_kernel(feats_NxSxU, targets: BrainTargets, *, metric="correlation", method="spearman"):
   """Per-subject and mean-RDM scores of N model feature sets against R ROIs × J subjects (`brain_targets`).
 
-  Returns `(rho_NxRxJ, rho_mean_NxR)`, restricted to the pairs of the targets' pair set.
+  Returns `(rho_NxRxJ, rho_mean_NxR)`, restricted to the pairs of the targets' pair set; NaN where undefined (a
+  constant model RDM on those pairs, NaN/inf features: `rsa.compare`). Products at full float32 on every backend
+  (`leut.rsa.precision`).
   """
   model_NxP = rsa.upper_tri(rsa.rdm(feats_NxSxU, metric=metric))
   w_P = targets.weights_P
   if method in ("spearman", "pearson"):
     z_NxP = rsa.centred_unit(rsa.rank_average(model_NxP, w_P) if method == "spearman" else model_NxP, w_P)
-    hi = jax.lax.Precision.HIGHEST
     return (
-      jnp.einsum("np,rjp->nrj", z_NxP, targets.per_subject_RxJxP, precision=hi),
-      jnp.einsum("np,rp->nr", z_NxP, targets.mean_RxP, precision=hi),
+      jnp.einsum("np,rjp->nrj", z_NxP, targets.per_subject_RxJxP, precision=HIGHEST),
+      jnp.einsum("np,rp->nr", z_NxP, targets.mean_RxP, precision=HIGHEST),
     )
   per_subject = rsa.compare(model_NxP[:, None, None], targets.per_subject_RxJxP[None], method, pair_mask=w_P)
   mean_rdm = rsa.compare(model_NxP[:, None], targets.mean_RxP[None], method, pair_mask=w_P)
@@ -269,26 +309,53 @@ def evaluate_rule(
       return seed_chunks[images.shape[1:]]
 
     logits, _ = extract(rule_fn, state, inputs.test_images, config.eval.batch_size, plan(inputs.test_images))
-    acc = (logits.argmax(-1) == inputs.test_labels[None]).mean(-1)
+    bad_logits_N = non_finite_seeds(logits)
+    acc = np.where(bad_logits_N, np.nan, (logits.argmax(-1) == inputs.test_labels[None]).mean(-1))
     acc_rows += [
-      {"rule": rule_name, "seed": s, "epoch": epoch, "step": step, "accuracy": float(acc[s])}
+      {
+        "rule": rule_name,
+        "seed": s,
+        "epoch": epoch,
+        "step": step,
+        "accuracy": float(acc[s]),
+        "note": NON_FINITE_LOGITS if bad_logits_N[s] else "",
+      }
       for s in range(config.seeds)
     ]
+    params = sharding.to_host(state.params)
     if params0 is None:
-      params0 = sharding.to_host(state.params)
-    w_rows += _displacements(sharding.to_host(state.params), params0, rule_name, epoch)
+      params0 = params
+    w_rows += _displacements(params, params0, rule_name, epoch)
+    # A diverged seed (NaN/inf weights, statistics or logits) is scored NaN in every layer, even where its features
+    # happen to be finite; `leut.train.run` flags it in metrics.jsonl.
+    diverged_N = bad_logits_N | non_finite_seeds((params, sharding.to_host((state.model_state, state.rule_state))))
+    for s in np.flatnonzero(diverged_N):
+      warnings.warn(
+        f"{rule_name} seed {s} epoch {epoch}: non-finite weights or logits (a diverged seed); its scores are NaN",
+        NonFiniteSeedWarning,
+        stacklevel=2,
+      )
     for (px, arm), images in inputs.stimuli.items():
       _, feats = extract(rule_fn, state, images, config.eval.batch_size, plan(images))
       for layer, f_NxSxU in feats.items():
         const = np.asarray(rsa.constant_rows(jnp.asarray(f_NxSxU)))  # N x S
+        non_finite_N = np.asarray(rsa.non_finite_rows(jnp.asarray(f_NxSxU))).any(1)
+        invalid_N = const.any(1) | non_finite_N | diverged_N  # scored NaN (rsa.csv), left out of the statistics
         for pairs in masks:
           per_subj, mean_rdm = jax.device_get(
             score_kernel(jnp.asarray(f_NxSxU), targets[pairs], metric=config.eval.metric, method=config.eval.method)
           )
+          undefined_N = np.isnan(per_subj).all(axis=(1, 2))
+          invalid_N |= undefined_N
           for seed in range(config.seeds):
-            note = ""
-            if const[seed].any():
-              note = f"constant features for {int(const[seed].sum())}/{const.shape[1]} stimuli"
+            note = rho_note(
+              non_finite_features=bool(non_finite_N[seed]),
+              diverged=bool(diverged_N[seed]),
+              n_constant=int(const[seed].sum()),
+              n_stimuli=const.shape[1],
+              undefined=bool(undefined_N[seed]),
+            )
+            if note.startswith("constant"):
               warnings.warn(
                 f"{rule_name} seed {seed} epoch {epoch} {layer} @ {px}px: {note}; its scores are reported as NaN",
                 ConstantFeatureWarning,
@@ -329,11 +396,11 @@ def evaluate_rule(
           metric=config.eval.metric,
         )
         if controls:
-          partial_rows += stimulus_stats.partial_rows(**where, controls=controls[(px, arm)], invalid_N=const.any(1))
+          partial_rows += stimulus_stats.partial_rows(**where, controls=controls[(px, arm)], invalid_N=invalid_N)
         rois = [r for r in inputs.brain.rois if headline.get(r) == layer]
-        if config.eval.n_boot and rois and (~const.any(1)).any():
+        if config.eval.n_boot and rois and (~invalid_N).any():
           rows, draws = stimulus_stats.bootstrap_draws(
-            **where, n_boot=config.eval.n_boot, rois=rois, valid_N=~const.any(1)
+            **where, n_boot=config.eval.n_boot, rois=rois, valid_N=~invalid_N
           )
           boot_rows += rows
           boot_draws += draws
@@ -352,6 +419,7 @@ def evaluate_rule(
           method=config.eval.method,
           n_splits=n_splits,
           seed=config.seed,
+          invalid_N=diverged_N,
         )
     bar.update(1)
   bar.close()

@@ -1,7 +1,11 @@
-"""Scoring: the jitted kernel equals scipy, and dead (constant) features are reported instead of scored."""
+"""Scoring: the jitted kernel equals scipy; dead (constant) features and diverged seeds are reported, not scored."""
 
+from typing import NamedTuple
+
+import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pandas as pd
 import pytest
 from scipy.spatial.distance import pdist, squareform
@@ -131,3 +135,99 @@ def test_seed_chunk_plan_follows_config_and_memory_budget(monkeypatch):
   assert need[1] < need[2] < need[3]
   monkeypatch.setattr(sharding, "device_memory_budget", lambda: (need[2] + need[3]) // 2)
   assert evaluate.plan_seed_chunk(config, eval_one, state, shape) == 2  # the largest chunk whose program fits
+
+
+class _SeedScale(NamedTuple):
+  factor: jax.Array  # per seed after the seed vmap
+
+
+def _seed_scaled(tx):
+  """`tx` followed by a per-seed multiplier of the update (an extra learning-rate factor that lives in opt_state)."""
+  scale = optax.GradientTransformation(
+    lambda params: _SeedScale(jnp.ones((), jnp.float32)),
+    lambda updates, state, params=None: (jax.tree.map(lambda u: u * state.factor, updates), state),
+  )
+  return optax.chain(tx, scale)
+
+
+def test_a_diverged_seed_is_flagged_scored_nan_and_left_out_of_the_report(tmp_path, synthetic_dir, monkeypatch):
+  """Seed 1 of 3 trains with a learning rate 1e30 times the protocol's (the others with the protocol's).
+
+  A config has one learning rate for all seeds (they are one vmapped program), so the test gives seed 1 its own
+  factor through the optimiser state, which is per seed: the closest a run can come to 'one seed with an absurd
+  learning rate'. The run then goes through training, evaluation and the report like any other.
+  """
+  from leut import rules
+  from leut.train import run as train_run
+
+  real_make, real_build = rules.make, train_run.build
+
+  def make(name, hparams=None, **kw):
+    rule, tx = real_make(name, hparams, **kw)
+    return rule, _seed_scaled(tx)
+
+  def build(config, rule_name, data):
+    rule, trainer = real_build(config, rule_name, data)
+
+    def init_all(keys):
+      state = trainer.init_all(keys)
+      *rest, scale = state.opt_state
+      factor = jnp.where(jnp.arange(keys.shape[0]) == 1, 1e30, 1.0).astype(jnp.float32)
+      return state._replace(opt_state=(*rest, _SeedScale(factor)))
+
+    return rule, trainer._replace(init_all=init_all)
+
+  monkeypatch.setattr(rules, "make", make)
+  monkeypatch.setattr(train_run, "build", build)
+  args = [
+    "run",
+    "experiments/quickstart.py",
+    "--workdir",
+    str(tmp_path),
+    f"--config.data.synthetic_dir={synthetic_dir}",
+  ]
+  args += [a for a in TINY if not a.startswith("--config.seeds")]
+  args += [
+    "--config.rules=backprop",
+    "--config.seeds=3",
+    "--config.eval.n_boot=50",
+    "--config.eval.best_layer_splits=1",
+  ]
+  with pytest.warns(train_run.DivergedSeedWarning, match=r"backprop: seed\(s\) \[1\] diverged"):
+    assert cli.main(args) == 0
+
+  log = pd.read_json(tmp_path / "metrics.jsonl", lines=True)
+  assert log.set_index(["seed", "epoch"]).diverged.to_dict() == {(s, e): s == 1 for s in range(3) for e in (1, 2)}
+  assert np.isfinite(log[log.seed != 1].train_loss).all()
+
+  res = tmp_path / "results"
+  rsa = pd.read_csv(res / "rsa.csv")
+  bad = (rsa.seed == 1) & (rsa.epoch > 0)
+  assert rsa[bad].rho.isna().all() and set(rsa[bad].note) <= {"non_finite_features", "non_finite_parameters"}
+  assert "non_finite_features" in set(rsa[bad].note)
+  assert rsa[~bad].rho.notna().all() and rsa[~bad].note.isna().all()
+  acc = pd.read_csv(res / "accuracy.csv")
+  sick = (acc.seed == 1) & (acc.epoch > 0)
+  assert acc[sick].accuracy.isna().all() and (acc[sick].note == "non_finite_logits").all()
+  assert acc[~sick].accuracy.notna().all()
+  part = pd.read_csv(res / "partial.csv")
+  assert part[(part.seed == 1) & (part.epoch > 0)].rho_partial.isna().all()
+  assert part[(part.seed != 1)].rho_partial.notna().all()
+  boot = pd.read_csv(res / "bootstrap.csv")
+  assert boot.rho.notna().all() and (boot.n_undefined == 0).all()  # the bootstrap averages the two healthy seeds
+  cv = pd.read_csv(res / "best_layer_cv.csv")
+  assert cv[(cv.seed == 1) & (cv.epoch > 0)].note.eq("non_finite_features").all()
+
+  # the report leaves seed 1 out of every per-seed statistic at epochs 1 and 2, and says so
+  align = pd.read_csv(res / "alignment.csv").set_index("epoch")
+  assert (align.loc[[1, 2], "n"] == 2).all() and (align.loc[[1, 2], "n_excluded"] == 1).all()
+  assert (align.loc[0, "n"] == 3).all() and (align.loc[0, "n_excluded"] == 0).all()
+  tests = pd.read_csv(res / "tests_vs_untrained.csv")
+  assert (tests.n_seeds == 2).all() and (tests.n_excluded == 1).all()
+  excluded = pd.read_csv(res / "excluded_seeds.csv", dtype={"seeds": str})
+  out = excluded[excluded.n_excluded > 0]
+  assert set(out.epoch) == {1, 2} and (out.seeds == "1").all() and (out.n_seeds == 3).all()
+  assert out.reasons.str.contains("non_finite").all()
+  summary = (tmp_path / "summary.md").read_text()
+  assert "Seeds left out: in 8 of 12 headline conditions" in summary  # 4 ROIs x epochs 1, 2 of 3 epochs
+  assert "Source: `results/excluded_seeds.csv` where n_excluded=1 or more" in summary

@@ -4,18 +4,24 @@
                                   bootstrap.csv, bootstrap_differences.csv, best_layer_cv.csv when the evaluation
                                   wrote them) and writes:
 
-results/alignment.csv          rule, roi, layer, epoch, mean, sd, ci_lo, ci_hi, n     headline ρ over training
+results/alignment.csv          rule, roi, layer, epoch, mean, sd, ci_lo, ci_hi, n, n_excluded   headline ρ over training
+                               (n_excluded: seeds left out because their ρ is NaN, see excluded_seeds.csv)
 results/alignment_all_layers.csv   the same for every layer (headline condition)
 results/alignment_mean_rdm.csv the mean-RDM scheme ('rho', PROTOCOL §3.3) for the headline layers
 results/alignment_change.csv   rule, roi, layer, epoch, delta, sd, ci_lo, ci_hi, n     Δρ vs untrained, per seed
-results/first_epoch_drop.csv   rule, roi, layer, epoch_a, epoch_b, rho_e0, rho_e1, delta, ci_lo, ci_hi, n, drop_pct
+results/first_epoch_drop.csv   rule, roi, layer, epoch_a, epoch_b, rho_e0, e0_ci_lo, e0_ci_hi, rho_e1, delta, ci_lo,
+                               ci_hi, n, n_excluded, drop_pct, note (drop_pct only when the epoch-0 CI lies above 0)
 results/rule_comparison.csv    rule, roi, layer, epoch, mean, sd, ci_lo, ci_hi, n + the vs-untrained test columns
-results/tests_<family>.csv     sign-flip test families (`leut.report.families`)
+results/tests_<family>.csv     sign-flip test families (`leut.report.families`; tests_vs_backprop.csv is a view of
+                               tests_between_rules.csv)
+results/excluded_seeds.csv     rule, epoch, roi, layer, n_seeds, n_excluded, seeds, reasons: seeds left out of the
+                               headline statistics (NaN ρ: a diverged network, constant features)
 results/best_layer.csv         best layer per rule, ROI, epoch (biased upward, labelled), and next to it the
                                cross-validated layer and held-out score (cv_layer, cv_mean, cv_ci_lo, cv_ci_hi, cv_n)
 results/resolution_sweep.csv   ρ per resolution and arm (when the evaluation has several)
 results/accuracy_summary.csv, results/weights_summary.csv, results/ground_truth.csv
 results/partial_summary.csv, results/stimulus_ci.csv   when the evaluation wrote partial.csv / bootstrap.csv
+                               (partial_summary: rho_partial as published, rho_partial_textbook beside it)
 results/stimulus_differences.csv   headline rows of bootstrap_differences.csv (paired bootstrap differences)
 figures/{alignment, alignment_change, first_epoch_drop, best_layer, resolution_sweep, accuracy, weights}.{png,pdf}
 summary.md
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from leut.report import families, figures, ground_truth, inference, summary, tables
@@ -48,15 +55,20 @@ def rule_comparison(stats: pd.DataFrame, vs_untrained: pd.DataFrame, last: int) 
 
 
 def partial_summary(partial: pd.DataFrame, config, last: int) -> pd.DataFrame:
-  """Headline partial RSA: per-seed subject-mean ρ and partial ρ, Δ = partial − standard with a 95% t-interval."""
+  """Headline partial RSA: per-seed subject-mean ρ and partial ρ (the published re-ranked estimator and, when
+  partial.csv has it, the textbook partial Spearman), Δ = partial − standard with a 95% t-interval over seeds."""
   view = tables.headline_view(partial, config)
   view = view[(view.epoch == 0) | (view.epoch == last)]
-  per_seed = view.groupby(["rule", "roi", "layer", "epoch", "control", "seed"], as_index=False, sort=False)[
-    ["rho", "rho_partial"]
-  ].mean()
+  values = [c for c in ("rho", "rho_partial", "rho_partial_textbook") if c in view.columns]
+  g = view.assign(_missing=view["rho"].isna()).groupby(
+    ["rule", "roi", "layer", "epoch", "control", "seed"], as_index=False, sort=False
+  )
+  per_seed = g.agg(**{c: (c, "mean") for c in values}, _missing=("_missing", "any"))
+  per_seed.loc[per_seed["_missing"], values] = np.nan  # a seed is scored on every subject or not at all
+  per_seed = per_seed.drop(columns="_missing")
   per_seed["delta"] = per_seed["rho_partial"] - per_seed["rho"]
   keys = ["rule", "roi", "layer", "epoch", "control"]
-  means = per_seed.groupby(keys, sort=False)[["rho", "rho_partial"]].mean().reset_index()
+  means = per_seed.groupby(keys, sort=False)[values].mean().reset_index()
   d = inference.summarise(per_seed, keys, "delta").rename(columns={"mean": "delta"}).drop(columns="sd")
   return means.merge(d, on=keys)
 
@@ -115,6 +127,7 @@ def write_report(workdir, config) -> dict:
   out["alignment_all_layers"] = all_layers = tables.across_seeds(tables.seed_scores(tables.condition_view(rsa, config)))
   out["alignment_mean_rdm"] = tables.mean_rdm_scores(rsa, config)
   out["alignment_change"] = change = tables.change_vs_untrained(per_seed)
+  out["excluded_seeds"] = tables.excluded_seeds(rsa, config)
   out["first_epoch_drop"] = drop = tables.first_epoch_drop(per_seed)
   opts = config.get("report", {}) if hasattr(config, "get") else {}
   out["families"] = fam = families.all_families(
@@ -144,6 +157,7 @@ def write_report(workdir, config) -> dict:
     "alignment_mean_rdm",
     "alignment_change",
     "first_epoch_drop",
+    "excluded_seeds",
     "rule_comparison",
     "best_layer",
     "accuracy",

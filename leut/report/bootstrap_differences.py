@@ -7,7 +7,7 @@ d_b = θ*_{a,b} − θ*_{b,b}. `leut.evaluate` writes
 
   results/bootstrap_draws.npz        the draws (`draws_CxB`, float64) and the key columns of bootstrap.csv's rows
   results/bootstrap_differences.csv  contrast, rule_a, epoch_a, rule_b, epoch_b, roi, layer, resolution, arm, pairs,
-                                     n_boot, rho_a, rho_b, diff, ci_lo, ci_hi, p, p_fdr
+                                     n_boot, n_undefined, rho_a, rho_b, diff, ci_lo, ci_hi, p, p_fdr
 
 with contrasts
   vs_untrained       each trained rule at each epoch > 0 minus the untrained network (the baseline rule at epoch 0;
@@ -16,8 +16,10 @@ with contrasts
   vs_previous_epoch  each trained rule at a milestone minus itself at the previous bootstrapped milestone > 0 (the step
                      from epoch 0 is the vs_untrained row; needs `eval.stats_epochs='all'` to exist).
 diff = rho_a − rho_b (all stimuli); ci_lo/ci_hi the 95% percentile interval of d; p the two-sided bootstrap p
-(2 min(#{d ≤ 0}, #{d ≥ 0}) + 1)/(B + 1); p_fdr BH-adjusted within each contrast and evaluation condition
-(resolution, arm, pairs). A seed with constant features is left out of its condition's seed mean (see
+(2 min(#{d ≤ 0}, #{d ≥ 0}) + 1)/(B + 1), both over the draws where d is defined (n_undefined counts the others: a
+draw undefined for either condition; the CI is NaN with fewer than 40 defined draws); p_fdr BH-adjusted within each
+contrast and evaluation condition: one BH family per (contrast, resolution, arm, pairs). A seed with constant or
+non-finite features (a diverged network) is left out of its condition's seed mean (see
 `stimulus_stats.bootstrap_draws`); its contrasts are then still paired over stimuli, not over seeds.
 """
 
@@ -46,6 +48,7 @@ DIFFERENCE_COLUMNS = [
   "arm",
   "pairs",
   "n_boot",
+  "n_undefined",
   "rho_a",
   "rho_b",
   "diff",
@@ -71,18 +74,19 @@ def load_draws(path) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def difference_stats(draws_a_KxB, draws_b_KxB, level: float = 0.95):
-  """Paired bootstrap differences d_b = a_b − b_b per row: `(lo_K, hi_K, p_K)`, in float64.
+  """Paired bootstrap differences d_b = a_b − b_b per row: `(lo_K, hi_K, p_K, n_undefined_K)`, in float64.
 
   lo, hi: percentile interval (q_{(1-level)/2}, q_{(1+level)/2}) of d (`rsa.percentile_ci`; Efron & Tibshirani 1993,
   ch. 13); p: two-sided bootstrap p = (2 min(#{d_b ≤ 0}, #{d_b ≥ 0}) + 1) / (B + 1) (`rsa.bootstrap_p`; paper A v4,
-  PROTOCOL §3.6). Identical conditions give d ≡ 0, so lo = hi = 0 and p = 1. Rows with a NaN draw give NaN.
+  PROTOCOL §3.6). Both use the draws where d is defined (NaN draws are undefined resamples, counted in
+  n_undefined); the interval is NaN below `rsa.min_defined_draws(level)` defined draws, p when none is defined.
+  Identical conditions give d ≡ 0, so lo = hi = 0 and p = 1.
   """
   d_KxB = np.asarray(draws_a_KxB, np.float64) - np.asarray(draws_b_KxB, np.float64)
   with jax.enable_x64(True):  # the quantiles and counts in float64, as NumPy would compute them
     lo, hi = (np.asarray(x, np.float64) for x in rsa.percentile_ci(d_KxB, level))
     p = np.asarray(rsa.bootstrap_p(d_KxB), np.float64)
-  bad = np.isnan(d_KxB).any(-1)
-  return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi), np.where(bad, np.nan, p)
+  return lo, hi, p, np.sum(~np.isfinite(d_KxB), axis=-1)
 
 
 def contrasts(keys: pd.DataFrame, rules=None) -> list[tuple[str, int, int]]:
@@ -136,7 +140,7 @@ def difference_table(
   kind = [k for k, _, _ in pairs]
   a_K = np.array([a for _, a, _ in pairs])
   b_K = np.array([b for _, _, b in pairs])
-  lo, hi, p = (
+  lo, hi, p, n_undefined = (
     np.concatenate(x)
     for x in zip(
       *(
@@ -155,6 +159,7 @@ def difference_table(
       epoch_b=B.epoch,
       **{c: A[c] for c in CONDITION},
       n_boot=draws_CxB.shape[1],
+      n_undefined=n_undefined,
       rho_a=A.rho,
       rho_b=B.rho,
       diff=A.rho.to_numpy() - B.rho.to_numpy(),

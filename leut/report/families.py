@@ -4,14 +4,22 @@ Every test uses the headline per-seed scores (fixed layer per ROI, mean over sub
 seeds (same seed = same initialisation). One tidy table per family, written to `results/tests_<family>.csv`:
 
   vs_untrained   each trained rule at the last milestone vs the untrained network, per ROI       two-sided
-  between_rules  every pair of trained rules at the last milestone, per ROI                       two-sided
+  between_rules  every pair of trained rules at the last milestone, per ROI; a pair with backprop has backprop as
+                 rule_b (the reference)                                                           two-sided
   epoch1_vs_0    each trained rule at its first milestone after 0 vs epoch 0, per ROI (paper B 1b) two-sided
-  vs_backprop    each other trained rule vs backprop at the last milestone, per ROI (paper B 1a)   two-sided
-  trend          per-seed Spearman(epoch, ρ) over epochs ≥ 1, tested against 0 (paper B 1c)       two-sided
+  vs_backprop    VIEW of between_rules: its rows with rule_b = backprop (paper B 1a), same p and p_fdr
+  trend          per-seed Spearman(epoch, ρ) over epochs ≥ 1, tested against 0 (paper B 1c); only for rules
+                 with at least three milestones ≥ 1 (fewer: no test, the summary says so)          two-sided
 
-BH is applied within each family (`p_fdr`); the three training-dynamics families (epoch1_vs_0, vs_backprop, trend)
-are also adjusted jointly (`p_fdr_dynamics`), as paper B did globally. `mean_diff` is mean_i (a_i − b_i) for
-comparisons and the mean per-seed Spearman coefficient for `trend`; `d` = mean/SD(ddof=1) of the same per-seed values.
+Every test is in exactly one BH family, so it has one adjusted p (`p_fdr`): the rows of vs_untrained, of
+between_rules (with the vs_backprop rows among them), of epoch1_vs_0 and of trend are each adjusted together, over
+all ROIs. The training-dynamics families epoch1_vs_0 and trend are also adjusted jointly (`p_fdr_dynamics`), as
+paper B did globally; vs_backprop is not adjusted again (its rows already have their between_rules p_fdr).
+What the tests generalise over: seeds (networks from new initialisations and training-data draws); the stimuli and
+the subjects are fixed (subjects are fixed effects: the conclusion is about these subjects' RDMs).
+`mean_diff` is mean_i (a_i − b_i) for comparisons and the mean per-seed Spearman coefficient for `trend`; `d` =
+mean/SD(ddof=1) of the same per-seed values (NaN, "not defined", with zero spread). `n_seeds` counts the seeds with a
+finite value, `n_excluded` the others (NaN in rsa.csv: a diverged seed, constant features).
 Paper B's descriptive trend, Spearman(epoch, seed-mean ρ), is kept as `rho_seed_mean_trend` (not a test: with E
 epochs it is one number, and its null would treat epochs, not seeds, as replicates).
 """
@@ -35,6 +43,7 @@ COLUMNS = [
   "epoch_a",
   "epoch_b",
   "n_seeds",
+  "n_excluded",
   "n_positive",
   "mean_diff",
   "d",
@@ -46,8 +55,11 @@ COLUMNS = [
   "method",
   "statistic",
 ]
-DYNAMICS = ("epoch1_vs_0", "vs_backprop", "trend")
-FAMILIES = ("vs_untrained", "between_rules") + DYNAMICS
+DYNAMICS = ("epoch1_vs_0", "trend")  # adjusted jointly in p_fdr_dynamics
+FAMILIES = ("vs_untrained", "between_rules", "epoch1_vs_0", "vs_backprop", "trend")
+VIEWS = {"vs_backprop": "between_rules"}  # a view's rows are its family's rows (same p, same p_fdr)
+REFERENCE = "backprop"
+MIN_TREND_EPOCHS = 3
 
 
 def _seeds(per_seed):
@@ -86,6 +98,7 @@ def _finish(rows, values_KxN, alternative, n_mc):
   sf = inference.sign_flip(values_KxN, alternative, n_mc=n_mc)
   df = pd.DataFrame(rows)
   df["n_seeds"] = sf.n_seeds
+  df["n_excluded"] = values_KxN.shape[1] - sf.n_seeds
   df["n_positive"] = (values_KxN > 0).sum(1)
   with np.errstate(all="ignore"):
     df["mean_diff"] = np.nanmean(values_KxN, axis=1)
@@ -107,9 +120,13 @@ def vs_untrained(per_seed, alternative="two-sided", n_mc=inference.N_MC):
   return _comparisons(per_seed, "vs_untrained", specs, alternative, n_mc)
 
 
-def between_rules(per_seed, alternative="two-sided", n_mc=inference.N_MC):
+def between_rules(per_seed, alternative="two-sided", n_mc=inference.N_MC, reference=REFERENCE):
+  """Every pair of trained rules at the last milestone, in table order, except that `reference` (backprop) is always
+  rule_b, so that `vs_backprop` is a view of these rows."""
   last = tables.last_epoch(per_seed)
-  pairs = list(itertools.combinations(tables.trained_rules(per_seed), 2))
+  rules = tables.trained_rules(per_seed)
+  rules = [r for r in rules if r != reference] + [r for r in rules if r == reference]
+  pairs = list(itertools.combinations(rules, 2))
   specs = [(a, last, b, last, roi) for roi in dict.fromkeys(per_seed.roi) for a, b in pairs]
   return _comparisons(per_seed, "between_rules", specs, alternative, n_mc)
 
@@ -122,13 +139,12 @@ def epoch1_vs_0(per_seed, alternative="two-sided", n_mc=inference.N_MC):
   return _comparisons(per_seed, "epoch1_vs_0", specs, alternative, n_mc)
 
 
-def vs_backprop(per_seed, alternative="two-sided", n_mc=inference.N_MC, reference="backprop"):
-  rules = tables.trained_rules(per_seed)
-  if reference not in rules:
-    return pd.DataFrame(columns=COLUMNS)
-  last = tables.last_epoch(per_seed)
-  specs = [(r, last, reference, last, roi) for roi in dict.fromkeys(per_seed.roi) for r in rules if r != reference]
-  return _comparisons(per_seed, "vs_backprop", specs, alternative, n_mc)
+def vs_backprop(between: pd.DataFrame, reference=REFERENCE) -> pd.DataFrame:
+  """Each other trained rule vs backprop at the last milestone (paper B 1a): the `between_rules` rows with
+  rule_b = `reference`, unchanged (same test, same p, same p_fdr from the between_rules family)."""
+  if not len(between):
+    return between.copy()
+  return between[between.rule_b == reference].reset_index(drop=True)
 
 
 def _spearman(x, y):
@@ -138,13 +154,24 @@ def _spearman(x, y):
   return float(sps.spearmanr(x[ok], y[ok])[0])
 
 
+def trend_epochs(per_seed) -> dict[str, list[int]]:
+  """Milestones ≥ 1 of each trained rule (a trend is tested only with at least `MIN_TREND_EPOCHS` of them)."""
+  return {
+    rule: sorted(int(e) for e in set(per_seed.loc[per_seed.rule == rule, "epoch"]) if e >= 1)
+    for rule in tables.trained_rules(per_seed)
+  }
+
+
 def trend(per_seed, alternative="two-sided", n_mc=inference.N_MC):
-  """Monotone trend over epochs ≥ 1: per-seed Spearman(epoch, ρ_seed), sign-flip tested over seeds against 0."""
+  """Monotone trend over epochs ≥ 1: per-seed Spearman(epoch, ρ_seed), sign-flip tested over seeds against 0.
+
+  Needs at least `MIN_TREND_EPOCHS` (3) milestones ≥ 1: with two, every per-seed Spearman is ±1 (or undefined), a
+  test of "which epoch is higher", not of a trend; such rules get no row.
+  """
   seeds = _seeds(per_seed)
   rows, values = [], []
-  for rule in tables.trained_rules(per_seed):
-    epochs = sorted(int(e) for e in set(per_seed.loc[per_seed.rule == rule, "epoch"]) if e >= 1)
-    if len(epochs) < 2:
+  for rule, epochs in trend_epochs(per_seed).items():
+    if len(epochs) < MIN_TREND_EPOCHS:
       continue
     x = np.asarray(epochs, np.float64)
     for roi in dict.fromkeys(per_seed.roi):
@@ -173,14 +200,16 @@ def all_families(
   """Every family, with the joint BH adjustment over the training-dynamics families in `p_fdr_dynamics`.
 
   `alternative` applies to every family ('two-sided' unless a direction was fixed before looking at the data);
-  `n_mc` is the Monte Carlo sample size used beyond 20 seeds (floor 1/(1 + n_mc)).
+  `n_mc` is the Monte Carlo sample size used beyond 20 seeds (floor 1/(1 + n_mc)). `vs_backprop` is a view of
+  `between_rules` (see the module docstring).
   """
   kw = dict(alternative=alternative, n_mc=n_mc)
+  between = between_rules(per_seed, **kw)
   out = {
     "vs_untrained": vs_untrained(per_seed, **kw),
-    "between_rules": between_rules(per_seed, **kw),
+    "between_rules": between,
     "epoch1_vs_0": epoch1_vs_0(per_seed, **kw),
-    "vs_backprop": vs_backprop(per_seed, **kw),
+    "vs_backprop": vs_backprop(between),
     "trend": trend(per_seed, **kw),
   }
   dyn = [out[f] for f in DYNAMICS if len(out[f])]

@@ -91,7 +91,8 @@ def _pad_rows(x_KxN):
 def paired_d(diffs_KxN: np.ndarray) -> np.ndarray:
   """Paired Cohen's d per row, d = mean(diff) / SD(diff, ddof=1) over finite seeds (PROTOCOL §3.9, paper B).
 
-  Zero spread gives ±inf (nan for a zero mean); fewer than 2 seeds give nan.
+  Not defined (NaN, printed "not defined" in summary.md): zero spread (every seed's difference equal) or fewer than
+  2 seeds (`rsa.cohens_d`).
   """
   d = np.atleast_2d(np.asarray(diffs_KxN, np.float64))
   finite = np.isfinite(d)
@@ -130,9 +131,15 @@ def t_interval(values, level: float = 0.95) -> tuple[float, float, float, float,
 
 
 def summarise(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
-  """Mean, SD (ddof=1), 95% t-interval (ci_lo, ci_hi) and n over the rows (seeds) of each `keys` group."""
+  """Mean, SD (ddof=1), 95% t-interval (ci_lo, ci_hi) and n over the rows (seeds) of each `keys` group, and
+  n_excluded: the rows left out because their value is NaN (a diverged seed, constant features; see rsa.csv's note).
+  """
   rows = []
   for k, g in df.groupby(keys, sort=False):
     m, sd, lo, hi, n = t_interval(g[value])
-    rows.append(dict(zip(keys, k if isinstance(k, tuple) else (k,)), mean=m, sd=sd, ci_lo=lo, ci_hi=hi, n=n))
-  return pd.DataFrame(rows, columns=keys + ["mean", "sd", "ci_lo", "ci_hi", "n"])
+    rows.append(
+      dict(
+        zip(keys, k if isinstance(k, tuple) else (k,)), mean=m, sd=sd, ci_lo=lo, ci_hi=hi, n=n, n_excluded=len(g) - n
+      )
+    )
+  return pd.DataFrame(rows, columns=keys + ["mean", "sd", "ci_lo", "ci_hi", "n", "n_excluded"])

@@ -7,14 +7,20 @@ tables, which the report renders when present:
       Nili et al. (2014) bounds of the per-subject scheme (`leut.rsa.noise_ceiling`, PROTOCOL §3.5):
       lower = mean_j ρ(RDM_j, mean of the other subjects), upper = mean_j ρ(RDM_j, mean of all subjects).
   results/partial.csv        rule, seed, epoch, step, layer, roi, subject, resolution, arm, pairs, control, rho,
-                             rho_partial
-      ρ and partial Spearman ρ(model, brain | control) (`leut.rsa.partial_compare`, PROTOCOL §3.10–3.11) for each
-      control RDM alone and for all of them jointly (control = 'all').
+                             rho_partial, rho_partial_textbook
+      ρ and partial rank correlation ρ(model, brain | control) for each control RDM alone and for all of them
+      jointly (control = 'all'), by two estimators (`leut.rsa.partial`, PROTOCOL §3.10–3.11): rho_partial, the
+      published one (Spearman of the RE-RANKED rank residuals, `rsa.partial_compare`), and rho_partial_textbook, the
+      textbook partial Spearman correlation (Pearson of the rank residuals, no re-ranking, `rsa.partial_spearman`).
 
-  results/bootstrap.csv      rule, epoch, step, layer, roi, resolution, arm, pairs, n_boot, rho, ci_lo, ci_hi
+  results/bootstrap.csv      rule, epoch, step, layer, roi, resolution, arm, pairs, n_boot, n_undefined, rho, ci_lo,
+                             ci_hi
       stimulus-bootstrap 95% percentile CI of the seed- and subject-mean ρ (PROTOCOL §3.6, A v4 / C v3 scheme:
       resample stimuli, drop self-pairs, average seeds inside each draw); the resample indices come from one fixed
-      key, so every condition sees the same draws. `bootstrap_draws` also returns each row's B draws, from which
+      key, so every condition sees the same draws. A draw in which some seed's or subject's ρ is undefined (fewer than
+      two distinct pairs drawn, a model constant on them: `rsa.bootstrap`) is undefined; n_undefined counts those, and
+      the CI is taken over the other draws (NaN with fewer than `rsa.min_defined_draws()` = 40 of them).
+      `bootstrap_draws` also returns each row's B draws (NaN where undefined), from which
       `leut.report.bootstrap_differences` builds the paired differences between conditions.
   results/best_layer_cv.csv  rule, seed, epoch, step, roi, resolution, arm, pairs, n_splits, chosen_layers, cv_layer,
                              cv_score, naive_max, note
@@ -61,6 +67,7 @@ BOOTSTRAP_COLUMNS = [
   "arm",
   "pairs",
   "n_boot",
+  "n_undefined",
   "rho",
   "ci_lo",
   "ci_hi",
@@ -96,6 +103,7 @@ PARTIAL_COLUMNS = [
   "control",
   "rho",
   "rho_partial",
+  "rho_partial_textbook",
 ]
 
 
@@ -158,12 +166,14 @@ def noise_ceiling_table(
 
 @jax.jit
 def _scores(model_NxP, brain_RxJxP, controls_KxP, mask_P):
-  """`(rho_NxRxJ, rho_partial_NxRxJ)` for one control set (K controls regressed out jointly)."""
+  """`(rho, rho_partial, rho_partial_textbook)`, each `NxRxJ`, for one control set (K controls regressed out
+  jointly)."""
   m = model_NxP[:, None, None, :]
   b = brain_RxJxP[None]
   return (
     rsa.compare(m, b, "spearman", pair_mask=mask_P, square=False),
     rsa.partial_compare(m, b, controls_KxP, pair_mask=mask_P),
+    rsa.partial_spearman(m, b, controls_KxP, pair_mask=mask_P),
   )
 
 
@@ -182,10 +192,10 @@ def partial_rows(
   metric: str = "correlation",
   invalid_N=None,
 ) -> list[dict]:
-  """ρ and partial ρ of every seed's model RDM against every ROI × subject RDM, per control and jointly ('all').
+  """ρ and both partial ρ of every seed's model RDM against every ROI × subject RDM, per control and jointly ('all').
 
   Per-subject rows only (aggregate over subjects as for `rsa.csv`, PROTOCOL §3.3). Seeds flagged in `invalid_N`
-  (e.g. constant features, reported as NaN in `rsa.csv`) get NaN here too.
+  (constant or non-finite features, a diverged network: NaN in `rsa.csv`) get NaN here too.
   """
   invalid = np.zeros(np.shape(feats_NxSxU)[0], bool) if invalid_N is None else np.asarray(invalid_N, bool)
   model_NxP = rsa.upper_tri(rsa.rdm(jnp.asarray(feats_NxSxU), metric=metric))
@@ -198,9 +208,9 @@ def partial_rows(
   for pairs, mask in masks.items():
     mask_P = rsa.upper_tri(jnp.asarray(mask)).astype(jnp.float32)
     for name, c in ctrl.items():
-      rho_NxRxJ, part_NxRxJ = (np.array(x, np.float64) for x in _scores(model_NxP, brain_RxJxP, c, mask_P))
-      rho_NxRxJ[invalid] = np.nan
-      part_NxRxJ[invalid] = np.nan
+      rho_NxRxJ, part_NxRxJ, text_NxRxJ = (np.array(x, np.float64) for x in _scores(model_NxP, brain_RxJxP, c, mask_P))
+      for x in (rho_NxRxJ, part_NxRxJ, text_NxRxJ):
+        x[invalid] = np.nan
       for seed in range(N):
         for r, roi in enumerate(brain.rois):
           for j, subj in enumerate(brain.subjects):
@@ -219,6 +229,7 @@ def partial_rows(
                 control=name,
                 rho=float(rho_NxRxJ[seed, r, j]),
                 rho_partial=float(part_NxRxJ[seed, r, j]),
+                rho_partial_textbook=float(text_NxRxJ[seed, r, j]),
               )
             )
   return rows
@@ -244,10 +255,11 @@ def bootstrap_draws(
   """Stimulus-bootstrap CI of the seed- and subject-mean ρ of one layer against each ROI (see module docstring).
 
   Returns `(rows, draws)`: one `BOOTSTRAP_COLUMNS` row per ROI and pair set, and for each row the `B` float64
-  draws θ*_b = mean over seeds n and subjects j of ρ_{n,j}(resample b). The resample indices depend only on `seed`
-  and the stimulus count, so draws of different rules, epochs, layers and ROIs are paired draw by draw.
-  `rois` restricts the ROIs (e.g. to those whose headline layer this is: bootstrap cost ~ n_boot × P per RDM);
-  `valid_N` drops seeds (constant features) from the seed average.
+  draws θ*_b = mean over seeds n and subjects j of ρ_{n,j}(resample b), NaN when any of those ρ is undefined in
+  that resample (n_undefined counts them; the CI uses the others, `rsa.percentile_ci`). The resample indices depend
+  only on `seed` and the stimulus count, so draws of different rules, epochs, layers and ROIs are paired draw by
+  draw. `rois` restricts the ROIs (e.g. to those whose headline layer this is: bootstrap cost ~ n_boot × P per RDM);
+  `valid_N` drops seeds (constant or non-finite features, diverged networks) from the seed average.
   """
   model_NxSxS = rsa.rdm(jnp.asarray(feats_NxSxU), metric=metric)
   if valid_N is not None:
@@ -266,7 +278,8 @@ def bootstrap_draws(
         pair_mask=None if np.all(mask) else jnp.asarray(mask),
       )
       draws_B = np.asarray(res.scores, np.float64).mean(axis=(0, 1))
-      lo, hi = np.quantile(draws_B, [0.025, 0.975])
+      with jax.enable_x64(True):  # quantiles in float64, as NumPy would compute them
+        lo, hi = (float(x) for x in rsa.percentile_ci(draws_B, 0.95))
       rows.append(
         dict(
           rule=rule,
@@ -278,9 +291,10 @@ def bootstrap_draws(
           arm=arm,
           pairs=pairs,
           n_boot=n_boot,
+          n_undefined=int(n_boot - int(rsa.n_defined(draws_B))),
           rho=float(np.asarray(res.observed, np.float64).mean()),
-          ci_lo=float(lo),
-          ci_hi=float(hi),
+          ci_lo=lo,
+          ci_hi=hi,
         )
       )
       draws.append(draws_B)
@@ -317,6 +331,7 @@ def best_layer_rows(
   n_splits: int = 10,
   seed: int = 0,
   seed_chunk: int = 8,
+  invalid_N=None,
 ) -> list[dict]:
   """Cross-validated best layer per seed and ROI (`BEST_LAYER_CV_COLUMNS`; see module docstring).
 
@@ -324,16 +339,22 @@ def best_layer_rows(
   l_A = argmax_l mean_j ρ_{l,j}(pairs within A) and the held-out score is mean_j ρ_{l_A,j}(pairs within B), and the
   other way round; cv_score averages the 2 × n_splits held-out scores (Kriegeskorte et al. 2009, selection on
   independent data). The halvings come from `jax.random.key(seed)`, so every rule and epoch is split alike. A seed
-  with constant features in any layer (NaN RDM, see `leut.evaluate`) gets NaN scores and a note. Seeds are scored
+  with constant features in any layer (NaN in `rsa.csv`, see `leut.evaluate`) gets NaN scores and a note, and so
+  does one with non-finite features in any layer or flagged in `invalid_N` (a diverged network). Seeds are scored
   `seed_chunk` at a time (memory ~ 7 × seed_chunk × layers × P floats; the result does not depend on it).
   """
   layers = list(feats)
-  invalid_N = np.zeros(np.shape(feats[layers[0]])[0], bool)
+  n_seeds = np.shape(feats[layers[0]])[0]
+  constant_N = np.zeros(n_seeds, bool)
+  non_finite_N = np.zeros(n_seeds, bool) if invalid_N is None else np.asarray(invalid_N, bool).copy()
   models = []
   for layer in layers:
     f = jnp.asarray(feats[layer])
-    invalid_N |= np.asarray(rsa.constant_rows(f)).any(1)
+    constant_N |= np.asarray(rsa.constant_rows(f)).any(1)
+    non_finite_N |= np.asarray(rsa.non_finite_rows(f)).any(1)
     models.append(rsa.upper_tri(rsa.rdm(f, metric=metric)))
+  invalid_N = constant_N | non_finite_N
+  notes = np.where(non_finite_N, "non_finite_features", np.where(constant_N, "constant features in some layer", ""))
   models_NxLxP = jnp.stack(models, axis=1)
   brain_RxJxP = rsa.upper_tri(jnp.asarray(brain.rdms_RxJxSxS))
   key = jax.random.key(seed)
@@ -366,7 +387,7 @@ def best_layer_rows(
             cv_layer="" if bad else modal_layer(chosen, layers),
             cv_score=np.nan if bad else float(res.score[r, seed_n]),
             naive_max=np.nan if bad else float(res.naive_max[r, seed_n]),
-            note="constant features in some layer" if bad else "",
+            note=str(notes[seed_n]),
           )
         )
   return rows

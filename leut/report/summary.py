@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leut.report import inference, tables
+from leut.report import families, inference, tables
 
 RHO_FMT = "{:.3f}"
 
@@ -39,6 +39,11 @@ def fmt_num(x, digits=3) -> str:
   return f"{x:.{digits}f}"
 
 
+def fmt_d(d) -> str:
+  """Cohen's d with 2 decimals; NaN (zero spread, fewer than 2 seeds) is "not defined", never ±inf."""
+  return "not defined" if d is None or not np.isfinite(d) else f"{d:.2f}"
+
+
 def fmt_msn(mean, sd, n) -> str:
   return f"{mean:.3f} ± {sd:.3f} (n={int(n)})" if pd.notna(sd) else f"{mean:.3f} (n={int(n)})"
 
@@ -60,6 +65,8 @@ INT_COLUMNS = (
   "epoch_b",
   "resolution",
   "cv_n",
+  "n_excluded",
+  "n_undefined",
 )
 
 
@@ -81,6 +88,8 @@ def md_table(df: pd.DataFrame, cols: list[str], source: str, where: dict | None 
         cells.append(fmt_ci(r["ci_lo"], r["ci_hi"]))
       elif c in P_COLUMNS:
         cells.append(fmt_p(r[c]))
+      elif c == "d":  # "not defined" where a test gave no d; "–" where no test was run (no mean_diff)
+        cells.append(fmt_d(r[c]) if pd.notna(r.get("mean_diff", 0.0)) else "–")
       elif c in ("floored", "passed", "biased_upward"):
         cells.append("–" if pd.isna(r[c]) else "yes" if bool(r[c]) else "no")
       elif c in INT_COLUMNS and pd.notna(r[c]):
@@ -179,6 +188,53 @@ def _differences_section(diffs: pd.DataFrame | None, last: int) -> list[str]:
   return L
 
 
+def _generalisation_lines() -> list[str]:
+  return [
+    "What each result generalises over: the t-intervals and the sign-flip tests take seeds as the replicates, so "
+    "they generalise over networks (new initialisations and training-data draws) for these stimuli and these "
+    "subjects, which are held fixed. The stimulus bootstrap (stimulus CIs and paired differences) resamples the "
+    "stimuli with the networks fixed (seeds are averaged inside each draw), so it generalises over stimuli like "
+    "these for these networks. Subjects are fixed effects everywhere: no result here is a claim about new subjects.",
+    "",
+  ]
+
+
+def _family_lines() -> list[str]:
+  return [
+    "BH families (each test has one adjusted p): `p_fdr` in `tests_vs_untrained.csv` adjusts all its rows "
+    "(every trained rule × ROI, at the last milestone) together; `tests_between_rules.csv` all its rows (every pair "
+    "of trained rules × ROI; `tests_vs_backprop.csv` is a view of its rows with rule_b = backprop, with the same "
+    "p_fdr); `tests_epoch1_vs_0.csv` all its rows; `tests_trend.csv` all its rows. `p_fdr_dynamics` adjusts the "
+    "epoch1_vs_0 and trend rows together. In `bootstrap_differences.csv`, `p_fdr` adjusts the rows of one contrast "
+    "(vs_untrained, between_rules or vs_previous_epoch) in one evaluation condition (resolution, arm, pairs). The "
+    "ground-truth checks are three pre-specified one-sided tests, not adjusted.",
+    "",
+  ]
+
+
+def _excluded_lines(excluded: pd.DataFrame | None) -> list[str]:
+  """The sentence (and table) saying which seeds the per-seed statistics leave out, per condition."""
+  if excluded is None or not len(excluded):
+    return []
+  out = excluded[excluded.n_excluded > 0]
+  if not len(out):
+    return ["Seeds left out: none (every headline ρ is defined).", ""]
+  n_cond = len(out)
+  L = [
+    f"Seeds left out: in {n_cond} of {len(excluded)} headline conditions (rule × epoch × ROI) some seeds have an "
+    "undefined ρ (NaN in `results/rsa.csv`, with its reason in `note`: non_finite_features / non_finite_parameters "
+    "for a diverged network, constant features for a dead layer). They are left out of every per-seed statistic "
+    "(means, intervals, sign-flip tests, d), and each table's `n_excluded` counts them:",
+    "",
+  ]
+  return L + md_table(
+    out,
+    ["rule", "epoch", "roi", "layer", "n_seeds", "n_excluded", "seeds", "reasons"],
+    "results/excluded_seeds.csv",
+    {"n_excluded": "1 or more"},
+  )
+
+
 def _config_command(workdir: Path) -> str:
   cfg = json.loads((workdir / "config.json").read_text()) if (workdir / "config.json").exists() else {}
   return cfg.get("command") or f"leut report --workdir {workdir}"
@@ -207,9 +263,11 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
     "seeds (same seed = same initialisation; "
     + ("Monte Carlo beyond 20 seeds, " if mc else "exact, ")
     + f"{'/'.join(sorted(alts))} unless stated), BH-FDR within each family (`p_fdr`), "
-    "paired Cohen's d = mean/SD of the per-seed differences.",
+    "paired Cohen's d = mean/SD of the per-seed differences (\"not defined\" when every seed's difference is the "
+    "same: zero spread).",
     "",
   ]
+  L += _generalisation_lines() + _family_lines() + _excluded_lines(r.get("excluded_seeds"))
   vs = r["families"]["vs_untrained"]
   if len(vs):
     L += [
@@ -221,7 +279,7 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
     for _, t in vs.iterrows():
       floor = " (the smallest attainable p with this seed count)" if t["floored"] else ""
       L.append(
-        f"- {t['rule_a']} at {t['roi']} ({t['layer']}): Δρ = {t['mean_diff']:+.3f}, d = {fmt_num(t['d'], 2)}, "
+        f"- {t['rule_a']} at {t['roi']} ({t['layer']}): Δρ = {t['mean_diff']:+.3f}, d = {fmt_d(t['d'])}, "
         f"{int(t['n_positive'])}/{int(t['n_seeds'])} seeds > 0, p = {fmt_p(t['p'])}{floor}, "
         f"p_fdr = {fmt_p(t['p_fdr'])}."
       )
@@ -300,23 +358,60 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
   L += ["## Training dynamics", ""]
   drop = r["first_epoch_drop"]
   if len(drop):
-    L += ["### Change after the first epoch (paper B's drop; drop_pct on seed means)", ""]
+    L += [
+      "### Change after the first epoch (paper B's drop; drop_pct on seed means)",
+      "",
+      "drop_pct = 100 (rho_e0 − rho_e1) / rho_e0 is given only where the epoch-0 95% CI (e0_ci_lo, e0_ci_hi) lies "
+      "above 0; elsewhere it is not defined (–): a percentage of a baseline that may be 0 can take any size.",
+      "",
+    ]
     L += md_table(
       drop,
-      ["rule", "roi", "layer", "epoch_b", "rho_e0", "rho_e1", "delta", "ci_lo", "ci_hi", "drop_pct"],
+      [
+        "rule",
+        "roi",
+        "layer",
+        "epoch_b",
+        "rho_e0",
+        "e0_ci_lo",
+        "e0_ci_hi",
+        "rho_e1",
+        "delta",
+        "ci_lo",
+        "ci_hi",
+        "drop_pct",
+      ],
       "results/first_epoch_drop.csv",
     )
-  for name, title in (
-    ("epoch1_vs_0", "Epoch 1 vs epoch 0 (paper B family 1b)"),
-    ("vs_backprop", f"Each rule vs backprop at epoch {last} (paper B family 1a)"),
-    ("trend", "Monotone trend over epochs ≥ 1 (per-seed Spearman, tested over seeds; 1c)"),
-  ):
-    if len(fam[name]):
-      extra = ["rho_seed_mean_trend"] if name == "trend" else []
-      L += [f"### {title}", ""] + md_table(fam[name], cols + ["p_fdr_dynamics"] + extra, f"results/tests_{name}.csv")
-  L += ["`p_fdr_dynamics`: BH over the three training-dynamics families together (paper B's global correction).", ""]
+  if len(fam["epoch1_vs_0"]):
+    L += ["### Epoch 1 vs epoch 0 (paper B family 1b)", ""]
+    L += md_table(fam["epoch1_vs_0"], cols + ["p_fdr_dynamics"], "results/tests_epoch1_vs_0.csv")
+  if len(fam["vs_backprop"]):
+    L += [
+      f"### Each rule vs backprop at epoch {last} (paper B family 1a)",
+      "",
+      "These are the `between_rules` tests with rule_b = backprop, not new ones: same p, same p_fdr (adjusted once, "
+      "in the between_rules family).",
+      "",
+    ]
+    L += md_table(fam["vs_backprop"], cols, "results/tests_vs_backprop.csv")
+  short = {rule: e for rule, e in families.trend_epochs(r["alignment"]).items() if len(e) < families.MIN_TREND_EPOCHS}
+  if len(fam["trend"]) or short:
+    L += ["### Monotone trend over epochs ≥ 1 (per-seed Spearman, tested over seeds; 1c)", ""]
+  if len(fam["trend"]):
+    L += md_table(fam["trend"], cols + ["p_fdr_dynamics", "rho_seed_mean_trend"], "results/tests_trend.csv")
+  L += [
+    f"- No trend test for {rule}: its milestones ≥ 1 are {e}, and a trend needs at least "
+    f"{families.MIN_TREND_EPOCHS} (with two, each seed's Spearman is ±1: a comparison of two epochs, not a trend)."
+    for rule, e in short.items()
+  ] + ([""] if short else [])
+  L += [
+    "`p_fdr_dynamics`: BH over the epoch1_vs_0 and trend tests together (paper B's global correction; the "
+    "vs_backprop rows keep their between_rules p_fdr).",
+    "",
+  ]
   L += ["## What the seed count allows", ""]
-  floors = [s for name, df in fam.items() for s in _floor_sentence(df, name)]
+  floors = [s for name, df in fam.items() if name not in families.VIEWS for s in _floor_sentence(df, name)]
   floors += _floor_sentence(gt, "ground_truth") if gt is not None and len(gt) else []
   L += (floors or ["- No test is at its attainable floor."]) + [""]
   best = r["best_layer"]
@@ -359,8 +454,15 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
     )
   boot = r.get("stimulus_ci")
   if boot is not None and len(boot):
-    L += ["## Stimulus-bootstrap 95% CIs (resampling stimuli; seeds and subjects averaged inside each draw)", ""]
-    L += md_table(boot, ["rule", "roi", "layer", "epoch", "n_boot", "rho", "ci_lo", "ci_hi"], "results/stimulus_ci.csv")
+    L += [
+      "## Stimulus-bootstrap 95% CIs (resampling stimuli; seeds and subjects averaged inside each draw)",
+      "",
+      "n_undefined: resamples in which some seed's or subject's ρ is undefined (fewer than two distinct stimulus "
+      "pairs drawn, or a model constant on them); the CI is over the other resamples (– below 40 of them).",
+      "",
+    ]
+    cols_b = ["rule", "roi", "layer", "epoch", "n_boot"] + (["n_undefined"] if "n_undefined" in boot else [])
+    L += md_table(boot, cols_b + ["rho", "ci_lo", "ci_hi"], "results/stimulus_ci.csv")
   L += _differences_section(r.get("stimulus_differences"), last)
   ceil = r.get("noise_ceiling")
   if ceil is not None and len(ceil):
@@ -369,9 +471,24 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
   part = r.get("partial_summary")
   L += ["## Partial RSA (low-level controls regressed out of both RDMs)", ""]
   if part is not None and len(part):
+    textbook = "rho_partial_textbook" in part
+    L += [
+      "rho_partial is the published estimator: the control RDMs' ranks are regressed out of the model's and the "
+      "brain's ranks, and the residuals are RE-RANKED and correlated (Spearman of rank residuals). "
+      + (
+        "rho_partial_textbook beside it is the textbook partial Spearman correlation (Pearson correlation of the "
+        "same rank residuals, no re-ranking: the partial correlation of the rank correlation matrix). "
+        if textbook
+        else ""
+      )
+      + "delta, ci_lo, ci_hi: rho_partial − rho over seeds.",
+      "",
+    ]
     L += md_table(
       part,
-      ["rule", "roi", "layer", "epoch", "control", "rho", "rho_partial", "delta", "ci_lo", "ci_hi", "n"],
+      ["rule", "roi", "layer", "epoch", "control", "rho", "rho_partial"]
+      + (["rho_partial_textbook"] if textbook else [])
+      + ["delta", "ci_lo", "ci_hi", "n"],
       "results/partial_summary.csv",
     )
   else:

@@ -3,6 +3,9 @@
 Conventions (PROTOCOL §3.3): a seed's score is the mean over subjects of per-subject Spearman ρ (`rho_sub_mean`);
 seeds are the replicates (mean, SD with ddof=1, 95% Student-t interval over seeds). The headline analysis uses a
 fixed layer per ROI (paper A), the first configured resolution, native images and all stimulus pairs.
+
+A seed whose ρ is NaN (rsa.csv `note`: non-finite features or weights of a diverged network, constant features, a
+constant RDM) is left out of every per-seed statistic; `n_excluded` counts those seeds in each row.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ DEFAULT_LAYER_FOR_ROI = {
   "IT": "fc1",
 }
 UNTRAINED = "untrained"
-STAT_COLUMNS = ["mean", "sd", "ci_lo", "ci_hi", "n"]
+STAT_COLUMNS = ["mean", "sd", "ci_lo", "ci_hi", "n", "n_excluded"]
 
 
 def layer_for_roi(config) -> dict[str, str]:
@@ -59,9 +62,15 @@ def headline_view(rsa: pd.DataFrame, config) -> pd.DataFrame:
 
 
 def seed_scores(view: pd.DataFrame, keys=("rule", "roi", "layer", "epoch", "seed")) -> pd.DataFrame:
-  """Per (rule, roi, layer, epoch, seed): the mean over subjects of per-subject ρ ('rho_sub_mean', PROTOCOL §3.3)."""
+  """Per (rule, roi, layer, epoch, seed): the mean over subjects of per-subject ρ ('rho_sub_mean', PROTOCOL §3.3).
+
+  NaN when any subject's ρ is NaN: a seed is scored on every subject or not at all.
+  """
   subj = view[view.subject != "mean"]
-  return subj.groupby(list(keys), as_index=False, sort=False)["rho"].mean()
+  g = subj.assign(_missing=subj["rho"].isna()).groupby(list(keys), as_index=False, sort=False)
+  out = g.agg(rho=("rho", "mean"), _missing=("_missing", "any"))
+  out.loc[out["_missing"], "rho"] = np.nan
+  return out.drop(columns="_missing")
 
 
 def across_seeds(per_seed: pd.DataFrame, keys=("rule", "roi", "layer", "epoch"), value="rho") -> pd.DataFrame:
@@ -109,10 +118,29 @@ def change_vs_untrained(per_seed: pd.DataFrame) -> pd.DataFrame:
 def first_epoch_drop(per_seed: pd.DataFrame) -> pd.DataFrame:
   """Change from epoch 0 to the first milestone after it, per rule and ROI (paper B's 'drop after one epoch').
 
-  delta = mean over seeds of ρ_e1 − ρ_e0 with a 95% t-interval; drop_pct = 100 (ρ̄_e0 − ρ̄_e1) / ρ̄_e0 on seed means
-  (paper B's convention; undefined and left NaN when ρ̄_e0 ≤ 0).
+  delta = mean over seeds of ρ_e1 − ρ_e0 with a 95% t-interval (ci_lo, ci_hi); drop_pct = 100 (ρ̄_e0 − ρ̄_e1) / ρ̄_e0
+  on seed means (paper B's convention), given only when the epoch-0 baseline is distinguishable from zero and
+  positive: its 95% t-interval over seeds (e0_ci_lo, e0_ci_hi) lies above 0. Otherwise drop_pct is NaN and `note`
+  says why (a percentage of a baseline that may be 0 can be any size). n_excluded: seeds without both scores.
   """
-  cols = ["rule", "roi", "layer", "epoch_a", "epoch_b", "rho_e0", "rho_e1", "delta", "ci_lo", "ci_hi", "n", "drop_pct"]
+  cols = [
+    "rule",
+    "roi",
+    "layer",
+    "epoch_a",
+    "epoch_b",
+    "rho_e0",
+    "e0_ci_lo",
+    "e0_ci_hi",
+    "rho_e1",
+    "delta",
+    "ci_lo",
+    "ci_hi",
+    "n",
+    "n_excluded",
+    "drop_pct",
+    "note",
+  ]
   rows = []
   for rule in trained_rules(per_seed):
     epochs = sorted(e for e in set(per_seed.loc[per_seed.rule == rule, "epoch"]) if e > 0)
@@ -121,8 +149,12 @@ def first_epoch_drop(per_seed: pd.DataFrame) -> pd.DataFrame:
       sub = per_seed[(per_seed.rule == rule) & (per_seed.roi == roi)]
       seeds = sorted(set(sub.seed))
       a, b = seed_vector(per_seed, rule, 0, roi, seeds), seed_vector(per_seed, rule, e1, roi, seeds)
-      m, _, lo, hi, n = inference.t_interval(b - a)
-      r0, r1 = float(np.nanmean(a)), float(np.nanmean(b))
+      both = np.isfinite(a) & np.isfinite(b)  # paired: the same seeds on both sides
+      m, _, lo, hi, n = inference.t_interval(np.where(both, b - a, np.nan))
+      r0, _, lo0, hi0, _ = inference.t_interval(a[both])
+      r1 = float(np.mean(b[both])) if both.any() else np.nan
+      defined = bool(lo0 > 0)
+      note = "" if defined else "drop_pct not defined: the epoch-0 95% CI does not lie above 0"
       rows.append(
         dict(
           rule=rule,
@@ -131,12 +163,16 @@ def first_epoch_drop(per_seed: pd.DataFrame) -> pd.DataFrame:
           epoch_a=0,
           epoch_b=e1,
           rho_e0=r0,
+          e0_ci_lo=lo0,
+          e0_ci_hi=hi0,
           rho_e1=r1,
           delta=m,
           ci_lo=lo,
           ci_hi=hi,
           n=n,
-          drop_pct=100 * (r0 - r1) / r0 if r0 > 0 else np.nan,
+          n_excluded=len(seeds) - n,
+          drop_pct=100 * (r0 - r1) / r0 if defined else np.nan,
+          note=note,
         )
       )
   return pd.DataFrame(rows, columns=cols)
@@ -234,3 +270,40 @@ def mean_rdm_scores(rsa: pd.DataFrame, config) -> pd.DataFrame:
   view = headline_view(rsa, config)
   view = view[view.subject == "mean"]
   return across_seeds(view[["rule", "roi", "layer", "epoch", "seed", "rho"]])
+
+
+EXCLUDED_COLUMNS = ["rule", "epoch", "roi", "layer", "n_seeds", "n_excluded", "seeds", "reasons"]
+
+
+def excluded_seeds(rsa: pd.DataFrame, config) -> pd.DataFrame:
+  """Seeds left out of the headline statistics per condition (rule, epoch, ROI, layer): their ρ is NaN in rsa.csv.
+
+  seeds: the excluded seed numbers (';'-separated); reasons: their distinct `note`s (e.g. non_finite_features for a
+  diverged network, constant features for a dead layer).
+  """
+  view = headline_view(rsa, config)
+  view = view[view.subject != "mean"]
+  notes = view["note"].astype(object).fillna("") if "note" in view else pd.Series("", index=view.index)
+  view = view.assign(_bad=view["rho"].isna(), _note=notes.astype(str))
+  rows = []
+  for (rule, epoch, roi, layer), g in view.groupby(["rule", "epoch", "roi", "layer"], sort=False):
+    per_seed = g.groupby("seed", sort=True).agg(
+      bad=("_bad", "any"), note=("_note", lambda x: ";".join(sorted(set(x) - {""})))
+    )
+    bad = per_seed[per_seed.bad]
+    reasons = sorted(
+      {n for note in bad.note for n in note.split(";") if n} or ({"rho undefined"} if len(bad) else set())
+    )
+    rows.append(
+      dict(
+        rule=rule,
+        epoch=int(epoch),
+        roi=roi,
+        layer=layer,
+        n_seeds=len(per_seed),
+        n_excluded=len(bad),
+        seeds=";".join(str(int(s)) for s in bad.index),
+        reasons="; ".join(reasons),
+      )
+    )
+  return pd.DataFrame(rows, columns=EXCLUDED_COLUMNS)

@@ -1,4 +1,7 @@
-"""Subject aggregation schemes (PROTOCOL §3.3): mean-RDM score vs mean of per-subject scores."""
+"""Subject aggregation schemes (PROTOCOL §3.3): mean-RDM score vs mean of per-subject scores.
+
+Undefined comparisons are NaN as in `compare`; a NaN per-subject score makes the mean NaN (no subject is dropped).
+"""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from leut.rsa.compare import as_pair_weights, as_vector, compare
-from leut.rsa.ranks import centred_unit, sorted_ranks
+from leut.rsa.precision import HIGHEST
+from leut.rsa.ranks import centred_unit, kept_non_finite, sorted_ranks
 
 
 class BestLayerResult(NamedTuple):
@@ -36,6 +37,10 @@ def cross_validated_best_layer(
     brain_rdms: `SxS` or `JxSxS` (or `P`/`JxP`); with J subjects the score is the mean per-subject score.
     key: draws the halvings.
     pair_mask: optional fixed restriction (e.g. cross-run pairs), combined with the within-half masks.
+
+  Undefined scores are NaN (see `compare`): a layer (or brain) RDM with a NaN/inf on any kept pair is undefined on
+  every half; when a layer's score on the choosing half is NaN (that, or an RDM constant on the half), that split's
+  held-out score is NaN, and so is `score`; `naive_max` is NaN when any layer's all-stimulus score is.
   """
   lv = as_vector(layer_rdms_LxSxS)
   bv = as_vector(brain_rdms)
@@ -45,13 +50,16 @@ def cross_validated_best_layer(
   S = int(round((1 + (1 + 8 * P) ** 0.5) / 2))
   iu, ju = np.triu_indices(S, k=1)
   base_P = jnp.ones((P,), jnp.float32) if pair_mask is None else as_pair_weights(pair_mask, P)
+  # A NaN/inf on any kept pair (not only on a half's pairs) leaves that layer, or every layer for the brain, undefined.
+  broken_L = kept_non_finite(lv, base_P) | jnp.any(kept_non_finite(bv, base_P))
+  scores_of = lambda w_P: jnp.where(broken_L, jnp.nan, scores(w_P))  # noqa: E731
 
   if method == "spearman":
     l_sorted, b_sorted = _presort(lv), _presort(bv)
 
     def scores(w_P):  # ...xL, = the mean over J of compare(lv, bv, "spearman", pair_mask=w_P)
       zl, zb = _masked_rank_z(*l_sorted, w_P), _masked_rank_z(*b_sorted, w_P)
-      per = jnp.einsum("...lp,jp->...lj", zl, zb, precision=jax.lax.Precision.HIGHEST)
+      per = jnp.einsum("...lp,jp->...lj", zl, zb, precision=HIGHEST)
       return jnp.mean(per, axis=-1)
   else:
 
@@ -63,16 +71,17 @@ def cross_validated_best_layer(
     half_S = jax.random.permutation(k, S) < S // 2
     in_a = (half_S[iu] & half_S[ju]).astype(jnp.float32) * base_P
     in_b = (~half_S[iu] & ~half_S[ju]).astype(jnp.float32) * base_P
-    sa, sb = scores(in_a), scores(in_b)
+    sa, sb = scores_of(in_a), scores_of(in_b)
     la, lb = jnp.argmax(sa, axis=-1), jnp.argmax(sb, axis=-1)
-    ha = jnp.take_along_axis(sb, la[..., None], axis=-1)[..., 0]
-    hb = jnp.take_along_axis(sa, lb[..., None], axis=-1)[..., 0]
+    # A choice among layers of which one is undefined on the choosing half is no choice: its held-out score is NaN.
+    ha = jnp.where(jnp.isnan(sa).any(-1), jnp.nan, jnp.take_along_axis(sb, la[..., None], axis=-1)[..., 0])
+    hb = jnp.where(jnp.isnan(sb).any(-1), jnp.nan, jnp.take_along_axis(sa, lb[..., None], axis=-1)[..., 0])
     return jnp.stack([la, lb], -1), jnp.stack([ha, hb], -1)
 
   chosen_R, held_R = jax.lax.map(one_split, jax.random.split(key, n_splits))
   chosen = jnp.moveaxis(chosen_R, 0, -2)
   held = jnp.moveaxis(held_R, 0, -2)
-  naive = jnp.max(scores(base_P), axis=-1)
+  naive = jnp.max(scores_of(base_P), axis=-1)
   return BestLayerResult(jnp.mean(held, axis=(-2, -1)), chosen, held, naive)
 
 

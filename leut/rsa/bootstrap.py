@@ -9,6 +9,11 @@ multiset follow from a cumulative sum of w in the vector's sorted order (`ranks.
 sorted once, and each resample costs O(P) per RDM (two gathers, a cumulative sum and dot products) instead of a
 sort. Resamples are processed in pairs so that each gather moves both weight vectors at once (complex64 packing).
 The result is identical to ranking the expanded vector (ties, including float32 ties, are averaged exactly).
+
+Undefined draws: a resample whose kept pairs hold fewer than two distinct stimulus pairs, or in which a model or
+subject vector is constant on them, has no correlation; its score is NaN (as `compare`), and `percentile_ci` /
+`bootstrap_p` use the defined draws and say how many there are (`n_defined`). Non-finite RDM entries are refused by
+`bootstrap` (a `NonFiniteInputError`); the jittable `bootstrap_scores` returns NaN for them.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from leut.rsa.compare import as_pair_weights, as_vector
+from leut.rsa.errors import NonFiniteInputError
 from leut.rsa.pairs import cross_run_mask
+from leut.rsa.precision import HIGHEST
 from leut.rsa.ranks import blocked_cumsum
 from leut.rsa.rdm import n_stimuli as stimuli_from_pairs
 from leut.xla_cpu import dot_only_library_fusion, jit_with
@@ -38,23 +45,42 @@ def resample_indices(key: jax.Array, n_boot: int, n_stimuli: int) -> jax.Array:
   return jax.random.randint(key, (n_boot, n_stimuli), 0, n_stimuli, dtype=jnp.int32)
 
 
+def min_defined_draws(level: float = 0.95) -> int:
+  """Fewest defined draws a percentile interval at `level` needs: 2 / (1 - level) (40 at 95%), so that each tail
+  holds at least one draw and neither end is read off the extreme draw alone."""
+  return int(np.ceil(2.0 / (1.0 - level) - 1e-9))
+
+
+def n_defined(samples_B: jax.Array) -> jax.Array:
+  """Number of finite draws along the last axis (the others are undefined resamples, see the module docstring)."""
+  return jnp.sum(jnp.isfinite(jnp.asarray(samples_B)), axis=-1)
+
+
 def percentile_ci(samples_B: jax.Array, level: float = 0.95) -> tuple[jax.Array, jax.Array]:
-  """Percentile interval of bootstrap samples along the last axis: (q_{(1-level)/2}, q_{(1+level)/2})."""
+  """Percentile interval of bootstrap samples along the last axis: (q_{(1-level)/2}, q_{(1+level)/2}).
+
+  Computed over the defined (finite) draws only; NaN when fewer than `min_defined_draws(level)` are defined. Report
+  `n_defined` beside it. Efron & Tibshirani (1993), An Introduction to the Bootstrap, ch. 13.
+  """
   alpha = (1.0 - level) / 2.0
-  q = jnp.quantile(jnp.asarray(samples_B), jnp.asarray([alpha, 1.0 - alpha]), axis=-1)
-  return q[0], q[1]
+  s = jnp.asarray(samples_B)
+  finite = jnp.isfinite(s)
+  q = jnp.nanquantile(jnp.where(finite, s, jnp.nan), jnp.asarray([alpha, 1.0 - alpha]), axis=-1)
+  enough = jnp.sum(finite, axis=-1) >= min_defined_draws(level)
+  return jnp.where(enough, q[0], jnp.nan), jnp.where(enough, q[1], jnp.nan)
 
 
 def bootstrap_p(diffs_B: jax.Array) -> jax.Array:
   """Two-sided bootstrap p of a difference: p = (2 min(#{d_b <= 0}, #{d_b >= 0}) + 1) / (B + 1), capped at 1.
 
-  PROTOCOL §3.6 (paper A v4); Efron & Tibshirani (1993) for percentile intervals. Last axis = resamples.
+  PROTOCOL §3.6 (paper A v4); Efron & Tibshirani (1993) for percentile intervals. Last axis = resamples. B counts
+  the defined (finite) draws only; p is NaN when none is defined.
   """
   d = jnp.asarray(diffs_B)
   n_le = jnp.sum(d <= 0, axis=-1)
   n_ge = jnp.sum(d >= 0, axis=-1)
-  B = d.shape[-1]
-  return jnp.minimum((2.0 * jnp.minimum(n_le, n_ge) + 1.0) / (B + 1.0), 1.0)
+  B = n_defined(d)
+  return jnp.where(B > 0, jnp.minimum((2.0 * jnp.minimum(n_le, n_ge) + 1.0) / (B + 1.0), 1.0), jnp.nan)
 
 
 class _Sorted(NamedTuple):
@@ -171,19 +197,20 @@ def _resample_pair(idx_2xS, models: _Sorted, subjects: _Sorted, pair_w_P, iu, ju
 
   def per_model(fields):
     rc_2xP, ss_2 = _model_ranks_pair(_Sorted(*fields), w_2xP, n_2, model_ties)
-    cross_2xJ = jnp.einsum("bjp,bp->bj", a_2xJxP, rc_2xP, precision=jax.lax.Precision.HIGHEST)
+    cross_2xJ = jnp.einsum("bjp,bp->bj", a_2xJxP, rc_2xP, precision=HIGHEST)
     return cross_2xJ, (tie_free_ss_2 if ss_2 is None else ss_2)
 
   # Sequential over models: one P-vector at a time stays in cache, which beats a vmap by ~2x on CPU.
   cross_Mx2xJ, mss_Mx2 = jax.lax.map(per_model, tuple(models))
   cross_2xMxJ = jnp.moveaxis(cross_Mx2xJ, 1, 0)
   mss_2xM = mss_Mx2.T
+  # Undefined draws (module docstring): < 2 distinct kept pairs, or a vector constant on them (no rank spread).
+  defined = (jnp.sum(w_2xP > 0, axis=-1) >= 2)[:, None, None] & (mss_2xM[:, :, None] > 0) & (sss_2xJ[:, None, :] > 0)
   if method == "rho_a":
-    # sum w (r_m - r_s)^2 with both rank vectors sharing the mean (N + 1) / 2.
-    ssd = mss_2xM[:, :, None] + sss_2xJ[:, None, :] - 2.0 * cross_2xMxJ
-    return 1.0 - 6.0 * ssd / (n_2**3 - n_2)[:, None, None]
+    # Expected Spearman rho under random tie breaking: 12 sum w (r_m - rbar)(r_s - rbar) / (N^3 - N).
+    return jnp.where(defined, 12.0 * cross_2xMxJ / (n_2**3 - n_2)[:, None, None], jnp.nan)
   denom = jnp.sqrt(mss_2xM[:, :, None] * sss_2xJ[:, None, :])
-  return jnp.where(denom > 0, cross_2xMxJ / jnp.where(denom > 0, denom, 1.0), 0.0)
+  return jnp.where(defined, cross_2xMxJ / jnp.where(defined, denom, 1.0), jnp.nan)
 
 
 def bootstrap_scores(
@@ -201,21 +228,25 @@ def bootstrap_scores(
 
   `pair_w_P` are 0/1 pair weights (restrictions that do not depend on the resample). `model_ties`/`subject_ties` are
   static: False skips tie bookkeeping (only valid when the vectors have no exactly equal entries).
+  Undefined draws are NaN (module docstring), and so is every score of a vector with a NaN or ±inf entry.
   """
   mvec = jnp.asarray(model_vecs_MxP, jnp.float32)
   svec = jnp.asarray(subject_vecs_JxP, jnp.float32)
+  bad_MxJ = (~jnp.all(jnp.isfinite(mvec), axis=-1))[:, None] | (~jnp.all(jnp.isfinite(svec), axis=-1))[None, :]
   if method == "pearson":
-    return _pearson_scores(mvec, svec, indices_BxS, pair_w_P, batch_size=batch_size)
-  return _rank_scores(
-    _prepare(mvec),
-    _prepare(svec),
-    indices_BxS,
-    pair_w_P,
-    method=method,
-    model_ties=model_ties,
-    subject_ties=subject_ties,
-    batch_size=batch_size,
-  )
+    out = _pearson_scores(mvec, svec, indices_BxS, pair_w_P, batch_size=batch_size)
+  else:
+    out = _rank_scores(
+      _prepare(mvec),
+      _prepare(svec),
+      indices_BxS,
+      pair_w_P,
+      method=method,
+      model_ties=model_ties,
+      subject_ties=subject_ties,
+      batch_size=batch_size,
+    )
+  return jnp.where(bad_MxJ[:, :, None], jnp.nan, out)
 
 
 def _rank_scores(
@@ -252,9 +283,16 @@ def _one_resample_pearson(idx_S, mvec_MxP, svec_JxP, pair_w_P, iu, ju):
   n = jnp.sum(w_P)
   sc_JxP, sss_J = jax.vmap(lambda v: _weighted_centred(v, w_P, n))(svec_JxP)
   mc_MxP, mss_M = jax.vmap(lambda v: _weighted_centred(v, w_P, n))(mvec_MxP)
-  cross_MxJ = jnp.einsum("mp,jp->mj", mc_MxP * w_P[None, :], sc_JxP, precision=jax.lax.Precision.HIGHEST)
+  cross_MxJ = jnp.einsum("mp,jp->mj", mc_MxP * w_P[None, :], sc_JxP, precision=HIGHEST)
   denom = jnp.sqrt(mss_M[:, None] * sss_J[None, :])
-  return jnp.where(denom > 0, cross_MxJ / jnp.where(denom > 0, denom, 1.0), 0.0)
+  # Undefined (NaN): < 2 distinct kept pairs, or a vector constant on them (checked on the values, not on the sums).
+  kept_1xP = (w_P > 0)[None, :]
+
+  def varies(v_XxP):
+    return jnp.max(jnp.where(kept_1xP, v_XxP, -jnp.inf), -1) > jnp.min(jnp.where(kept_1xP, v_XxP, jnp.inf), -1)
+
+  defined = (jnp.sum(w_P > 0) >= 2) & varies(mvec_MxP)[:, None] & varies(svec_JxP)[None, :] & (denom > 0)
+  return jnp.where(defined, cross_MxJ / jnp.where(defined, denom, 1.0), jnp.nan)
 
 
 @functools.cache
@@ -296,11 +334,14 @@ def bootstrap(
     devices: resample chunks are spread over these devices (default: all local devices of the default backend; on a
       2-core CPU start Python with XLA_FLAGS=--xla_force_host_platform_device_count=2 to use both cores).
 
+  Raises:
+    NonFiniteInputError: an RDM has a NaN or ±inf entry (undefined draws of finite RDMs are NaN scores instead).
+
   Returns:
     BootstrapResult(scores `...xJxB`, observed `...xJ`, indices `BxS`). Pattern (stimulus) bootstrap as in Nili et al.
     (2014) / rsatoolbox `eval_bootstrap_pattern`, with results identical to ranking each expanded resampled vector.
     Average seeds inside each draw with `scores.mean(axis=seed_axis)`, take differences of paired scores, then
-    `percentile_ci` and `bootstrap_p`.
+    `percentile_ci` and `bootstrap_p` (both over the defined draws; count them with `n_defined`).
 
   Example:
     res = bootstrap(model_rdms_CxNxSxS, brain_JxSxS, key=jax.random.key(0), n_boot=1000, runs_JxS=runs)
@@ -312,6 +353,12 @@ def bootstrap(
   sv = as_vector(subject_rdms)
   if sv.ndim == 1:
     sv = sv[None, :]
+  for name, v in (("model_rdms", mv), ("subject_rdms", sv)):
+    n_bad = int(np.sum(~np.isfinite(np.asarray(v))))
+    if n_bad:
+      raise NonFiniteInputError(
+        f"bootstrap: {name} has {n_bad} NaN/inf pair entries (a diverged seed?); drop those RDMs"
+      )
   lead = mv.shape[:-1]
   P = mv.shape[-1]
   mv = mv.reshape(-1, P)

@@ -49,12 +49,17 @@ def compare(a, b, method: str = "spearman", *, pair_mask=None, square: bool | No
   spearman: Pearson correlation of average ranks (ties averaged, = `scipy.stats.spearmanr`; PROTOCOL §3.2).
     Each input is ranked once, then rho = <z_a, z_b> with z the centred unit-norm rank vectors.
   pearson: Pearson r of the raw dissimilarities.
-  rho_a: 1 - 6 sum_p (r_a,p - r_b,p)^2 / (n^3 - n), average ranks, no tie correction (Nili et al. 2014).
+  rho_a: the expected Spearman rho under random tie breaking (Nili et al. 2014, as `rsatoolbox.rdm.compare_rho_a`):
+    rho_a = 12 sum_p (r_a,p - rbar)(r_b,p - rbar) / (n^3 - n), r average ranks, rbar = (n + 1) / 2, n kept pairs.
+    Without ties it equals Spearman's rho; with ties it is smaller than Spearman's (no tie correction in the
+    denominator), e.g. a two-category model scores below its Spearman rho.
   kendall_tau_a: (n_concordant - n_discordant) / (n(n-1)/2), ties count 0 (Nili et al. 2014). Exact O(P^2) in
     blocks, meant for small S (P up to a few tens of thousands).
 
   `pair_mask` (boolean SxS or P) restricts everything, ranking included, to the kept pairs.
-  A constant RDM vector gives 0, not NaN.
+  Undefined comparisons are NaN for every method (the kernel is jitted, so it returns NaN rather than raising):
+  fewer than two kept pairs (an empty mask, a single pair, two stimuli), a constant vector on the kept pairs (for
+  rho_a and tau-a too, whose formulas would give 0: a constant RDM orders nothing), or a NaN/inf kept entry.
 
   Example: `compare(model_rdms_MxSxS[:, None], subject_rdms_JxSxS[None])` -> MxJ Spearman rhos.
   """
@@ -78,34 +83,46 @@ def _compare_vectors(va, vb, w_P, method):
     za, zb = _align(za, zb)
     return jnp.sum(za * zb, axis=-1)
   if method == "rho_a":
-    ra, rb = _align(rank_average(va, w_P), rank_average(vb, w_P))
-    d2 = (ra - rb) ** 2
-    if w_P is None:
-      n = jnp.asarray(va.shape[-1], jnp.float32)
-      ssd = jnp.sum(d2, axis=-1)
-    else:
-      n = jnp.sum(w_P)
-      ssd = jnp.sum(d2 * jnp.reshape(w_P, (1,) * (d2.ndim - 1) + (-1,)), axis=-1)
-    return 1.0 - 6.0 * ssd / (n**3 - n)
+    ra, rb = _align(_centred_ranks(va, w_P), _centred_ranks(vb, w_P))
+    n = jnp.asarray(va.shape[-1], jnp.float32) if w_P is None else jnp.sum(w_P)
+    return 12.0 * jnp.sum(ra * rb, axis=-1) / (n**3 - n)
   if method == "kendall_tau_a":
     va, vb = _align(va, vb)
     shape = jnp.broadcast_shapes(va.shape, vb.shape)
     fa = jnp.broadcast_to(va, shape).reshape(-1, shape[-1])
     fb = jnp.broadcast_to(vb, shape).reshape(-1, shape[-1])
     w = jnp.ones(shape[-1], jnp.float32) if w_P is None else w_P
-    return jax.vmap(lambda x, y: _tau_a(x, y, w))(fa, fb).reshape(shape[:-1])
+    tau = jax.vmap(lambda x, y: _tau_a(x, y, w))(fa, fb).reshape(shape[:-1])
+    return jnp.where(_undefined(va, w_P) | _undefined(vb, w_P), jnp.nan, tau)
   raise AssertionError(method)
+
+
+def _undefined(v_P, w_P):
+  """`...`: fewer than two kept entries, all kept entries equal, or a non-finite kept entry (see `compare`)."""
+  return jnp.isnan(centred_unit(v_P, w_P)[..., 0])
+
+
+def _centred_ranks(v_P, w_P):
+  """r_p - (n + 1) / 2 on the kept pairs (0/1 weights; 0 elsewhere), r the average ranks among the kept pairs, n
+  their count; NaN rows where `_undefined`."""
+  r = rank_average(v_P, w_P)
+  if w_P is None:
+    c = r - 0.5 * (v_P.shape[-1] + 1.0)
+  else:
+    c = jnp.where(jnp.broadcast_to(w_P, r.shape) > 0, r - 0.5 * (jnp.sum(w_P) + 1.0), 0.0)
+  return jnp.where(_undefined(v_P, w_P)[..., None], jnp.nan, c)
 
 
 def _tau_a(x_P, y_P, w_P, block: int = 256):
   P = x_P.shape[-1]
+  x_P, y_P = jnp.where(w_P > 0, x_P, 0.0), jnp.where(w_P > 0, y_P, 0.0)
   nb = -(-P // block)
   pad = nb * block - P
   xi = jnp.pad(x_P, (0, pad)).reshape(nb, block)
   yi = jnp.pad(y_P, (0, pad)).reshape(nb, block)
   wi = jnp.pad(w_P, (0, pad)).reshape(nb, block)
 
-  def one(args):
+  def one(args):  # entries of weight 0 are zeroed first: their values (even NaN) must not reach the sum
     xb, yb, wb = args
     sx = jnp.sign(xb[:, None] - x_P[None, :])
     sy = jnp.sign(yb[:, None] - y_P[None, :])

@@ -1,4 +1,8 @@
-"""Low-level control RDMs from raw RGB images in [0, 1], `SxHxWx3` (PROTOCOL §3.10-3.11)."""
+"""Low-level control RDMs from raw RGB images in [0, 1], `SxHxWx3` (PROTOCOL §3.10-3.11).
+
+An image with a NaN/inf pixel has NaN distances to every other image in every control (as `rdm`); the others are
+unaffected. A constant feature vector (e.g. a grey image's mean RGB) gets distance 1 by `rdm`'s convention.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from leut.rsa.precision import HIGHEST
 from leut.rsa.rdm import rdm
 
 REC709 = (0.2126, 0.7152, 0.0722)
@@ -14,7 +19,7 @@ REC709 = (0.2126, 0.7152, 0.0722)
 def luminance(images_SxHxWx3: jax.Array) -> jax.Array:
   """Rec.709 luminance map `SxHxW`: 0.2126 R + 0.7152 G + 0.0722 B."""
   x = jnp.asarray(images_SxHxWx3, jnp.float32)
-  return jnp.einsum("shwc,c->shw", x, jnp.asarray(REC709, jnp.float32))
+  return jnp.einsum("shwc,c->shw", x, jnp.asarray(REC709, jnp.float32), precision=HIGHEST)
 
 
 def pixel_rdm(images_SxHxWx3: jax.Array) -> jax.Array:
@@ -36,12 +41,16 @@ def mean_rgb_rdm(images_SxHxWx3: jax.Array) -> jax.Array:
 
 
 def color_histogram(images_SxHxWx3: jax.Array, bins: int = 8) -> jax.Array:
-  """Joint RGB histogram `Sx(bins^3)`, normalised to sum 1; channel bin = min(floor(v * bins), bins - 1)."""
+  """Joint RGB histogram `Sx(bins^3)`, normalised to sum 1; channel bin = min(floor(v * bins), bins - 1).
+
+  An image with a NaN/inf pixel has no histogram: its row is NaN (an integer bin index would hide it).
+  """
   x = jnp.asarray(images_SxHxWx3, jnp.float32)
   b = jnp.clip(jnp.floor(x * bins), 0, bins - 1).astype(jnp.int32)
   idx_SxN = (b[..., 0] * bins * bins + b[..., 1] * bins + b[..., 2]).reshape(x.shape[0], -1)
   hist = jax.vmap(lambda i: jnp.zeros((bins**3,), jnp.float32).at[i].add(1.0))(idx_SxN)
-  return hist / idx_SxN.shape[-1]
+  finite_Sx1 = jnp.all(jnp.isfinite(x.reshape(x.shape[0], -1)), axis=-1, keepdims=True)
+  return jnp.where(finite_Sx1, hist / idx_SxN.shape[-1], jnp.nan)
 
 
 def color_histogram_rdm(images_SxHxWx3: jax.Array, bins: int = 8) -> jax.Array:

@@ -47,7 +47,8 @@ def noise_ceiling(
   No Spearman-Brown correction (A v4); the upper bound is optimistic at small J (it contains RDM_j itself).
   With `n_perm > 0` (and `key`), a null for the lower bound: every subject's stimuli are relabelled by an
   independent permutation (rows and columns together), destroying shared structure; p = (1 + #{null >= lower})/(1+N).
-  `subject_rdms_JxSxS` may also be `JxP`.
+  `subject_rdms_JxSxS` may also be `JxP`. A subject RDM with a NaN/inf entry, or one constant on the kept pairs,
+  makes the bounds NaN (and p_lower NaN); fewer than 2 subjects raise.
   """
   v_JxP = as_vector(subject_rdms_JxSxS).astype(jnp.float32)
   J, P = v_JxP.shape

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from leut.rsa.precision import HIGHEST
 from leut.rsa.rdm import upper_tri
 
 
@@ -39,6 +40,7 @@ def block_clean(vec_P, runs_S, *, pair_mask=None) -> jax.Array:
   subject's run labels `runs_S`. Apply it to both the subject RDM vector and the model vector, then compare on the same
   pairs. `vec_P` is `...xP` or `...xSxS` (returned as `...xP`); `pair_mask` (SxS or P) excludes pairs from the block
   means (e.g. same-run pairs). Run labels are host data (the block ids are built with NumPy).
+  A NaN/inf kept pair makes its whole block NaN (its mean is undefined); other blocks are unaffected.
   """
   v = jnp.asarray(vec_P)
   S = len(np.asarray(runs_S))
@@ -53,6 +55,9 @@ def block_clean(vec_P, runs_S, *, pair_mask=None) -> jax.Array:
     w_P = (upper_tri(m) if m.ndim == 2 else m).astype(jnp.float32)
   onehot_PxK = jax.nn.one_hot(jnp.asarray(ids_P), n_blocks, dtype=jnp.float32) * w_P[:, None]
   counts_K = jnp.sum(onehot_PxK, axis=0)
-  sums_K = jnp.einsum("...p,pk->...k", v.astype(jnp.float32), onehot_PxK, precision=jax.lax.Precision.HIGHEST)
-  means_K = sums_K / jnp.maximum(counts_K, 1.0)
+  v = v.astype(jnp.float32)
+  finite = jnp.isfinite(v)
+  sums_K = jnp.einsum("...p,pk->...k", jnp.where(finite, v, 0.0), onehot_PxK, precision=HIGHEST)
+  n_bad_K = jnp.einsum("...p,pk->...k", (~finite).astype(jnp.float32), onehot_PxK, precision=HIGHEST)
+  means_K = jnp.where(n_bad_K > 0, jnp.nan, sums_K / jnp.maximum(counts_K, 1.0))
   return v - means_K[..., jnp.asarray(ids_P)]

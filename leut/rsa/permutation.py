@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from leut.rsa.compare import as_pair_weights, as_vector
+from leut.rsa.precision import HIGHEST
 from leut.rsa.ranks import centred_unit, rank_average
 from leut.rsa.rdm import n_stimuli as stimuli_from_pairs
 from leut.rsa.rdm import squareform
@@ -28,9 +29,14 @@ def permutations(key: jax.Array, n_perm: int, n_stimuli: int) -> jax.Array:
 
 
 def p_value(observed, null_N, alternative: str = "two-sided") -> jax.Array:
-  """p = (1 + #{null as or more extreme than observed}) / (1 + N); last axis of `null_N` = permutations."""
+  """p = (1 + #{null as or more extreme than observed}) / (1 + N); last axis of `null_N` = permutations.
+
+  Undefined null statistics (NaN: a permutation whose statistic is undefined) are left out of the count and of N;
+  p is NaN when the observed statistic is not finite or no null statistic is defined.
+  """
   obs = jnp.asarray(observed)[..., None]
   null_N = jnp.asarray(null_N)
+  defined_N = jnp.isfinite(null_N)
   if alternative == "two-sided":
     ext = jnp.abs(null_N) >= jnp.abs(obs)
   elif alternative == "greater":
@@ -39,7 +45,9 @@ def p_value(observed, null_N, alternative: str = "two-sided") -> jax.Array:
     ext = null_N <= obs
   else:
     raise ValueError(f"unknown alternative {alternative!r}")
-  return (1.0 + jnp.sum(ext, axis=-1)) / (1.0 + null_N.shape[-1])
+  n_defined = jnp.sum(defined_N, axis=-1)
+  p = (1.0 + jnp.sum(ext & defined_N, axis=-1)) / (1.0 + n_defined)
+  return jnp.where(jnp.isfinite(obs[..., 0]) & (n_defined > 0), p, jnp.nan)
 
 
 def _z_square(vec_P, w_P, method):
@@ -68,6 +76,8 @@ def permutation_test(
   too (ranks are label invariant), so each permutation is a gather plus dot products. With a `pair_mask` the kept pairs
   are fixed in stimulus space, and the permuted brain is re-ranked on them in each permutation.
   p = (1 + #{|null| >= |obs|}) / (1 + N) (two-sided; "greater"/"less" one-sided; Phipson & Smyth 2010 for the +1).
+  Undefined scores (a constant model or brain, NaN/inf input, fewer than two kept pairs; see `compare`) give
+  observed = NaN and p = NaN; the products run at full float32 on every backend (`leut.rsa.precision`).
   Condition-label randomisation as in Kriegeskorte et al. (2008) and Nili et al. (2014).
 
   Args:
@@ -110,14 +120,14 @@ def _permutation_core(va, vb, vbr, perms_NxS, w_P, *, method, alternative, batch
     zbr_SxS = _z_square(vbr, None, method)
 
     def one(perm_S):
-      return zd_KxP @ zbr_SxS[perm_S[iu], perm_S[ju]]
+      return jnp.matmul(zd_KxP, zbr_SxS[perm_S[iu], perm_S[ju]], precision=HIGHEST)
   else:
     br_SxS = squareform(vbr)
 
     def one(perm_S):
       v = br_SxS[perm_S[iu], perm_S[ju]]
       z = centred_unit(rank_average(v, w_P) if method == "spearman" else v, w_P)
-      return zd_KxP @ z
+      return jnp.matmul(zd_KxP, z, precision=HIGHEST)
 
   observed = one(jnp.arange(S, dtype=jnp.int32))
   null_NxK = jax.lax.map(one, perms_NxS, batch_size=batch_size)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from leut.rsa.precision import HIGHEST
+
 EXACT_MAX_N = 20
 
 
@@ -24,7 +26,9 @@ def sign_flip_test(
   #{T(s) <= T} / 2^N ("less"), #{|T(s)| >= |T|} / 2^N ("two-sided"); the identity assignment is included, so with 5/5
   positive seeds p = 1/32 one-sided and 2/32 two-sided (the published test was two-sided, floored at 0.0625).
   Monte Carlo (larger N, needs `key`): p = (1 + #extreme) / (1 + n_mc) with independent uniform sign vectors.
-  Ties are counted with a relative tolerance of 1e-6 on |T| so that float rounding cannot drop the identity.
+  Ties are counted with a relative tolerance of 1e-6 on |T| so that float rounding cannot drop the identity; the null
+  is a full-float32 product (`leut.rsa.precision`), so TF32/bfloat16 rounding cannot drop it either.
+  A row with a NaN or ±inf difference has p = NaN (jittable: no error); drop missing seeds before the call.
   Reference: Fisher (1935) randomisation test for paired data; Good (2005), Permutation, Parametric and Bootstrap
   Tests of Hypotheses, ch. 3.
   """
@@ -43,7 +47,7 @@ def sign_flip_test(
       k = c * chunk + jnp.arange(chunk, dtype=jnp.uint32)
       valid = k < n_assign
       signs_CxN = 1.0 - 2.0 * ((k[:, None] >> bits[None, :]) & 1).astype(jnp.float32)
-      null_KxC = d_KxN @ signs_CxN.T / N
+      null_KxC = jnp.matmul(d_KxN, signs_CxN.T, precision=HIGHEST) / N
       return _extreme(null_KxC, obs_K, tol_K, alternative, valid)
 
     counts = jax.lax.map(count, jnp.arange(n_chunks, dtype=jnp.uint32))
@@ -57,10 +61,11 @@ def sign_flip_test(
       k = jax.random.fold_in(key, c)
       signs_CxN = jax.random.rademacher(k, (chunk, N), dtype=jnp.float32)
       valid = c * chunk + jnp.arange(chunk) < n_mc
-      return _extreme(d_KxN @ signs_CxN.T / N, obs_K, tol_K, alternative, valid)
+      return _extreme(jnp.matmul(d_KxN, signs_CxN.T, precision=HIGHEST) / N, obs_K, tol_K, alternative, valid)
 
     counts = jax.lax.map(count_mc, jnp.arange(n_chunks))
     p = (1.0 + jnp.sum(counts, axis=0)) / (1.0 + n_mc)
+  p = jnp.where(jnp.all(jnp.isfinite(d_KxN), axis=-1), p, jnp.nan)
   return p.reshape(lead)
 
 

@@ -1,7 +1,7 @@
 """Many seeds, one program: a training run is a pure function of its seed key, vmapped over seeds, scanned over steps.
 
     init_all(seed_keys_S)            -> TrainState with a leading seed axis on every leaf
-    run_segment(state, seed_keys_S, n) -> (state after n more steps, per-seed mean metrics)
+    run_segment(state, seed_keys_S, n) -> (state after n more steps, per-seed mean metrics + `diverged` flag)
 
 Keys: each seed key is folded with fixed tags into init / data-subset / shuffle / step streams, and the step stream
 with the step counter (`fold_in(key, step)`), so a run resumed from a checkpoint draws exactly the batches, crops and
@@ -39,6 +39,17 @@ class Trainer(NamedTuple):
   init_all: Callable  # (seed_keys_S) -> TrainState (seed-stacked)
   run_segment: Callable  # (state, seed_keys_S, n_steps) -> (state, metrics)
   abstract_state: Callable  # (n_seeds) -> TrainState of ShapeDtypeStructs
+
+
+def diverged(loss_T: jax.Array, state: TrainState) -> jax.Array:
+  """True when a step of the segment had a non-finite loss or the state it ends with holds a NaN/inf (per seed).
+
+  Checked inside the jitted segment (one reduction over the state per segment), so a diverged seed is flagged in
+  `metrics.jsonl` while the other seeds, independent under the seed vmap, train on.
+  """
+  leaves = jax.tree.leaves((state.params, state.model_state, state.opt_state, state.rule_state))
+  finite = [jnp.all(jnp.isfinite(x)) for x in leaves if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return ~(jnp.all(jnp.isfinite(loss_T)) & jnp.all(jnp.stack(finite)))
 
 
 def seed_keys(seed: int, n_seeds: int) -> jax.Array:
@@ -99,7 +110,9 @@ def make_trainer(
       lambda e: batches.epoch_order(state.subset, shuffle_key, first_epoch + e), jnp.arange(n_epochs)
     )
     state, metrics = jax.lax.scan(lambda s, _: step_one(s, key, orders_ExN, first_epoch), state, None, length=n_steps)
-    return state, jax.tree.map(lambda m: m.mean(), metrics)
+    means = jax.tree.map(lambda m: m.mean(), metrics)
+    means["diverged"] = diverged(metrics["loss"], state)
+    return state, means
 
   init_all = jax.jit(jax.vmap(init_one))
   run_segment = network_jit(jax.vmap(segment_one, in_axes=(0, 0, None)), static_argnums=2, donate_argnums=0)

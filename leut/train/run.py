@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +48,18 @@ def checkpoints_for(workdir: Path, rule_name: str) -> MilestoneCheckpoints:
   return MilestoneCheckpoints(Path(workdir) / "checkpoints" / rule_name)
 
 
+class DivergedSeedWarning(UserWarning):
+  pass
+
+
 def train_rule(config, workdir: Path, rule_name: str, train_data: batches.TrainData, *, progress: bool = True) -> None:
   """Train `rule_name` for `config.seeds` seeds (vmapped), saving every milestone; resumes if checkpoints exist.
 
   Seeds are sharded over every device of every process (`leut.train.sharding`) and trained `config.seed_chunk`
   at a time (0 or absent: the largest chunk that fits, `sharding.auto_seed_chunk`); results do not depend on either.
+  A seed whose loss or state turns NaN/inf (`loop.diverged`) is recorded as `"diverged": true` in `metrics.jsonl`
+  from that epoch on, counted on the progress bar (`diverged=1/5`) and warned about once; the other seeds train on,
+  and evaluation reports the diverged seed's scores as NaN (`leut.evaluate`).
   """
   spe = steps_per_epoch(config)
   _, trainer = build(config, rule_name, train_data)
@@ -80,17 +88,34 @@ def train_rule(config, workdir: Path, rule_name: str, train_data: batches.TrainD
     chunk = sharding.plan_seed_chunk(
       int(config.get("seed_chunk", 0) or 0), trainer.run_segment, trainer.abstract_state, config.seeds, spe
     )
+  warned = set()
   for epoch in range(done_epoch + 1, last + 1):
     t0 = time.time()
     state, metrics = sharding.run_chunked(trainer.run_segment, state, keys, spe, chunk)
     metrics = sharding.to_host(metrics)
+    diverged_N = np.asarray(metrics.pop("diverged"), bool).reshape(-1)
     if distributed.is_primary():
       with log.open("a") as f:
         for s in range(config.seeds):
           row = {"rule": rule_name, "seed": s, "epoch": epoch, "seconds": round(time.time() - t0, 3)}
           row.update({f"train_{k}": float(np.asarray(v)[s]) for k, v in metrics.items()})
+          row["diverged"] = bool(diverged_N[s])
           f.write(json.dumps(row) + "\n")
-    bar.set_postfix(acc=f"{float(np.mean(metrics['accuracy'])):.3f}")
+    new = sorted(set(np.flatnonzero(diverged_N).tolist()) - warned)
+    if new:
+      warned |= set(new)
+      warnings.warn(
+        f"{rule_name}: seed(s) {new} diverged (NaN/inf loss or weights) by epoch {epoch}; the other seeds train on, "
+        "and the evaluation reports their scores as NaN",
+        DivergedSeedWarning,
+        stacklevel=2,
+      )
+    ok = ~diverged_N
+    acc = float(np.mean(np.asarray(metrics["accuracy"])[ok])) if ok.any() else float("nan")
+    postfix = {"acc": f"{acc:.3f}"}
+    if diverged_N.any():
+      postfix["diverged"] = f"{int(diverged_N.sum())}/{config.seeds}"
+    bar.set_postfix(postfix)
     bar.update(1)
     if epoch in milestones:
       ckpts.save(epoch * spe, state)

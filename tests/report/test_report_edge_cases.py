@@ -2,10 +2,12 @@
 untrained rule. CSV-only workdirs, generated here."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from leut import cli
 from leut.report import inference, write_report
@@ -81,3 +83,92 @@ def test_without_an_untrained_rule_epoch_0_is_the_baseline(tmp_path, tiny_workdi
   t = pd.read_csv(wd / "results" / "tests_vs_untrained.csv").set_index("roi")
   assert (t.rule_b == "backprop").all() and (t.epoch_b == 0).all()
   assert t.loc["IT", "p"] == 2 / 32 and t.loc["IT", "floored"]
+
+
+def _rewrite(wd, edit):
+  """Apply `edit` to the workdir's rsa.csv and redraw the report."""
+  rsa = pd.read_csv(wd / "results" / "rsa.csv")
+  edit(rsa)
+  rsa.to_csv(wd / "results" / "rsa.csv", index=False)
+  write_report(wd, cli._workdir_config(wd, []))
+
+
+def test_zero_spread_d_is_not_defined_in_the_tables_and_the_summary(tmp_path, tiny_workdir):
+  wd = fake_workdir(tmp_path / "wd", tiny_workdir, rules=("untrained", "backprop"), seeds=5)
+
+  def same_lift_in_every_seed(rsa):  # backprop at epoch 2 = the untrained network + 0.04, seed by seed
+    base = rsa[(rsa.rule == "untrained")].set_index(["seed", "layer", "roi", "subject"]).rho
+    hit = (rsa.rule == "backprop") & (rsa.epoch == 2)
+    keys = pd.MultiIndex.from_frame(rsa.loc[hit, ["seed", "layer", "roi", "subject"]])
+    rsa.loc[hit, "rho"] = base.reindex(keys).to_numpy() + 0.04
+
+  _rewrite(wd, same_lift_in_every_seed)
+  t = pd.read_csv(wd / "results" / "tests_vs_untrained.csv")
+  assert t.d.isna().all() and np.allclose(t.mean_diff, 0.04)  # was ±inf (or ~1e15 from rounding)
+  text = (wd / "summary.md").read_text()
+  assert "d = not defined" in text and not re.search(r"\binf\b", text)
+  line = next(l for l in text.splitlines() if l.startswith("| backprop | IT | fc1 | 2 |"))
+  assert "| not defined |" in line
+
+
+def test_drop_pct_needs_an_epoch_0_baseline_above_zero(tmp_path, tiny_workdir):
+  wd = fake_workdir(tmp_path / "wd", tiny_workdir, rules=("untrained", "backprop"), seeds=5)
+  drop = pd.read_csv(wd / "results" / "first_epoch_drop.csv").set_index("roi")
+  v1, it = drop.loc["V1"], drop.loc["IT"]  # V1 (conv1) is built 0.05 above 0 at epoch 0, IT (fc1) around 0
+  assert v1.e0_ci_lo > 0 and v1.drop_pct == pytest.approx(100 * (v1.rho_e0 - v1.rho_e1) / v1.rho_e0)
+  assert pd.isna(v1.note)
+  assert it.e0_ci_lo < 0 < it.e0_ci_hi and np.isnan(it.drop_pct)
+  assert it.note == "drop_pct not defined: the epoch-0 95% CI does not lie above 0"
+  rsa = pd.read_csv(wd / "results" / "rsa.csv")  # an independent t-interval of the epoch-0 seed scores
+  e0 = rsa[
+    (rsa.rule == "backprop") & (rsa.epoch == 0) & (rsa.roi == "IT") & (rsa.layer == "fc1") & (rsa.subject != "mean")
+  ]
+  s = e0.groupby("seed").rho.mean()
+  half = sps.t.ppf(0.975, len(s) - 1) * s.std(ddof=1) / np.sqrt(len(s))
+  assert it.e0_ci_lo == pytest.approx(s.mean() - half) and it.e0_ci_hi == pytest.approx(s.mean() + half)
+  assert (
+    "drop_pct = 100 (rho_e0 − rho_e1) / rho_e0 is given only where the epoch-0 95% CI"
+    in (wd / "summary.md").read_text()
+  )
+
+
+def test_summary_says_what_each_test_generalises_over_and_names_every_bh_family(tmp_path, tiny_workdir):
+  wd = fake_workdir(tmp_path / "wd", tiny_workdir, rules=("untrained", "backprop"), seeds=5)
+  text = " ".join((wd / "summary.md").read_text().split())
+  assert "the t-intervals and the sign-flip tests take seeds as the replicates" in text
+  assert "for these stimuli and these subjects, which are held fixed" in text
+  assert (
+    "The stimulus bootstrap (stimulus CIs and paired differences) resamples the stimuli with the networks fixed" in text
+  )
+  assert "Subjects are fixed effects everywhere" in text
+  for family in ("tests_vs_untrained.csv", "tests_between_rules.csv", "tests_epoch1_vs_0.csv", "tests_trend.csv"):
+    assert f"`{family}` all its rows" in text or f"`p_fdr` in `{family}` adjusts all its rows" in text, family
+  assert "`tests_vs_backprop.csv` is a view of its rows with rule_b = backprop, with the same p_fdr" in text
+  assert "`p_fdr_dynamics` adjusts the epoch1_vs_0 and trend rows together" in text
+  assert "one contrast (vs_untrained, between_rules or vs_previous_epoch) in one evaluation condition" in text
+
+
+def test_a_seed_with_undefined_rho_is_left_out_and_counted(tmp_path, tiny_workdir):
+  wd = fake_workdir(tmp_path / "wd", tiny_workdir, rules=("untrained", "backprop"), seeds=5)
+
+  def seed_3_diverged(rsa):
+    hit = (rsa.rule == "backprop") & (rsa.seed == 3) & (rsa.epoch > 0)
+    rsa.loc[hit, "rho"] = np.nan
+    rsa["note"] = rsa["note"].astype(object)
+    rsa.loc[hit, "note"] = "non_finite_features"
+
+  _rewrite(wd, seed_3_diverged)
+  res = wd / "results"
+  align = pd.read_csv(res / "alignment.csv")
+  bp = align[align.rule == "backprop"].set_index(["epoch", "roi"])
+  assert (bp.loc[[1, 2], "n"] == 4).all() and (bp.loc[[1, 2], "n_excluded"] == 1).all()
+  assert (bp.loc[0, "n"] == 5).all() and (bp.loc[0, "n_excluded"] == 0).all()
+  for fam in ("vs_untrained", "epoch1_vs_0"):
+    t = pd.read_csv(res / f"tests_{fam}.csv")
+    assert (t.n_seeds == 4).all() and (t.n_excluded == 1).all(), fam
+    assert (t.p_floor == 2 / 16).all(), fam  # the floor follows the 4 seeds left
+  drop = pd.read_csv(res / "first_epoch_drop.csv")
+  assert (drop.n == 4).all() and (drop.n_excluded == 1).all()
+  text = (wd / "summary.md").read_text()
+  assert "Seeds left out: in 4 of 8 headline conditions" in text
+  assert "| backprop | 1 | IT | fc1 | 5 | 1 | 3 | non_finite_features |" in text

@@ -15,10 +15,10 @@ from leut import report
 from leut.report import families
 
 TABLE_COLUMNS = {
-  "alignment": ["rule", "roi", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
-  "alignment_all_layers": ["rule", "roi", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
-  "alignment_mean_rdm": ["rule", "roi", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n"],
-  "alignment_change": ["rule", "roi", "layer", "epoch", "delta", "sd", "ci_lo", "ci_hi", "n"],
+  "alignment": ["rule", "roi", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n", "n_excluded"],
+  "alignment_all_layers": ["rule", "roi", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n", "n_excluded"],
+  "alignment_mean_rdm": ["rule", "roi", "layer", "epoch", "mean", "sd", "ci_lo", "ci_hi", "n", "n_excluded"],
+  "alignment_change": ["rule", "roi", "layer", "epoch", "delta", "sd", "ci_lo", "ci_hi", "n", "n_excluded"],
   "first_epoch_drop": [
     "rule",
     "roi",
@@ -26,13 +26,18 @@ TABLE_COLUMNS = {
     "epoch_a",
     "epoch_b",
     "rho_e0",
+    "e0_ci_lo",
+    "e0_ci_hi",
     "rho_e1",
     "delta",
     "ci_lo",
     "ci_hi",
     "n",
+    "n_excluded",
     "drop_pct",
+    "note",
   ],
+  "excluded_seeds": ["rule", "epoch", "roi", "layer", "n_seeds", "n_excluded", "seeds", "reasons"],
   "rule_comparison": [
     "rule",
     "roi",
@@ -43,6 +48,7 @@ TABLE_COLUMNS = {
     "ci_lo",
     "ci_hi",
     "n",
+    "n_excluded",
     "mean_diff",
     "d",
     "p",
@@ -79,6 +85,7 @@ TABLE_COLUMNS = {
     "arm",
     "pairs",
     "n_boot",
+    "n_undefined",
     "rho_a",
     "rho_b",
     "diff",
@@ -114,6 +121,7 @@ TEST_COLUMNS = [
   "epoch_a",
   "epoch_b",
   "n_seeds",
+  "n_excluded",
   "mean_diff",
   "d",
   "p",
@@ -124,7 +132,20 @@ TEST_COLUMNS = [
 RICH_ONLY = {
   "resolution_sweep": ["rule", "roi", "layer", "epoch", "resolution", "arm", "mean", "ci_lo", "ci_hi", "n"],
   "stimulus_ci": ["rule", "epoch", "layer", "roi", "resolution", "arm", "pairs", "n_boot", "rho", "ci_lo", "ci_hi"],
-  "partial_summary": ["rule", "roi", "layer", "epoch", "control", "rho", "rho_partial", "delta", "ci_lo", "ci_hi", "n"],
+  "partial_summary": [
+    "rule",
+    "roi",
+    "layer",
+    "epoch",
+    "control",
+    "rho",
+    "rho_partial",
+    "delta",
+    "ci_lo",
+    "ci_hi",
+    "n",
+    "n_excluded",
+  ],
 }
 FIGURES = ["alignment", "alignment_change", "first_epoch_drop", "best_layer", "accuracy", "weights"]
 
@@ -146,8 +167,13 @@ def test_tables_have_documented_columns(which, tiny_workdir, rich_workdir):
   if which == "rich":
     for name, cols in RICH_ONLY.items():
       assert len(_columns_ok(wd / "results" / f"{name}.csv", cols)), name
-    for fam in ("vs_untrained", "between_rules", "epoch1_vs_0", "vs_backprop", "trend"):
+    for fam in ("vs_untrained", "between_rules", "epoch1_vs_0", "vs_backprop"):
       assert len(pd.read_csv(wd / "results" / f"tests_{fam}.csv")), fam
+    # milestones 1 and 2 only: a trend needs three, so no test, and the summary says why
+    assert not len(pd.read_csv(wd / "results" / "tests_trend.csv"))
+    text = (wd / "summary.md").read_text()
+    for rule in ("backprop", "feedback_alignment"):
+      assert f"- No trend test for {rule}: its milestones ≥ 1 are [1, 2], and a trend needs at least 3" in text
 
 
 def test_every_figure_is_written_as_png_and_pdf(tiny_workdir, rich_workdir):
@@ -246,7 +272,7 @@ def _tol(cell):
 
 
 def _same(cell, value):
-  if cell in ("–", ""):
+  if cell in ("–", "", "not defined"):
     return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
   if cell in ("yes", "no"):
     return bool(value) == (cell == "yes")

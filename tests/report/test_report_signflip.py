@@ -10,6 +10,7 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 from leut.report import families, inference
+from tests.report.test_report_edge_cases import fake_workdir
 
 
 def enumerate_p(d, alternative):
@@ -68,14 +69,38 @@ def test_test_tables_equal_an_independent_enumeration(which, tiny_workdir, rich_
       if sd > 1e-9:
         assert row.d == pytest.approx(v.mean() / sd, rel=1e-4)
       n_rows += 1
-    if len(df):
+    if len(df) and fam not in families.VIEWS:  # a view's p_fdr is its family's (next test)
       np.testing.assert_allclose(df.p_fdr, multipletests(df.p, method="fdr_bh")[1], rtol=1e-5)
-  assert n_rows >= (8 if which == "tiny" else 30)
+  assert n_rows >= (8 if which == "tiny" else 24)  # rich: 8 vs_untrained, 4 between, 8 epoch1_vs_0, 4 views
 
 
-def test_dynamics_families_also_share_one_fdr(rich_workdir):
-  dyn = pd.concat([pd.read_csv(rich_workdir / "results" / f"tests_{f}.csv") for f in families.DYNAMICS])
-  np.testing.assert_allclose(dyn.p_fdr_dynamics, multipletests(dyn.p, method="fdr_bh")[1], rtol=1e-5)
+def test_dynamics_families_also_share_one_fdr(rich_workdir, tmp_path, tiny_workdir):
+  four_epochs = fake_workdir(
+    tmp_path / "wd", tiny_workdir, rules=("untrained", "backprop"), seeds=5, epochs=(0, 1, 2, 3)
+  )
+  for wd in (rich_workdir, four_epochs):
+    dyn = pd.concat([pd.read_csv(wd / "results" / f"tests_{f}.csv") for f in families.DYNAMICS])
+    dyn = dyn[dyn.p.notna()]
+    assert set(dyn.family) == ({"epoch1_vs_0", "trend"} if wd == four_epochs else {"epoch1_vs_0"})
+    np.testing.assert_allclose(
+      dyn.p_fdr_dynamics.astype(float), multipletests(dyn.p.astype(float), method="fdr_bh")[1], rtol=1e-5
+    )
+
+
+def test_vs_backprop_is_a_view_of_between_rules_with_one_adjusted_p(rich_workdir):
+  """Each test has one adjusted p: the vs_backprop rows are between_rules rows, same p and same p_fdr."""
+  between = pd.read_csv(rich_workdir / "results" / "tests_between_rules.csv")
+  view = pd.read_csv(rich_workdir / "results" / "tests_vs_backprop.csv")
+  assert len(view) and (view.rule_b == "backprop").all() and (view.family == "between_rules").all()
+  assert not ((between.rule_a == "backprop").any())  # backprop is always the reference, rule_b
+  keys = ["rule_a", "rule_b", "roi"]
+  merged = view.merge(between, on=keys, suffixes=("", "_between"), validate="one_to_one")
+  assert len(merged) == len(view) == (between.rule_b == "backprop").sum()
+  for col in ("p", "p_fdr", "mean_diff", "n_seeds"):
+    np.testing.assert_array_equal(merged[col], merged[f"{col}_between"])
+  assert "p_fdr_dynamics" not in view.columns
+  text = (rich_workdir / "summary.md").read_text()
+  assert "These are the `between_rules` tests with rule_b = backprop, not new ones" in text
 
 
 def test_five_seeds_all_agreeing_is_floored_at_one_32nd():
@@ -113,7 +138,21 @@ def test_summary_says_when_p_is_floored_by_the_seed_count(tiny_workdir, rich_wor
     assert "p = 0.0625 is the smallest attainable two-sided p with 5 seeds" in text
 
 
-def test_trend_family_is_a_test_over_seeds_with_the_descriptive_spearman_beside_it(rich_workdir):
-  tr = pd.read_csv(rich_workdir / "results" / "tests_trend.csv")
+def test_trend_family_is_a_test_over_seeds_with_the_descriptive_spearman_beside_it(tmp_path, tiny_workdir):
+  wd = fake_workdir(tmp_path / "wd", tiny_workdir, rules=("untrained", "backprop"), seeds=5, epochs=(0, 1, 2, 3))
+  tr = pd.read_csv(wd / "results" / "tests_trend.csv")
   assert {"rho_seed_mean_trend", "n_epochs"} <= set(tr.columns)
-  assert (tr.epoch_a == 1).all() and (tr.n_seeds == 5).all()
+  assert len(tr) == 2 and (tr.epoch_a == 1).all() and (tr.epoch_b == 3).all() and (tr.n_epochs == 3).all()
+  ps = per_seed(wd)
+  for _, row in tr.iterrows():
+    v = values_for(row, ps)
+    assert row.n_seeds == len(v) == 5
+    assert row.p == pytest.approx(enumerate_p(v, row.alternative), abs=1e-9)
+  assert "No trend test" not in (wd / "summary.md").read_text()
+
+
+def test_a_trend_needs_three_epochs(tmp_path, tiny_workdir):
+  wd = fake_workdir(tmp_path / "wd", tiny_workdir, rules=("untrained", "backprop"), seeds=5, epochs=(0, 1, 2))
+  assert not len(pd.read_csv(wd / "results" / "tests_trend.csv"))  # two epochs >= 1: no test (was one)
+  text = (wd / "summary.md").read_text()
+  assert "- No trend test for backprop: its milestones ≥ 1 are [1, 2], and a trend needs at least 3" in text

@@ -1,8 +1,10 @@
-"""Stimulus bootstrap against a float64 NumPy loop over the same resample indices."""
+"""Stimulus bootstrap against a float64 NumPy / rsatoolbox loop over the same resample indices; undefined draws."""
 
 import jax
 import numpy as np
 import pytest
+from rsatoolbox.rdm import RDMs
+from rsatoolbox.rdm.compare import compare_rho_a
 from scipy import stats
 
 import leut.rsa as rsa
@@ -22,13 +24,15 @@ def _reference(models, subs, idx, runs, method):
       for j, sub in enumerate(subs):
         x = mod[a[keep], c[keep]].astype(np.float64)
         y = sub[a[keep], c[keep]].astype(np.float64)
-        if method == "spearman":
+        distinct = len({(min(i, j), max(i, j)) for i, j in zip(a[keep], c[keep])})
+        if distinct < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+          out[m, j, b] = np.nan  # leut's policy: no correlation of fewer than 2 pairs or of a constant vector
+        elif method == "spearman":
           out[m, j, b] = stats.spearmanr(x, y)[0]
         elif method == "pearson":
           out[m, j, b] = stats.pearsonr(x, y)[0]
         else:
-          rx, ry = stats.rankdata(x), stats.rankdata(y)
-          out[m, j, b] = 1 - 6 * np.sum((rx - ry) ** 2) / (len(x) ** 3 - len(x))
+          out[m, j, b] = compare_rho_a(RDMs(x[None]), RDMs(y[None]))[0, 0]
   return out
 
 
@@ -102,3 +106,63 @@ def test_dot_only_library_fusion_leaves_scores_unchanged():
   tuned = jax.jit(rsa.bootstrap_scores, static_argnames=static, **extra)(*args)
   np.testing.assert_allclose(np.asarray(tuned), np.asarray(plain), atol=1e-6)
   np.testing.assert_allclose(np.asarray(tuned), _reference(models, subs, idx, None, "spearman"), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson", "rho_a"])
+def test_undefined_draws_are_nan_and_counted(method):
+  """Draws with fewer than two distinct pairs, or a model constant on the drawn pairs, have no correlation."""
+  rng = np.random.default_rng(7)
+  S = 6
+  model = _sym(rng, S)
+  model[np.ix_([0, 1, 2], [0, 1, 2])] = 1.0  # constant on the pairs among stimuli 0, 1, 2
+  np.fill_diagonal(model, 0)
+  subs = np.stack([_sym(rng, S), _sym(rng, S, 0)])
+  idx = np.array(
+    [
+      [0, 0, 0, 0, 0, 0],  # no pair at all
+      [0, 0, 0, 1, 1, 1],  # one distinct pair, repeated 9 times
+      [0, 1, 2, 2, 1, 0],  # three distinct pairs, the model constant on them
+      [0, 1, 2, 3, 4, 5],  # every pair
+      [5, 3, 3, 1, 0, 2],
+    ]
+  )
+  res = rsa.bootstrap(model[None], subs, indices_BxS=idx, method=method)
+  scores = np.asarray(res.scores)[0]  # J x B
+  assert np.isnan(scores[:, :3]).all(), scores
+  assert np.isfinite(scores[:, 3:]).all(), scores
+  np.testing.assert_allclose(scores, _reference(model[None], subs, idx, None, method)[0], atol=2e-6)
+  assert np.asarray(rsa.n_defined(scores)).tolist() == [2, 2]
+
+
+def test_ci_and_p_use_the_defined_draws_and_need_enough_of_them():
+  rng = np.random.default_rng(8)
+  d = rng.normal(size=200)
+  with_undefined = np.concatenate([d, np.full(50, np.nan)])
+  lo, hi = rsa.percentile_ci(with_undefined)
+  np.testing.assert_allclose([float(lo), float(hi)], np.quantile(d, [0.025, 0.975]), rtol=1e-5)
+  n_le, n_ge = np.sum(d <= 0), np.sum(d >= 0)
+  assert float(rsa.bootstrap_p(with_undefined)) == pytest.approx((2 * min(n_le, n_ge) + 1) / (200 + 1), rel=1e-6)
+  assert int(rsa.n_defined(with_undefined)) == 200
+  assert rsa.min_defined_draws(0.95) == 40 and rsa.min_defined_draws(0.9) == 20
+  lo, hi = rsa.percentile_ci(np.concatenate([d[:39], np.full(300, np.nan)]))  # 39 < 40 defined draws
+  assert np.isnan(float(lo)) and np.isnan(float(hi))
+  assert np.isfinite(float(rsa.percentile_ci(d[:40])[0]))
+  assert np.isnan(float(rsa.bootstrap_p(np.full(10, np.nan))))
+
+
+def test_non_finite_rdms_are_refused_by_the_host_wrapper_and_nan_in_the_kernel():
+  rng = np.random.default_rng(9)
+  S = 7
+  model, sub = _sym(rng, S), _sym(rng, S)
+  bad = model.copy()
+  bad[1, 2] = bad[2, 1] = np.nan
+  with pytest.raises(rsa.NonFiniteInputError, match="model_rdms has 1 NaN/inf"):
+    rsa.bootstrap(bad, sub[None], key=jax.random.key(0), n_boot=4)
+  with pytest.raises(rsa.NonFiniteInputError, match="subject_rdms"):
+    rsa.bootstrap(model, np.where(np.eye(S) > 0, 0, np.inf)[None], key=jax.random.key(0), n_boot=4)
+  iu = np.triu_indices(S, k=1)
+  idx = rng.integers(0, S, (4, S))
+  got = np.asarray(
+    rsa.bootstrap_scores(np.stack([bad[iu], model[iu]]), sub[iu][None], idx, np.ones(len(iu[0]), np.float32))
+  )
+  assert np.isnan(got[0]).all() and np.isfinite(got[1]).all()

@@ -26,3 +26,16 @@ def test_cohens_d():
   assert float(rsa.cohens_d(diff)) == pytest.approx(diff.mean() / diff.std(ddof=1), rel=1e-5)
   pooled = (a.mean() - b.mean()) / np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
   assert float(rsa.cohens_d(a, b, paired=False)) == pytest.approx(pooled, rel=1e-5)
+
+
+def test_cohens_d_with_zero_spread_is_not_defined():
+  same = np.full(5, 0.03)
+  a = np.array([0.10, 0.20, 0.15, 0.30, 0.25])
+  assert np.isnan(float(rsa.cohens_d(same)))  # was +inf
+  assert np.isnan(float(rsa.cohens_d(a + 0.03, a)))  # every seed differs by the same amount (up to rounding)
+  assert np.isnan(float(rsa.cohens_d(-same)))  # was -inf
+  assert np.isnan(float(rsa.cohens_d(np.zeros(5))))
+  assert np.isnan(float(rsa.cohens_d(same, np.zeros(5), paired=False)))
+  assert np.isnan(float(rsa.cohens_d(np.array([0.2]))))  # one value: no spread to measure
+  tiny = same + np.array([0, 1, -1, 2, 0]) * 1e-3  # a real, small spread keeps its (large) d
+  assert float(rsa.cohens_d(tiny)) == pytest.approx(tiny.mean() / tiny.std(ddof=1), rel=1e-4)

@@ -76,3 +76,50 @@ def test_gabor_energy_prefers_matching_orientation():
   img = np.stack([np.repeat(v[..., None], 3, -1) for v in (vertical, horizontal)]).astype(np.float32)
   e = np.asarray(gabor_energy(img, grid=1)).reshape(2, 3, 4)  # freq x orientation
   assert np.argmax(e[0, 0]) == 0 and np.argmax(e[1, 0]) == 2
+
+
+def _textbook_partial_spearman(x, y, Z):
+  """r_xy.Z from the inverse of the Spearman correlation matrix of (x, y, z_1..z_K), float64."""
+  R = stats.spearmanr(np.column_stack([x, y] + list(Z))).statistic
+  prec = np.linalg.inv(np.atleast_2d(R))
+  return -prec[0, 1] / np.sqrt(prec[0, 0] * prec[1, 1])
+
+
+def test_textbook_partial_spearman_equals_the_correlation_matrix_formula_and_differs_from_the_published_one():
+  rng = np.random.default_rng(3)
+  P = 300
+  ctrl = rng.normal(size=(2, P))
+  a = ctrl[0] + rng.standard_t(2, size=P)  # heavy tails: residual ranks are far from the residuals
+  b = ctrl[0] - ctrl[1] + 0.6 * a + rng.standard_t(2, size=P)
+  keep = rng.random(P) < 0.8
+  textbook = float(rsa.partial_spearman(a, b, ctrl, pair_mask=keep))
+  assert textbook == pytest.approx(_textbook_partial_spearman(a[keep], b[keep], ctrl[:, keep]), abs=1e-5)
+  one = float(rsa.partial_spearman(a, b, ctrl[0]))  # one control: (r_xy - r_xz r_yz) / sqrt((1 - r_xz^2)(1 - r_yz^2))
+  r = stats.spearmanr(np.column_stack([a, b, ctrl[0]])).statistic
+  assert one == pytest.approx(
+    (r[0, 1] - r[0, 2] * r[1, 2]) / np.sqrt((1 - r[0, 2] ** 2) * (1 - r[1, 2] ** 2)), abs=1e-5
+  )
+  published = float(rsa.partial_compare(a, b, ctrl, pair_mask=keep))  # re-ranked residuals
+  ref = stats.spearmanr(_resid(a[keep], ctrl[:, keep]), _resid(b[keep], ctrl[:, keep]))[0]
+  assert published == pytest.approx(ref, abs=1e-5)
+  assert abs(published - textbook) > 0.01  # two estimators, not one
+
+
+def test_a_duplicated_or_constant_control_adds_nothing():
+  rng = np.random.default_rng(4)
+  P = 80
+  c = rng.normal(size=P)
+  a, b = c + rng.normal(size=P), c + rng.normal(size=P)
+  alone = float(rsa.partial_spearman(a, b, c))
+  assert float(rsa.partial_spearman(a, b, np.stack([c, c, np.ones(P)]))) == pytest.approx(alone, abs=1e-5)
+  assert float(rsa.partial_compare(a, b, np.stack([c, 2 * c]))) == pytest.approx(
+    float(rsa.partial_compare(a, b, c)), abs=1e-5
+  )
+
+
+def test_a_model_the_controls_explain_entirely_has_no_partial_correlation():
+  rng = np.random.default_rng(5)
+  c, b = rng.normal(size=(2, 60))
+  for fn in (rsa.partial_compare, rsa.partial_spearman):
+    assert np.isnan(float(fn(np.exp(c), b, c))), fn.__name__  # same ranks as the control: residuals are 0
+    assert np.isfinite(float(fn(c + rng.normal(size=60), b, c))), fn.__name__

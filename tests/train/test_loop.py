@@ -129,3 +129,21 @@ def test_segments_draw_the_batches_of_batch_at_across_epoch_boundaries():
     for lengths, seen in runs.items():
       np.testing.assert_array_equal(seen[s], np.stack(want), err_msg=f"segments {lengths}, seed {s}")
   assert not np.array_equal(runs[(8,)][0, :spe], runs[(8,)][0, spe : 2 * spe])  # epochs are shuffled differently
+
+
+def test_a_seed_with_non_finite_weights_is_flagged_and_the_others_train_as_before():
+  config = tiny_config()
+  _, trainer = train_run.build(config, "backprop", random_train_data())
+  keys = loop.seed_keys(0, 3)
+  healthy, healthy_metrics = trainer.run_segment(trainer.init_all(keys), keys, 3)  # the segment donates its state
+  assert not np.asarray(healthy_metrics["diverged"]).any()
+  start = trainer.init_all(keys)
+  kernel = start.params["conv1"]["kernel"]
+  poisoned = start._replace(
+    params={**start.params, "conv1": {**start.params["conv1"], "kernel": kernel.at[1, 0, 0, 0, 0].set(jnp.nan)}}
+  )
+  end, metrics = trainer.run_segment(poisoned, keys, 3)
+  np.testing.assert_array_equal(np.asarray(metrics["diverged"]), [False, True, False])
+  assert np.isnan(np.asarray(metrics["loss"])[1]) and np.isfinite(np.asarray(metrics["loss"])[[0, 2]]).all()
+  for s in (0, 2):  # the seed vmap keeps seeds independent: the others are unaffected
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[s], b[s]), end.params, healthy.params)
