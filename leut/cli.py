@@ -60,6 +60,15 @@ def _leut_warnings_as_lines():
     warnings.formatwarning = default
 
 
+def _error(command: str, err: Exception, *, debug: bool) -> int:
+  """Print one of leut's own errors as one line (after its traceback with --debug); the exit status 2."""
+  if debug:
+    traceback.print_exception(err)
+  message = " ".join(str(err).split("\n"))
+  print(f"leut {command}: error: {message}", file=sys.stderr)
+  return 2
+
+
 def main(argv=None) -> int:
   from leut import distributed
 
@@ -68,8 +77,12 @@ def main(argv=None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if argv and argv[0] == "brain-rdms":
     from leut.data.brain_rdm_export import brain_rdms_main
+    from leut.errors import LeutError
 
-    return brain_rdms_main(argv[1:]) or 0
+    try:
+      return brain_rdms_main([a for a in argv[1:] if a != "--debug"]) or 0
+    except LeutError as err:
+      return _error("brain-rdms", err, debug="--debug" in argv)
   rest, overrides = _split_overrides(argv)
   parser = argparse.ArgumentParser(prog="leut", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   common = argparse.ArgumentParser(add_help=False)
@@ -102,11 +115,7 @@ def main(argv=None) -> int:
         config_lib.report_only_overrides(overrides)
         experiment.write_report(_workdir_config(args.workdir, overrides), args.workdir)
     except LeutError as err:
-      if args.debug:
-        traceback.print_exc()
-      message = " ".join(str(err).split("\n"))
-      print(f"leut {args.command}: error: {message}", file=sys.stderr)
-      return 2
+      return _error(args.command, err, debug=args.debug)
   print(f"leut {args.command}: results in {args.workdir.absolute()} (see {args.workdir / 'summary.md'})")
   return 0
 

@@ -36,3 +36,9 @@ def test_report_takes_only_report_overrides(tmp_path, capsys):
   assert cli.main(["report", "--workdir", str(tmp_path), "--config.eval.resolutions=64"]) == 2
   err = capsys.readouterr().err
   assert "eval.resolutions" in err and "leut evaluate" in err
+
+
+def test_brain_rdms_errors_are_one_line_too(tmp_path, capsys):
+  assert cli.main(["brain-rdms", "--things-fmri", str(tmp_path / "none"), "--out", str(tmp_path / "out")]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("leut brain-rdms: error: ") and "data.things_fmri_dir" in err and "Traceback" not in err
