@@ -168,6 +168,7 @@ class MilestoneCheckpoints:
   def _move_aside(self, step: int, folder: str, reason: str, category) -> None:
     """Move `<step>` to `<folder>/<step>[.n]` and drop its record (process 0), then let every process see it."""
     warnings.warn(f"{reason}; moving it to {self.directory / folder}", category, stacklevel=3)
+    distributed.barrier(f"leut-looked-{folder}-{self.directory}-{step}")  # no process still reads it when it moves
     if distributed.is_primary():
       src = self.directory / str(step)
       if src.exists():

@@ -222,11 +222,15 @@ def run(config, workdir, *, progress: bool = True, command: str = "") -> dict:
   wd = workdir_lib.Workdir(workdir)
   checks.check_config(config)
   with workdir_lib.locked(wd, command or "leut run"):
+    code = config_lib.provenance(config)
+    existed = wd.config.exists()
+    if existed:  # checked before loading any data; config.json itself changes only after an evaluation succeeds
+      _check_against_workdir(wd, _record(config, command), code)
     paths = resolve_data(config)
     train_data, cifar_data = load_train_data(paths)
     preflight(config, paths, train_data, cifar_data)
-    code = config_lib.provenance(config)
-    prepare_workdir(config, wd.root, command=command, code=code)
+    if not existed:
+      prepare_workdir(config, wd.root, command=command, code=code)
     for rule_name in config.rules:
       train_run.train_rule(config, wd.root, rule_name, train_data, progress=progress)
     return _evaluate(config, wd, paths, train_data, cifar_data, code, progress=progress, command=command)
