@@ -142,7 +142,7 @@ class MilestoneCheckpoints:
     self._manager = ocp.CheckpointManager(
       self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler()
     )
-    self._digest_file = self.directory / "digests.json"
+    self._digest_file = self.directory / workdir_lib.DIGESTS
 
   def _records(self) -> dict[str, dict]:
     """{step: {"state": digest, "files": {relative path: sha256}}}; records of older versions hold the digest only."""
@@ -181,7 +181,7 @@ class MilestoneCheckpoints:
     self._manager.reload()
 
   def _quarantine(self, step: int, reason: str) -> None:
-    self._move_aside(step, "corrupt", reason, CorruptCheckpointWarning)
+    self._move_aside(step, workdir_lib.CORRUPT, reason, CorruptCheckpointWarning)
 
   def save(self, step: int, state: Any) -> None:
     """Write `state` as `step`. An unfinished leftover at `step` is set aside as corrupt; a verified checkpoint there
@@ -198,7 +198,7 @@ class MilestoneCheckpoints:
       else:
         self._move_aside(
           step,
-          "superseded",
+          workdir_lib.SUPERSEDED,
           f"checkpoint {self.directory / str(step)} differs from the state retrained for it",
           SupersededCheckpointWarning,
         )

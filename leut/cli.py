@@ -99,6 +99,7 @@ def main(argv=None) -> int:
 
   from leut import config as config_lib
   from leut import experiment
+  from leut import workdir as workdir_lib
   from leut.errors import LeutError
 
   command = " ".join(["leut", *(shlex.quote(a) for a in argv if a != "--debug")])
@@ -116,7 +117,8 @@ def main(argv=None) -> int:
         experiment.write_report(_workdir_config(args.workdir, overrides), args.workdir)
     except LeutError as err:
       return _error(args.command, err, debug=args.debug)
-  print(f"leut {args.command}: results in {args.workdir.absolute()} (see {args.workdir / 'summary.md'})")
+  summary = workdir_lib.Workdir(args.workdir).summary
+  print(f"leut {args.command}: results in {args.workdir.absolute()} (see {summary})")
   return 0
 
 

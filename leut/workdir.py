@@ -42,6 +42,9 @@ FIGURES = "figures"
 SUMMARY = "summary.md"
 COMPLETE = "COMPLETE"
 CHECKPOINTS = "checkpoints"
+DIGESTS = "digests.json"  # in each checkpoints/<rule>/
+CORRUPT = "corrupt"  # checkpoints/<rule>/corrupt/<step>[.n]: damaged, set aside
+SUPERSEDED = "superseded"  # checkpoints/<rule>/superseded/<step>[.n]: replaced by a retrained state that differs
 DRAWS = "bootstrap_draws.npz"
 # Tables the evaluation writes (the report's inputs); the completion marker covers exactly these and DRAWS.
 EVALUATION_TABLES = (
