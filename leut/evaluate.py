@@ -271,6 +271,30 @@ def check_checkpoints(config, workdir: Path) -> None:
     )
 
 
+def _damaged(rule_name: str, epoch: int, step: int, err: Exception) -> WorkdirError:
+  return WorkdirError(
+    f"{rule_name}: the checkpoint of milestone epoch {epoch} (step {step}) is damaged and was set aside ({err}); "
+    "run `leut run` with this config and --workdir to retrain it, then evaluate again"
+  )
+
+
+def verify_checkpoints(config, workdir: Path, train_data) -> None:
+  """Restore and check every configured milestone of every rule before any scoring, so a damaged one stops the
+  evaluation in seconds (it is set aside and named with its rule and epoch)."""
+  check_checkpoints(config, workdir)
+  spe = train_run.steps_per_epoch(config)
+  for rule_name in config.rules:
+    _, trainer = train_run.build(config, rule_name, train_data)
+    ckpts = train_run.checkpoints_for(workdir, rule_name)
+    abstract = trainer.abstract_state(config.seeds)
+    for epoch in train_run.milestone_epochs(config, rule_name):
+      try:
+        ckpts.restore_verified(epoch * spe, abstract)
+      except DamagedCheckpointError as err:
+        raise _damaged(rule_name, epoch, epoch * spe, err) from err
+    ckpts.close()
+
+
 def evaluate_rule(
   config,
   workdir: Path,
@@ -303,10 +327,7 @@ def evaluate_rule(
     try:
       state = ckpts.restore_verified(step, abstract)
     except DamagedCheckpointError as err:
-      raise WorkdirError(
-        f"{rule_name}: the checkpoint of milestone epoch {epoch} (step {step}) is damaged and was set aside ({err}); "
-        "run `leut run` with this config and --workdir to retrain it, then evaluate again"
-      ) from err
+      raise _damaged(rule_name, epoch, step, err) from err
 
     def plan(images):
       if images.shape[1:] not in seed_chunks:

@@ -233,7 +233,7 @@ def run(config, workdir, *, progress: bool = True, command: str = "") -> dict:
       prepare_workdir(config, wd.root, command=command, code=code)
     for rule_name in config.rules:
       train_run.train_rule(config, wd.root, rule_name, train_data, progress=progress)
-    return _evaluate(config, wd, paths, train_data, cifar_data, code, progress=progress, command=command)
+    return _evaluate(config, wd, paths, train_data, cifar_data, code, progress=progress, command=command, fresh=True)
 
 
 def evaluate(config, workdir, *, progress: bool = True, command: str = "") -> dict:
@@ -249,8 +249,13 @@ def evaluate(config, workdir, *, progress: bool = True, command: str = "") -> di
     return _evaluate(config, wd, paths, train_data, cifar_data, code, progress=progress, command=command)
 
 
-def _evaluate(config, wd, paths, train_data, cifar_data, code, *, progress: bool, command: str) -> dict:
-  evaluate_lib.check_checkpoints(config, wd.root)
+def _evaluate(config, wd, paths, train_data, cifar_data, code, *, progress: bool, command: str, fresh=False) -> dict:
+  """Score, then write tables, config.json, the completion marker and the report, in that order. `fresh`: training
+  has just verified or written every milestone, so they are not read an extra time before scoring."""
+  if fresh:
+    evaluate_lib.check_checkpoints(config, wd.root)
+  else:
+    evaluate_lib.verify_checkpoints(config, wd.root, train_data)
   inputs = load_eval_inputs(config, paths, cifar_data, progress=progress)
   tables = evaluate_lib.evaluate_all(config, wd.root, inputs, train_data, progress=progress)
   # Only now, with every table in place, does config.json describe this evaluation; the marker comes last.
