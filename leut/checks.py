@@ -123,7 +123,8 @@ def check_rule_hparams(config) -> None:
       raise ConfigError(f"rule_hparams.{name} must map hyperparameter names to values, not {hparams!r}")
     module = rules._module(name)
     params = dict(inspect.signature(module.protocol_optimizer).parameters)
-    params.pop("steps_per_epoch", None), params.pop("epochs", None)
+    for given_by_the_config in ("steps_per_epoch", "epochs"):
+      params.pop(given_by_the_config, None)
     params.update(inspect.signature(getattr(module, name)).parameters)
     for key in hparams.keys():
       if key not in params:

@@ -44,7 +44,8 @@ EVALUATION_ONLY = (
 )
 
 
-# Sections that only change the report drawn from the tables: they do not enter the evaluation's hash.
+# Fields the evaluation tables do not depend on (the command that wrote them, how many seeds ran at a time, the
+# report's options): left out of the hash that the completion marker records (`evaluation_hash`).
 REPORT_ONLY = ("command", "seed_chunk", "report")
 
 
