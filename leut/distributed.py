@@ -6,7 +6,8 @@ With no arguments, `jax.distributed.initialize()` detects SLURM, Open MPI and Cl
 to override) set `LEUT_COORDINATOR=host:port`, `LEUT_NUM_PROCESSES` and `LEUT_PROCESS_ID`; `LEUT_LOCAL_DEVICES`
 (comma-separated ids) restricts the devices this process uses. Every process then runs the same program: seeds are
 sharded over the global device mesh (`leut.train.sharding`), Orbax writes each checkpoint once from all processes,
-and only process 0 writes files that are not arrays (digests, metrics, tables).
+and only process 0 writes files that are not arrays (digests, metrics, tables, the workdir lock and the completion
+marker).
 """
 
 from __future__ import annotations
@@ -55,6 +56,30 @@ def describe() -> str:
 def is_primary() -> bool:
   """True on the one process that writes non-array files (process 0)."""
   return jax.process_index() == 0
+
+
+def on_primary(fn) -> None:
+  """Run `fn` on process 0 only; if it raises a `LeutError` there, raise on every process (none waits forever).
+
+  For checks with a side effect that one process must make for all, such as taking the workdir lock.
+  """
+  from leut.errors import LeutError, WorkdirError
+
+  failure = None
+  if is_primary():
+    try:
+      fn()
+    except LeutError as err:
+      failure = err
+  if jax.process_count() > 1:
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    failed = bool(multihost_utils.broadcast_one_to_all(np.int32(failure is not None)))
+    if failed and failure is None:
+      raise WorkdirError("process 0 stopped with an error (see its output); this process stops too")
+  if failure is not None:
+    raise failure
 
 
 def barrier(name: str) -> None:

@@ -13,6 +13,11 @@ correlations with each subject's ROI RDM and with the subject-mean RDM are compu
                         chosen by `eval.stats_epochs`
   results/bootstrap_draws.npz, bootstrap_differences.csv   the bootstrap draws of every bootstrap.csv row and the
                         paired differences between rules and epochs (`leut.report.bootstrap_differences`)
+
+Every configured milestone of every configured rule must have a good checkpoint (`check_checkpoints`, and a damaged
+one found while scoring stops the evaluation): a table never silently lacks a rule or an epoch. The tables are
+computed in memory and only then written, each atomically (`leut.workdir`), so a failed evaluation leaves the
+previous ones in place.
 """
 
 from __future__ import annotations
@@ -28,7 +33,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from leut import config as config_lib
 from leut import distributed, rsa
+from leut import workdir as workdir_lib
+from leut.checkpoint import DamagedCheckpointError
+from leut.errors import WorkdirError
 from leut.report import bootstrap_differences, stimulus_stats
 from leut.report.tables import layer_for_roi
 from leut.rsa.precision import HIGHEST
@@ -274,6 +283,59 @@ def brain_targets_for(brain, masks: dict, method: str) -> dict[str, BrainTargets
   return {name: brain_targets(rdms, jnp.asarray(mask), method=method) for name, mask in masks.items()}
 
 
+def missing_milestones(config, workdir: Path, rule_name: str) -> list[int]:
+  """Configured milestone epochs of `rule_name` without a finished (digest-recorded) checkpoint in `workdir`."""
+  folder = workdir_lib.Workdir(workdir).checkpoints(rule_name)
+  spe = train_run.steps_per_epoch(config)
+  epochs = config_lib.milestone_epochs(config, rule_name)
+  if not folder.is_dir():
+    return epochs
+  ckpts = train_run.checkpoints_for(workdir, rule_name)
+  have = set(ckpts.steps())
+  ckpts.close()
+  return [e for e in epochs if e * spe not in have]
+
+
+def check_checkpoints(config, workdir: Path) -> None:
+  """Raise `WorkdirError` naming every configured rule and milestone epoch that has no finished checkpoint."""
+  problems = []
+  for rule_name in config.rules:
+    missing = missing_milestones(config, workdir, rule_name)
+    if missing == config_lib.milestone_epochs(config, rule_name):
+      problems.append(f"{rule_name} was never trained here (no finished checkpoint)")
+    elif missing:
+      problems.append(f"{rule_name} has no finished checkpoint of milestone epoch(s) {missing}")
+  if problems:
+    raise WorkdirError(
+      f"cannot evaluate {workdir}: " + "; ".join(problems) + ". Run `leut run` with this config and "
+      "--workdir to train what is missing (it resumes from the checkpoints there)"
+    )
+
+
+def _damaged(rule_name: str, epoch: int, step: int, err: Exception) -> WorkdirError:
+  return WorkdirError(
+    f"{rule_name}: the checkpoint of milestone epoch {epoch} (step {step}) is damaged and was set aside ({err}); "
+    "run `leut run` with this config and --workdir to retrain it, then evaluate again"
+  )
+
+
+def verify_checkpoints(config, workdir: Path, train_data) -> None:
+  """Restore and check every configured milestone of every rule before any scoring, so a damaged one stops the
+  evaluation in seconds (it is set aside and named with its rule and epoch)."""
+  check_checkpoints(config, workdir)
+  spe = train_run.steps_per_epoch(config)
+  for rule_name in config.rules:
+    _, trainer = train_run.build(config, rule_name, train_data)
+    ckpts = train_run.checkpoints_for(workdir, rule_name)
+    abstract = trainer.abstract_state(config.seeds)
+    for epoch in config_lib.milestone_epochs(config, rule_name):
+      try:
+        ckpts.restore_verified(epoch * spe, abstract)
+      except DamagedCheckpointError as err:
+        raise _damaged(rule_name, epoch, epoch * spe, err) from err
+    ckpts.close()
+
+
 def evaluate_rule(
   config,
   workdir: Path,
@@ -296,12 +358,17 @@ def evaluate_rule(
   rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws = [], [], [], [], [], [], []
   params0 = None
   seed_chunks = {}  # image shape -> seeds extracted at a time
-  steps = ckpts.steps()
+  steps = [e * spe for e in config_lib.milestone_epochs(config, rule_name)]  # ascending, 0 first
   stats_steps = _stats_steps(config, steps)
   headline = layer_for_roi(config)
   bar = tqdm(total=len(steps), desc=f"evaluate {rule_name}", unit="ckpt", disable=not progress, leave=False)
-  for step, state in ckpts.iter_good(trainer.abstract_state(config.seeds)):
+  abstract = trainer.abstract_state(config.seeds)
+  for step in steps:
     epoch = step // spe
+    try:
+      state = ckpts.restore_verified(step, abstract)
+    except DamagedCheckpointError as err:
+      raise _damaged(rule_name, epoch, step, err) from err
 
     def plan(images):
       if images.shape[1:] not in seed_chunks:
@@ -323,7 +390,7 @@ def evaluate_rule(
       for s in range(config.seeds)
     ]
     params = sharding.to_host(state.params)
-    if params0 is None:
+    if step == 0:  # the displacement baseline is the initialisation itself, never a later milestone
       params0 = params
     w_rows += _displacements(params, params0, rule_name, epoch)
     # A diverged seed (NaN/inf weights, statistics or logits) is scored NaN in every layer, even where its features
@@ -428,9 +495,7 @@ def evaluate_rule(
 
 
 def evaluate_all(config, workdir: Path, inputs: EvalInputs, train_data, *, progress=True) -> dict[str, pd.DataFrame]:
-  """Evaluate every configured rule and write the tidy tables under `workdir/results/`."""
-  out = Path(workdir) / "results"
-  out.mkdir(parents=True, exist_ok=True)
+  """Evaluate every configured rule and write the tidy tables under `workdir/results/` (`write_tables`)."""
   masks = pair_masks(inputs.brain, list(config.eval.pairs))
   targets = brain_targets_for(inputs.brain, masks, config.eval.method)
   names = tuple(config.eval.partial_controls)
@@ -449,14 +514,23 @@ def evaluate_all(config, workdir: Path, inputs: EvalInputs, train_data, *, progr
     tables["bootstrap_differences"] = bootstrap_differences.difference_table(
       tables["bootstrap"], draws_CxB, rules=config.rules
     )
-  if distributed.is_primary():  # one process writes (and clears) the tables
-    for name in ("partial", "bootstrap", "bootstrap_differences", "best_layer_cv"):
-      if name not in tables:
-        (out / f"{name}.csv").unlink(missing_ok=True)  # switched off: no stale table for the report to render
-    if draws_CxB is None:
-      (out / "bootstrap_draws.npz").unlink(missing_ok=True)
-    for name, df in tables.items():
-      df.to_csv(out / f"{name}.csv", index=False)
-    if draws_CxB is not None:
-      bootstrap_differences.save_draws(out / "bootstrap_draws.npz", tables["bootstrap"], draws_CxB)
+  if distributed.is_primary():
+    write_tables(workdir_lib.Workdir(workdir), tables, draws_CxB)
   return tables
+
+
+def write_tables(wd: workdir_lib.Workdir, tables: dict[str, pd.DataFrame], draws_CxB: np.ndarray | None) -> None:
+  """Replace the evaluation's tables (process 0): the completion marker is withdrawn first, each table is written
+  atomically, and a table this evaluation did not make is removed, so no stale one is rendered."""
+  workdir_lib.clear_complete(wd)
+  wd.results.mkdir(parents=True, exist_ok=True)
+  for name in workdir_lib.EVALUATION_TABLES:
+    if name not in tables:
+      wd.table(name).unlink(missing_ok=True)
+  if draws_CxB is None:
+    wd.draws.unlink(missing_ok=True)
+  for name, df in tables.items():
+    workdir_lib.write_csv(wd.table(name), df)
+  if draws_CxB is not None:
+    with workdir_lib.atomic_output(wd.draws) as tmp:
+      bootstrap_differences.save_draws(tmp, tables["bootstrap"], draws_CxB)

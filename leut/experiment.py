@@ -1,29 +1,41 @@
 """`leut run`: from a config to checkpoints, tidy RSA tables, figures and a summary in one workdir.
 
-WORKDIR/config.json          the config the workdir was made with (resume refuses a different one)
-WORKDIR/checkpoints/<rule>/  Orbax milestone checkpoints, all seeds in each
-WORKDIR/metrics.jsonl        training loss/accuracy per rule, seed and epoch
-WORKDIR/results/*.csv        rsa, accuracy, weights (see `leut.evaluate`)
-WORKDIR/figures/*.png|pdf    alignment over training per ROI, and more (see `leut.report`)
-WORKDIR/summary.md           headline numbers, each traceable to a CSV row
+The workdir's layout and how its files are written are `leut.workdir`'s. Each step starts only once the one before
+succeeded, so a mistake costs seconds and no failure leaves a workdir half-updated:
+
+  1. the config's fields (`leut.checks`), then the workdir lock (a second run on the same workdir is refused);
+  2. the data: CIFAR loaded, the brain data and stimulus images checked (files, headers, tables; no betas read),
+     every rule built and its network traced (`preflight`);
+  3. config.json: written if the workdir is new, else compared with this config and code (`prepare_workdir`);
+  4. training: every milestone checkpoint verified, missing or damaged ones retrained (`leut.train.run`);
+  5. evaluation: every configured milestone of every rule must have a good checkpoint; all scores are computed in
+     memory, then each table is replaced atomically, then config.json, then `results/COMPLETE`, then the report.
 """
 
 from __future__ import annotations
 
-import json
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
+from leut import checks, distributed, report
 from leut import config as config_lib
-from leut import distributed, report, rules
 from leut import evaluate as evaluate_lib
+from leut import workdir as workdir_lib
 from leut.data import cifar, things_fmri, things_images
-from leut.data.errors import MissingDatasetError
+from leut.data.errors import DataFormatError, MissingDatasetError
+from leut.errors import ConfigError, LeutError, LeutWarning
+from leut.rules.base import evaluate_fn
 from leut.train import batches
 from leut.train import run as train_run
+
+
+class CodeVersionWarning(LeutWarning):
+  """The workdir was written by another version or commit of leut (its resolved settings match this code's)."""
 
 
 class DataPaths(NamedTuple):
@@ -42,7 +54,7 @@ def resolve_data(config) -> DataPaths:
     default = synthetic.ensure_default(Path(d.synthetic_dir))
     return DataPaths(Path(default.cifar_dir), Path(default.things_fmri_dir), Path(default.things_images_dir), None)
   if d.source != "files":
-    raise ValueError(f"data.source must be 'synthetic' or 'files', not {d.source!r}")
+    raise ConfigError(f"data.source must be 'synthetic' or 'files', not {d.source!r}")
   for field in ("cifar_dir", "things_images_dir"):
     if not d[field]:
       raise MissingDatasetError(f"data.source='files' needs data.{field}: set --config.data.{field}=PATH")
@@ -96,46 +108,176 @@ def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData, *, p
   return evaluate_lib.EvalInputs(brain, stimuli, test, np.asarray(cifar_data.test_labels[:n_test]))
 
 
-def prepare_workdir(config, workdir: Path, *, command: str = "") -> None:
-  """Create the workdir and record its config (and the command that made it), or check that an existing one was
-  made with a compatible config."""
-  workdir.mkdir(parents=True, exist_ok=True)
-  path = workdir / "config.json"
+# ----- step 2: the data and the networks, before any training ------------------------------------------------
+
+
+def _traced_network(config, rule_name: str, train_data) -> tuple[int, set[str]]:
+  """(classes, feature layer names) of `rule_name`'s network, by tracing its evaluation on one 32-px image."""
+  try:
+    rule, trainer = train_run.build(config, rule_name, train_data)
+  except LeutError:
+    raise
+  except ValueError as err:  # a rule factory or the trainer refusing a value of the config
+    raise ConfigError(
+      f"rule {rule_name!r} cannot be built from this config (rule_hparams.{rule_name}?): {err}"
+    ) from None
+  abstract = trainer.abstract_state(1)
+  one = jax.tree.map(
+    lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), (abstract.params, abstract.model_state, abstract.rule_state)
+  )
+  logits, feats = jax.eval_shape(evaluate_fn(rule), *one, jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32))
+  return int(logits.shape[-1]), set(feats)
+
+
+def preflight(config, paths: DataPaths, train_data, cifar_data: cifar.CifarData) -> None:
+  """Check everything the run will need that can be checked in seconds: the training set against the model and the
+  config, each rule's network, the brain data's files and tables and every stimulus image. Raises a `LeutError`."""
+  n_train = len(cifar_data.train_labels)
+  if config.data.train_subset > n_train:
+    raise ConfigError(
+      f"data.train_subset={config.data.train_subset} exceeds the {n_train} training images in {paths.cifar_dir}"
+    )
+  layers = set()
+  for name in config.rules:
+    n_classes, rule_layers = _traced_network(config, name, train_data)
+    layers |= rule_layers
+    labels = np.concatenate([np.asarray(cifar_data.train_labels), np.asarray(cifar_data.test_labels)])
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+      raise DataFormatError(
+        paths.cifar_dir,
+        f"labels range over {int(labels.min())}..{int(labels.max())}, but the model has {n_classes} classes "
+        f"({len(cifar_data.class_names)} class names in the data): data.cifar_dir must hold CIFAR-10",
+      )
+  chosen = dict(config.report.get("layer_for_roi", {}) or {})
+  unknown = {roi: layer for roi, layer in chosen.items() if layer not in layers}
+  if unknown:
+    raise ConfigError(
+      f"report.layer_for_roi names layers {unknown} the network does not have; layers: {sorted(layers)}"
+    )
+  d = config.data
+  subjects = list(d.subjects) if d.subjects else None
+  if paths.brain_rdms_dir is not None:
+    stimuli = load_brain(config, paths, progress=False).stimuli
+  else:
+    stimuli = things_fmri.check_release(
+      paths.things_fmri_dir, subjects=subjects, rois=tuple(d.rois), stimuli=d.stimuli, n_stimuli=d.n_stimuli or None
+    )
+  things_images.check_images(paths.things_images_dir, stimuli)
+
+
+# ----- step 3: config.json -----------------------------------------------------------------------------------
+
+
+def _record(config, command: str) -> dict:
+  """The config as config.json stores it (with the command, when given)."""
   current = config_lib.to_dict(config)
   if command:
     current["command"] = command
-  if path.exists():
-    config_lib.check_compatible(json.loads(path.read_text()), current, workdir)
-  distributed.barrier("leut-config-checked")  # every process has read the old file before process 0 replaces it
-  if distributed.is_primary():
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(current, indent=2, sort_keys=True))
-    tmp.replace(path)
+  return current
+
+
+def _check_against_workdir(wd: workdir_lib.Workdir, record: dict, code: dict) -> None:
+  """Refuse a config or code that would train something other than what `wd` holds; warn about another commit."""
+  saved, saved_code = workdir_lib.read_config(wd)
+  config_lib.check_compatible(saved, record, wd.root)
+  note = config_lib.check_provenance(saved_code, code, wd.root)
+  if note:
+    warnings.warn(note, CodeVersionWarning, stacklevel=3)
+
+
+def prepare_workdir(config, workdir, *, command: str = "", code: dict | None = None) -> None:
+  """Create the workdir and record its config and the code that made it, or check that an existing one was made
+  with a compatible config and code. An existing config.json is not changed here: its evaluation part changes only
+  once an evaluation has succeeded (`evaluate`)."""
+  wd = workdir_lib.Workdir(workdir)
+  wd.root.mkdir(parents=True, exist_ok=True)
+  record, code = _record(config, command), code or config_lib.provenance(config)
+  exists = wd.config.exists()
+  distributed.barrier("leut-config-checked")  # every process has looked before process 0 writes
+  if exists:
+    _check_against_workdir(wd, record, code)
+  else:
+    workdir_lib.write_config(wd, record, code)
   distributed.barrier("leut-config-written")
+
+
+def _merged_code(saved: dict, current: dict) -> dict:
+  """Provenance to record after an evaluation: this code's, keeping the settings of rules this config dropped and
+  the versions that wrote the workdir before."""
+  merged = {**current, "resolved_rules": {**(saved.get("resolved_rules") or {}), **current["resolved_rules"]}}
+  earlier = list(saved.get("earlier") or [])
+  before = {"version": saved.get("version"), "commit": saved.get("commit")}
+  if saved and before != {"version": current.get("version"), "commit": current.get("commit")} and before not in earlier:
+    earlier.append(before)
+  if earlier:
+    merged["earlier"] = earlier
+  return merged
+
+
+# ----- the commands --------------------------------------------------------------------------------------------
 
 
 def run(config, workdir, *, progress: bool = True, command: str = "") -> dict:
   """Train all rules (resuming where checkpoints exist), evaluate every milestone, write tables/figures/summary."""
-  workdir = Path(workdir)
-  rules.check_names(config.rules)
-  prepare_workdir(config, workdir, command=command)
-  paths = resolve_data(config)
-  train_data, cifar_data = load_train_data(paths)
-  for rule_name in config.rules:
-    train_run.train_rule(config, workdir, rule_name, train_data, progress=progress)
-  return evaluate(config, workdir, paths=paths, data=(train_data, cifar_data), progress=progress)
+  wd = workdir_lib.Workdir(workdir)
+  checks.check_config(config)
+  with workdir_lib.locked(wd, command or "leut run"):
+    code = config_lib.provenance(config)
+    existed = wd.config.exists()
+    if existed:  # checked before loading any data; config.json itself changes only after an evaluation succeeds
+      _check_against_workdir(wd, _record(config, command), code)
+    paths = resolve_data(config)
+    train_data, cifar_data = load_train_data(paths)
+    preflight(config, paths, train_data, cifar_data)
+    if not existed:
+      prepare_workdir(config, wd.root, command=command, code=code)
+    for rule_name in config.rules:
+      train_run.train_rule(config, wd.root, rule_name, train_data, progress=progress)
+    return _evaluate(config, wd, paths, train_data, cifar_data, code, progress=progress, command=command, fresh=True)
 
 
-def evaluate(config, workdir, *, paths: DataPaths | None = None, data=None, progress: bool = True) -> dict:
+def evaluate(config, workdir, *, progress: bool = True, command: str = "") -> dict:
   """Re-score existing checkpoints (new brain data, resolutions or statistics) and rewrite results and report."""
-  workdir = Path(workdir)
-  paths = paths or resolve_data(config)
-  train_data, cifar_data = data or load_train_data(paths)
+  wd = workdir_lib.Workdir(workdir)
+  checks.check_config(config)
+  with workdir_lib.locked(wd, command or "leut evaluate"):
+    code = config_lib.provenance(config)
+    _check_against_workdir(wd, _record(config, command), code)
+    paths = resolve_data(config)
+    train_data, cifar_data = load_train_data(paths)
+    preflight(config, paths, train_data, cifar_data)
+    return _evaluate(config, wd, paths, train_data, cifar_data, code, progress=progress, command=command)
+
+
+def _evaluate(config, wd, paths, train_data, cifar_data, code, *, progress: bool, command: str, fresh=False) -> dict:
+  """Score, then write tables, config.json, the completion marker and the report, in that order. `fresh`: training
+  has just verified or written every milestone, so they are not read an extra time before scoring."""
+  if fresh:
+    evaluate_lib.check_checkpoints(config, wd.root)
+  else:
+    evaluate_lib.verify_checkpoints(config, wd.root, train_data)
   inputs = load_eval_inputs(config, paths, cifar_data, progress=progress)
-  tables = evaluate_lib.evaluate_all(config, workdir, inputs, train_data, progress=progress)
+  tables = evaluate_lib.evaluate_all(config, wd.root, inputs, train_data, progress=progress)
+  # Only now, with every table in place, does config.json describe this evaluation; the marker comes last.
+  record = _record(config, command)
+  saved_code = workdir_lib.read_config(wd)[1] if wd.config.exists() else {}
+  workdir_lib.write_config(wd, record, _merged_code(saved_code, code))
+  workdir_lib.write_complete(wd, config_lib.evaluation_hash(record))
   # Process 0 wrote the tables; the others must not read them (or draw figures) before it has finished.
   distributed.barrier("leut-results-written")
   if distributed.is_primary():
-    report.write_report(workdir, config)
+    report.write_report(wd.root, config)
   distributed.barrier("leut-report-written")
   return tables
+
+
+def write_report(config, workdir, *, command: str = "leut report") -> dict | None:
+  """`leut report`: redraw tables, figures and summary.md from results that a completed evaluation wrote."""
+  wd = workdir_lib.Workdir(workdir)
+  checks.check_config(config)
+  with workdir_lib.locked(wd, command):
+    saved, _ = workdir_lib.read_config(wd)
+    workdir_lib.check_complete(wd, config_lib.evaluation_hash(saved))
+    out = report.write_report(wd.root, config) if distributed.is_primary() else None
+    distributed.barrier("leut-report-written")
+    return out

@@ -207,14 +207,18 @@ def test_cited_sections_have_the_content_the_code_expects(section, word):
 # any unit of a lower layer; units of one layer are independent of each other. Data flows
 # config → training → checkpoints → scoring → tables → report; the layers follow it.
 LAYERS = [
-  ("leut", "leut.defaults", "leut.distributed", "leut.xla_cpu", "leut.optimizers"),  # no leut imports
-  ("leut.config", "leut.data", "leut.models", "leut.rsa", "leut.checkpoint"),
+  ("leut.errors",),  # leut's own exception types, imported by every layer
+  ("leut", "leut.defaults", "leut.distributed", "leut.xla_cpu", "leut.optimizers"),
+  ("leut.workdir",),  # where each workdir file lives, atomic writes, lock, marker
+  ("leut.data", "leut.models", "leut.rsa", "leut.checkpoint"),
   ("leut.rules",),  # learning rules over the model
+  ("leut.config",),  # configs, overrides and the rules' resolved settings
   ("leut.train",),  # the training loop and runner (writes checkpoints)
   ("leut.report.layer_choice",),  # shared by the two layers above it
   # statistics computed per stimulus while scoring; the report's table reductions sit above them
   ("leut.report.stimulus_stats", "leut.report.bootstrap_differences"),
   ("leut.report",),
+  ("leut.checks",),  # every config field checked before any work
   ("leut.evaluate",),  # checkpoints → features → RDMs → scores
   ("leut.experiment",),  # train, evaluate, report
   ("leut.cli",),
@@ -345,9 +349,12 @@ def test_the_checks_catch_a_cycle_and_an_upward_or_sideways_import():
     "leut.data.cifar": set(),
   }
   assert cycles(graph) == [["leut.optimizers", "leut.rules.stdp", "leut.train.loop"]]
+  n = {unit: layer for layer, units in enumerate(LAYERS) for unit in units}
   assert layering_violations(graph) == [
-    "leut.optimizers imports leut.train.loop (upward: leut.optimizers is in layer 0, leut.train in layer 3)",
-    "leut.report.stimulus_stats imports leut.report.tables (upward: leut.report.stimulus_stats is in layer 5, "
-    "leut.report in layer 6)",
-    "leut.rsa.compare imports leut.data.cifar (sideways: leut.rsa is in layer 1, leut.data in layer 1)",
+    f"leut.optimizers imports leut.train.loop (upward: leut.optimizers is in layer {n['leut.optimizers']}, "
+    f"leut.train in layer {n['leut.train']})",
+    f"leut.report.stimulus_stats imports leut.report.tables (upward: leut.report.stimulus_stats is in layer "
+    f"{n['leut.report.stimulus_stats']}, leut.report in layer {n['leut.report']})",
+    f"leut.rsa.compare imports leut.data.cifar (sideways: leut.rsa is in layer {n['leut.rsa']}, leut.data in layer "
+    f"{n['leut.data']})",
   ]

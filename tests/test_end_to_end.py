@@ -1,6 +1,11 @@
 """`leut run` on the quickstart config with a tiny override, then `leut evaluate` and bad-input errors."""
 
 import json
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -103,6 +108,8 @@ def test_evaluate_rescored_with_new_resolution_without_retraining(workdir):
   assert rc == 0
   rsa = pd.read_csv(workdir / "results" / "rsa.csv")
   assert set(rsa.resolution) == {32, 64}
+  saved = json.loads((workdir / "config.json").read_text())  # config.json describes the tables now there
+  assert saved["eval"]["resolutions"] == [32, 64] and saved["command"].startswith("leut evaluate --workdir")
   after = {p: p.stat().st_mtime for p in (workdir / "checkpoints").rglob("*") if p.is_file()}
   assert before == after
 
@@ -149,7 +156,7 @@ def test_missing_dataset_says_what_and_where(tmp_path, capsys):
 def test_config_json_records_the_overrides(workdir):
   saved = json.loads((workdir / "config.json").read_text())
   assert saved["seeds"] == 2 and saved["model"]["widths"] == [4, 8, 8]
-  assert saved["command"].startswith("leut run experiments/quickstart.py --workdir")
+  assert saved["command"].startswith(("leut run experiments/quickstart.py --workdir", "leut evaluate --workdir"))
 
 
 def test_partial_and_bootstrap_run_at_the_first_and_last_milestone(workdir):
@@ -190,3 +197,222 @@ def test_cross_validated_best_layer_is_written(workdir):
   pd.testing.assert_frame_equal(a, b)
   assert cv.chosen_layers.str.split(";").map(len).eq(2 * cv.n_splits).all()
   assert set(";".join(cv.chosen_layers).split(";")) <= {"conv1", "conv2", "conv3", "fc1"}
+
+
+# ----- a workdir a researcher can trust (issue 14) -------------------------------------------------------------
+
+
+def _copy(workdir, tmp_path, *, checkpoints=True):
+  dst = tmp_path / "copy"
+  shutil.copytree(workdir, dst, ignore=None if checkpoints else shutil.ignore_patterns("checkpoints"))
+  return dst
+
+
+def _run_args(wd, synthetic_dir, *extra):
+  return [
+    "run",
+    "experiments/quickstart.py",
+    "--workdir",
+    str(wd),
+    f"--config.data.synthetic_dir={synthetic_dir}",
+    "--config.rules=untrained,backprop",
+    *TINY,
+    *extra,
+  ]
+
+
+def test_a_damaged_older_milestone_stops_the_evaluation_naming_rule_and_epoch(workdir, tmp_path, capsys):
+  from tests.test_checkpoint import flip_a_byte
+
+  wd = _copy(workdir, tmp_path)
+  flip_a_byte(wd / "checkpoints" / "backprop" / "2")  # epoch 1 (2 steps per epoch); epoch 2 is intact
+  with pytest.warns(UserWarning, match="backprop/2"):
+    rc = cli.main(["evaluate", "--workdir", str(wd), "--no-progress"])
+  err = capsys.readouterr().err
+  assert rc == 2 and "backprop" in err and "epoch 1" in err and "leut run" in err
+  assert (wd / "checkpoints" / "backprop" / "corrupt" / "2").is_dir()  # set aside, not deleted
+
+
+@pytest.mark.parametrize("damage", ["never_trained", "digests_missing"])
+def test_evaluate_refuses_a_configured_rule_without_checkpoints(workdir, tmp_path, capsys, damage):
+  wd = _copy(workdir, tmp_path)
+  args = ["evaluate", "--workdir", str(wd), "--no-progress"]
+  if damage == "never_trained":
+    args.append("--config.rules=untrained,backprop,feedback_alignment")
+    name = "feedback_alignment"
+  else:
+    (wd / "checkpoints" / "backprop" / "digests.json").unlink()
+    name = "backprop"
+  before = (wd / "results" / "rsa.csv").read_bytes()
+  assert cli.main(args) == 2
+  err = capsys.readouterr().err
+  assert name in err and "leut run" in err
+  assert (wd / "results" / "rsa.csv").read_bytes() == before
+
+
+def test_report_refuses_a_truncated_table(workdir, tmp_path, capsys):
+  wd = _copy(workdir, tmp_path, checkpoints=False)
+  assert cli.main(["report", "--workdir", str(wd)]) == 0  # the tables as evaluated are accepted
+  lines = (wd / "results" / "rsa.csv").read_text().splitlines(keepends=True)
+  (wd / "results" / "rsa.csv").write_text("".join(lines[: len(lines) // 2]))  # a write cut short
+  capsys.readouterr()
+  assert cli.main(["report", "--workdir", str(wd)]) == 2
+  err = capsys.readouterr().err
+  assert "rsa.csv" in err and "leut evaluate" in err
+
+
+def test_a_failed_reevaluation_leaves_config_and_tables_as_they_were(workdir, tmp_path, synthetic_dir, monkeypatch):
+  from leut import evaluate
+
+  wd = _copy(workdir, tmp_path)
+  config_before = (wd / "config.json").read_text()
+  rsa_before = (wd / "results" / "rsa.csv").read_bytes()
+
+  def boom(*a, **k):
+    raise RuntimeError("evaluation died")
+
+  monkeypatch.setattr(evaluate, "evaluate_rule", boom)
+  with pytest.raises(RuntimeError, match="evaluation died"):
+    cli.main(_run_args(wd, synthetic_dir, "--config.eval.resolutions=64"))
+  assert (wd / "config.json").read_text() == config_before
+  assert (wd / "results" / "rsa.csv").read_bytes() == rsa_before
+  monkeypatch.undo()
+  assert cli.main(["report", "--workdir", str(wd)]) == 0  # old config, old tables, old marker: still consistent
+
+
+def test_report_refuses_tables_that_lack_a_configured_milestone(workdir, tmp_path):
+  from leut import report
+
+  wd = _copy(workdir, tmp_path, checkpoints=False)
+  for name in ("rsa", "accuracy", "weights"):
+    df = pd.read_csv(wd / "results" / f"{name}.csv")
+    df[df.epoch != 1].to_csv(wd / "results" / f"{name}.csv", index=False)  # epoch 1's checkpoint was lost
+  with pytest.raises(Exception, match=r"backprop.*epoch 1"):
+    report.write_report(wd, cli._workdir_config(wd, []))
+  assert not (wd / "results" / "first_epoch_drop.csv").exists() or "2" not in set(
+    pd.read_csv(wd / "results" / "first_epoch_drop.csv").epoch_b.astype(str)
+  )
+
+
+def test_a_changed_default_in_code_is_refused_with_the_difference(workdir, monkeypatch, capsys):
+  from leut.rules import backprop
+
+  real = backprop.protocol_optimizer
+
+  def changed_default(*, steps_per_epoch, epochs, learning_rate=5e-4, weight_decay=1e-4, clip_norm=1.0):
+    return real(steps_per_epoch=steps_per_epoch, epochs=epochs, learning_rate=learning_rate, clip_norm=clip_norm)
+
+  monkeypatch.setattr(backprop, "protocol_optimizer", changed_default)
+  assert cli.main(["evaluate", "--workdir", str(workdir), "--no-progress"]) == 2
+  err = capsys.readouterr().err
+  assert "learning_rate" in err and "0.001" in err and "0.0005" in err
+
+
+def test_config_json_records_the_code_and_every_resolved_setting(workdir):
+  saved = json.loads((workdir / "config.json").read_text())
+  code = saved["provenance"]
+  assert code["version"] and (code["commit"] is None or len(code["commit"]) == 40)
+  backprop = code["resolved_rules"]["backprop"]
+  assert backprop["rule"] == {"dropout_rate": 0.3}
+  assert backprop["optimizer"] == {"learning_rate": 1e-3, "weight_decay": 1e-4, "clip_norm": 1.0}
+
+
+@pytest.mark.parametrize(
+  "bad, field",
+  [
+    (["--config.data.source=files", "--config.data.things_fmri_dir={root}/things_fmri_typo"], "things_fmri"),
+    (["--config.eval.resolutions=40"], "eval.resolutions"),
+  ],
+  ids=["fmri_path_typo", "resolution_40"],
+)
+def test_inputs_are_checked_before_any_training(tmp_path, synthetic_dir, capsys, bad, field):
+  from leut.data import synthetic
+
+  root = synthetic.ensure_default(synthetic_dir)
+  files = [f"--config.data.cifar_dir={root.cifar_dir}", f"--config.data.things_images_dir={root.things_images_dir}"]
+  wd = tmp_path / "wd"
+  rc = cli.main(_run_args(wd, synthetic_dir, *files, *[b.format(root=synthetic_dir) for b in bad]))
+  err = capsys.readouterr().err
+  assert rc == 2 and field in err and "Traceback" not in err
+  assert not (wd / "checkpoints").exists() and not (wd / "config.json").exists()
+
+
+def test_a_failed_first_run_does_not_poison_its_workdir(tmp_path, synthetic_dir, capsys):
+  from leut import config as config_lib
+  from leut import experiment
+  from leut.data import synthetic
+
+  root = synthetic.ensure_default(synthetic_dir)
+  files = [
+    "--config.data.source=files",
+    f"--config.data.things_images_dir={root.things_images_dir}",
+    f"--config.data.things_fmri_dir={root.things_fmri_dir}",
+  ]
+  wd = tmp_path / "wd"
+  assert cli.main(_run_args(wd, synthetic_dir, *files, f"--config.data.cifar_dir={tmp_path / 'cifar_typo'}")) == 2
+  assert "data.cifar_dir" in capsys.readouterr().err
+  fixed = [a for a in _run_args(wd, synthetic_dir, *files, f"--config.data.cifar_dir={root.cifar_dir}") if "=" in a]
+  experiment.prepare_workdir(config_lib.load("experiments/quickstart.py", fixed), wd)  # accepted: no mismatch
+
+
+@pytest.mark.parametrize(
+  "override, field",
+  [
+    ("--config.epochs=-1", "epochs"),
+    ("--config.milestones=0,1,3", "milestones"),  # TINY trains 2 epochs
+    ("--config.seeds=0", "seeds"),
+    ("--config.batch_size=0", "batch_size"),
+    ("--config.batch_size=128", "batch_size"),  # more than the 64 training images of TINY
+    ("--config.seeds=", "seeds"),
+    ("--config.rules=", "rules"),
+  ],
+)
+def test_nonsense_configs_are_one_line_errors_before_anything_is_written(
+  tmp_path, synthetic_dir, capsys, override, field
+):
+  wd = tmp_path / "wd"
+  rc = cli.main(_run_args(wd, synthetic_dir, override))
+  err = capsys.readouterr().err
+  assert rc == 2 and field in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+  assert not (wd / "config.json").exists() and not (wd / "checkpoints").exists()
+
+
+def test_cifar_labels_outside_the_models_classes_are_refused(tmp_path, synthetic_dir, capsys):
+  from leut.data import synthetic
+  from leut.data.py2pickle import dumps_py2
+
+  root = synthetic.ensure_default(synthetic_dir)
+  cifar = tmp_path / "cifar"
+  synthetic.write_cifar10(cifar, n_train=100, n_test=20)
+  folder = cifar / "cifar-10-batches-py"
+  names = [f"c{k}".encode() for k in range(100)]  # a CIFAR-100-like meta: 100 class names
+  (folder / "batches.meta").write_bytes(dumps_py2({b"label_names": names}))
+  batch = pickle.loads((folder / "data_batch_3").read_bytes(), encoding="bytes")
+  batch[b"labels"] = [42] + list(batch[b"labels"][1:])
+  (folder / "data_batch_3").write_bytes(dumps_py2(batch))
+  files = [
+    "--config.data.source=files",
+    f"--config.data.cifar_dir={cifar}",
+    f"--config.data.things_images_dir={root.things_images_dir}",
+    f"--config.data.things_fmri_dir={root.things_fmri_dir}",
+  ]
+  rc = cli.main(_run_args(tmp_path / "wd", synthetic_dir, *files))
+  err = capsys.readouterr().err
+  assert rc == 2 and "42" in err and "10 classes" in err
+  assert not (tmp_path / "wd" / "checkpoints").exists()
+
+
+def test_a_second_run_on_a_busy_workdir_is_refused(workdir, capsys):
+  holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+  lock = workdir / "leut.lock"
+  try:
+    lock.write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "command": "leut run elsewhere"}))
+    before = (workdir / "results" / "rsa.csv").stat().st_mtime_ns
+    assert cli.main(["evaluate", "--workdir", str(workdir), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert str(holder.pid) in err and "leut run elsewhere" in err
+    assert (workdir / "results" / "rsa.csv").stat().st_mtime_ns == before
+  finally:
+    holder.kill()
+    holder.wait()
+    lock.unlink(missing_ok=True)

@@ -94,14 +94,16 @@ def _assemble(read: Callable[[str], bytes], fmt: str, where: Callable[[str], str
   parts = [parse(read(n), where(n)) for n in train_names]
   test_x, test_y = parse(read(test_name), where(test_name))
   class_names = names(read(meta_name), where(meta_name))
-  train_x = np.concatenate([p[0] for p in parts])
-  train_y = np.concatenate([p[1] for p in parts])
-  for name, y in ((train_names[0], train_y), (test_name, test_y)):
+  for name, (_, y) in zip(train_names + (test_name,), parts + [(test_x, test_y)]):
     bad = (y < 0) | (y >= len(class_names))
     if bad.any():
       raise DataFormatError(
-        where(name), f"labels outside 0..{len(class_names) - 1} ({len(class_names)} class names in {meta_name})"
+        where(name),
+        f"labels outside 0..{len(class_names) - 1} ({len(class_names)} class names in {meta_name}), e.g. "
+        f"{int(y[bad][0])} at row {int(np.flatnonzero(bad)[0])}",
       )
+  train_x = np.concatenate([p[0] for p in parts])
+  train_y = np.concatenate([p[1] for p in parts])
   return CifarData(train_x, train_y, test_x, test_y, class_names)
 
 

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import os
 
+from leut.errors import LeutError, LeutWarning
+
 __all__ = [
   "DataFormatError",
   "MissingDatasetError",
   "UnknownRoiError",
+  "UnverifiedOrderWarning",
   "DATASET_SOURCES",
   "missing_dataset",
 ]
 
 
-class DataFormatError(ValueError):
+class DataFormatError(LeutError, ValueError):
   """A data file exists but its content is not what the format requires."""
 
   def __init__(self, path: os.PathLike | str, problem: str):
@@ -32,7 +35,11 @@ class UnknownRoiError(DataFormatError):
   """A requested ROI is neither a known alias nor a column of the voxel table."""
 
 
-class MissingDatasetError(FileNotFoundError):
+class UnverifiedOrderWarning(LeutWarning):
+  """Rows of two files are matched by position because nothing in them (e.g. a voxel_id column) allows a check."""
+
+
+class MissingDatasetError(LeutError, FileNotFoundError):
   """A dataset (or one file of it) is not on disk. The message says how to get it."""
 
   def __init__(self, message: str, path: os.PathLike | str | None = None):
@@ -43,18 +50,18 @@ class MissingDatasetError(FileNotFoundError):
     return self.args[0]
 
 
-# dataset key -> (what it is, where to download it, expected layout, config field)
+# dataset key -> (what it is, how to get it, expected layout, config field)
 DATASET_SOURCES = {
   "cifar10": (
     "CIFAR-10 (python or binary version)",
-    "https://www.cs.toronto.edu/~kriz/cifar.html (cifar-10-python.tar.gz)",
+    "download it from https://www.cs.toronto.edu/~kriz/cifar.html (cifar-10-python.tar.gz)",
     "extract it so that <dir>/cifar-10-batches-py/data_batch_1 exists "
     "(the .tar.gz itself or cifar-10-batches-bin also work)",
     "data.cifar_dir",
   ),
   "things_fmri": (
     "THINGS-fMRI single-trial betas (table format)",
-    "the Figshare collection doi 10.25452/figshare.plus.c.6161151 "
+    "download it from the Figshare collection doi 10.25452/figshare.plus.c.6161151 "
     "(betas_csv.zip) or OpenNeuro ds004192 (derivatives/ICA-betas)",
     "unzip so that <dir>/betas_csv/sub-01_ResponseData.h5, "
     "sub-01_VoxelMetadata.csv and sub-01_StimulusMetadata.csv exist",
@@ -62,21 +69,24 @@ DATASET_SOURCES = {
   ),
   "things_images": (
     "THINGS object images",
-    "https://osf.io/jum2f/ (registration/password required)",
+    "download it from https://osf.io/jum2f/ (registration/password required)",
     "unzip so that <dir>/object_images/<concept>/<concept>_01b.jpg exists",
     "data.things_images_dir",
+  ),
+  "brain_rdms": (
+    "Precomputed brain RDMs",
+    "make them from THINGS-fMRI with `leut brain-rdms --things-fmri DIR --out <dir>`",
+    "so that <dir>/fmri_rdm_{ROI}_{sub}.npy and <dir>/stim_order_{sub}.txt exist",
+    "data.brain_rdms_dir",
   ),
 }
 
 
 def missing_dataset(key: str, path: os.PathLike | str, detail: str = "") -> MissingDatasetError:
   """Builds the :class:`MissingDatasetError` for dataset ``key`` expected at ``path``."""
-  what, url, layout, field = DATASET_SOURCES[key]
+  what, how, layout, field = DATASET_SOURCES[key]
   msg = f"{what} not found at {path}"
   if detail:
     msg += f" ({detail})"
-  msg += (
-    f". Nothing is downloaded automatically: download it from {url}, {layout}, "
-    f"and point the config field `{field}` to <dir>."
-  )
+  msg += f". Nothing is downloaded automatically: {how}, {layout}, and point the config field `{field}` to <dir>."
   return MissingDatasetError(msg, path)

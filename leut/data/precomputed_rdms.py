@@ -29,6 +29,34 @@ def _read_lines(path: Path) -> list[str]:
   return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
+def _read_order(path: Path) -> list[str]:
+  """A stimulus order file: one name per line, each once."""
+  order = _read_lines(path)
+  seen = set()
+  for i, name in enumerate(order):
+    if name in seen:
+      raise DataFormatError(
+        path, f"stimulus {name!r} is listed twice (again at line {i + 1}); each row of an RDM is one stimulus"
+      )
+    seen.add(name)
+  return order
+
+
+def check_rdm(m: np.ndarray, path) -> None:
+  """Raise DataFormatError unless `m` is a finite, symmetric dissimilarity matrix with a zero diagonal."""
+  if not np.isfinite(m).all():
+    raise DataFormatError(path, "RDM has non-finite entries")
+  tol = 1e-5 * max(1.0, float(np.abs(m).max(initial=0.0)))
+  if not np.allclose(m, m.T, rtol=0, atol=tol):
+    raise DataFormatError(path, f"RDM is not symmetric (max |d_ij - d_ji| = {np.abs(m - m.T).max():.3g})")
+  if np.abs(np.diagonal(m)).max(initial=0.0) > tol:
+    raise DataFormatError(
+      path,
+      f"RDM diagonal is not zero (max |d_ii| = {np.abs(np.diagonal(m)).max():.3g}): a similarity matrix? An RDM holds "
+      "dissimilarities, 0 between a stimulus and itself",
+    )
+
+
 def _order_file(folder: Path, sub: str, first: str) -> Path:
   path = folder / f"stim_order_{sub}.txt"
   if path.is_file():
@@ -36,7 +64,7 @@ def _order_file(folder: Path, sub: str, first: str) -> Path:
   fallback = folder / f"stim_order_{first}.txt"  # the author used sub-01's order for everyone
   if fallback.is_file():
     return fallback
-  raise missing_dataset("things_fmri", path, "precomputed stimulus order missing")
+  raise missing_dataset("brain_rdms", path, "precomputed stimulus order missing")
 
 
 def load_precomputed_rdms(
@@ -54,11 +82,12 @@ def load_precomputed_rdms(
 
   Raises:
     MissingDatasetError: missing folder or file. DataFormatError: wrong shapes,
-      asymmetric or non-finite RDMs, mismatched stimulus orders.
+      asymmetric or non-finite RDMs or a non-zero diagonal (a similarity matrix),
+      a stimulus listed twice, mismatched stimulus orders.
   """
   folder = Path(rdm_dir).expanduser()
   if not folder.is_dir():
-    raise missing_dataset("things_fmri", folder, "precomputed RDM folder (data.brain_rdms_dir)")
+    raise missing_dataset("brain_rdms", folder, "precomputed RDM folder")
   if subjects is None:
     found = {
       m.group(1) for f in folder.glob("fmri_rdm_*_sub-*.npy") if (m := re.search(r"_(sub-[0-9A-Za-z]+)\.npy$", f.name))
@@ -67,15 +96,15 @@ def load_precomputed_rdms(
   else:
     subs = [subject_name(s) for s in subjects]
   if not subs:
-    raise missing_dataset("things_fmri", folder, "no fmri_rdm_{ROI}_{sub}.npy files")
+    raise missing_dataset("brain_rdms", folder, "no fmri_rdm_{ROI}_{sub}.npy files")
   ref_path = _order_file(folder, subs[0], subs[0])
-  order = _read_lines(ref_path)
+  order = _read_order(ref_path)
   s = len(order)
   rdms = np.empty((len(rois), len(subs), s, s), np.float32)
   runs = np.tile(-(1 + np.arange(s)), (len(subs), 1))
   for j, sub in enumerate(subs):
     path = _order_file(folder, sub, subs[0])
-    own = _read_lines(path)
+    own = _read_order(path)
     if own != order:
       raise DataFormatError(
         path, f"mismatched stimulus orders: {sub}'s order differs from {subs[0]}'s ({ref_path.name})"
@@ -89,15 +118,14 @@ def load_precomputed_rdms(
     for i, roi in enumerate(rois):
       f = folder / f"fmri_rdm_{roi}_{sub}.npy"
       if not f.is_file():
-        raise missing_dataset("things_fmri", f, f"precomputed RDM for ROI {roi!r}, {sub}")
+        raise missing_dataset("brain_rdms", f, f"precomputed RDM for ROI {roi!r}, {sub}")
       try:
         m = np.load(f, allow_pickle=False)
       except (ValueError, OSError, EOFError) as e:
         raise DataFormatError(f, f"not a readable .npy file: {e}") from None
       if m.shape != (s, s):
         raise DataFormatError(f, f"shape {m.shape} does not match the {s} stimuli of {path.name}")
-      if not np.isfinite(m).all() or not np.allclose(m, m.T, atol=1e-5):
-        raise DataFormatError(f, "RDM is not finite and symmetric")
+      check_rdm(m, f)
       rdms[i, j] = m
   concepts = tuple(concept_of(x) or Path(x).stem for x in order)
   return BrainData(tuple(order), concepts, tuple(subs), tuple(rois), rdms, runs)

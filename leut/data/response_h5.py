@@ -38,13 +38,20 @@ class ResponseInfo(NamedTuple):
   group: str
 
 
-def _group(f: h5py.File, path) -> h5py.Group:
+def _group(f: h5py.File, path, block: str = "block0_values") -> h5py.Group:
+  """The frame's group, which must hold `block` (DataFormatError naming `path` otherwise)."""
   if "ResponseData" in f:
-    return f["ResponseData"]
+    g = f["ResponseData"]
+    if not isinstance(g, h5py.Group) or block not in g:
+      keys = list(g) if isinstance(g, h5py.Group) else []
+      raise DataFormatError(
+        path, f"group /ResponseData has no {block} (truncated or not a response file?); it has {keys}"
+      )
+    return g
   groups = [k for k in f if isinstance(f[k], h5py.Group) and "block0_values" in f[k]]
-  if len(groups) == 1:
+  if len(groups) == 1 and block in f[groups[0]]:
     return f[groups[0]]
-  raise DataFormatError(path, f"no 'ResponseData' group with block0_values; top-level keys: {list(f)}")
+  raise DataFormatError(path, f"no 'ResponseData' group with {block}; top-level keys: {list(f)}")
 
 
 def response_info(path: os.PathLike | str) -> ResponseInfo:
@@ -196,7 +203,7 @@ def write_response_h5(
 def read_trial_labels(path: os.PathLike | str) -> list:
   """The trial column labels stored in ``block0_items`` (pickled or plain array)."""
   with h5py.File(path, "r") as f:
-    ds = _group(f, path)["block0_items"]
+    ds = _group(f, path, "block0_items")["block0_items"]
     if ds.dtype.kind == "O" or h5py.check_vlen_dtype(ds.dtype) is not None:
       return list(pickle.loads(ds[0].tobytes()))
     return [x.decode() if isinstance(x, bytes) else x for x in ds[()].tolist()]

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from leut.data.errors import DataFormatError, UnknownRoiError
+from leut.data.errors import DataFormatError, UnknownRoiError, UnverifiedOrderWarning
 from leut.data.fmri_files import SubjectFiles, find_subject_files, read_table, table_columns
 from leut.data.response_h5 import read_voxel_rows, response_info
 from leut.data.simulated_brain import correlation_rdm
@@ -35,6 +37,8 @@ __all__ = [
   "check_stimulus_order",
   "rdms_from_trials",
   "load_brain_rdms",
+  "check_release",
+  "subject_layout",
   "subject_rdms",
 ]
 
@@ -176,21 +180,31 @@ def _stimulus_runs(table: pd.DataFrame, stimuli: Sequence[str]) -> np.ndarray:
   return out
 
 
-def subject_rdms(
+class SubjectLayout(NamedTuple):
+  """What one subject's files say before any beta is read (`subject_layout`)."""
+
+  table: pd.DataFrame  # the stimulus table, one row per trial (h5 column order)
+  masks_RxV: np.ndarray  # which voxel rows belong to each ROI
+  union: np.ndarray  # voxel rows of any requested ROI, ascending
+  order: list[str]  # the selected stimuli, in RDM order
+  concepts: list[str]
+
+
+def subject_layout(
   files: SubjectFiles,
   rois: Sequence[str],
   *,
-  zscore: str = "all",
   stimuli: str = "per_concept",
   n_stimuli: int | None = None,
   reference: Sequence[str] | None = None,
   reference_subject: str = "sub-01",
-  progress=None,
-) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-  """RDMs of one subject: returns (stimuli, concepts, rdms_RxSxS float32, runs_S).
+) -> SubjectLayout:
+  """Check one subject's three files against each other and select its stimuli, reading no betas.
 
-  With ``reference`` (the reference subject's stimulus order) the subject's own
-  order must equal it, else DataFormatError ("mismatched stimulus orders").
+  Reads the HDF5 header, the voxel table's ROI columns and the stimulus table. Raises DataFormatError (naming the
+  file) for row counts that disagree, voxel ids that differ, an ROI without voxels, a stimulus listed under two
+  concepts, or a stimulus order that differs from ``reference``; warns (`UnverifiedOrderWarning`) when the voxel
+  rows cannot be checked against the response file (no ``voxel_id`` in one of them).
   """
   info = response_info(files.responses)
   columns = table_columns(files.voxel_table)
@@ -212,6 +226,14 @@ def subject_rdms(
     )
   if index_col and not np.array_equal(table[index_col].to_numpy(), np.arange(len(table))):
     raise DataFormatError(files.stimulus_table, "the index column is not 0..n-1 (rows reordered?)")
+  concepts_of = table.groupby("stimulus", sort=True)["concept"].unique()
+  shared = concepts_of[concepts_of.map(len) > 1]
+  if len(shared):
+    raise DataFormatError(
+      files.stimulus_table,
+      f"stimulus {shared.index[0]!r} is listed under {len(shared.iloc[0])} concepts "
+      f"{sorted(map(str, shared.iloc[0]))} ({len(shared)} such stimuli); each stimulus belongs to one concept",
+    )
   masks_RxV = np.stack([(vox[list(cs)].to_numpy() == 1).any(axis=1) for cs in cols_per_roi])
   for r, m in zip(rois, masks_RxV):
     if not m.any():
@@ -224,19 +246,72 @@ def subject_rdms(
         files.voxel_table,
         f"voxel_id of row {union[bad[0]]} differs from {files.responses.name} ({bad.size} selected rows disagree)",
       )
+  else:
+    lacking = files.voxel_table.name if "voxel_id" not in vox else f"{files.responses.name} (no voxel id block)"
+    warnings.warn(
+      f"{files.voxel_table}: its rows cannot be checked against {files.responses.name} because {lacking} has no "
+      "voxel_id; they are taken to be in the same order",
+      UnverifiedOrderWarning,
+      stacklevel=2,
+    )
   order, concepts = select_stimuli(table, stimuli, n_stimuli)
   check_stimulus_order(order, reference, files.stimulus_table, files.subject, reference_subject)
-  x_TxU = read_voxel_rows(files.responses, union, progress=progress)
+  return SubjectLayout(table, masks_RxV, union, order, concepts)
+
+
+def subject_rdms(
+  files: SubjectFiles,
+  rois: Sequence[str],
+  *,
+  zscore: str = "all",
+  stimuli: str = "per_concept",
+  n_stimuli: int | None = None,
+  reference: Sequence[str] | None = None,
+  reference_subject: str = "sub-01",
+  progress=None,
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+  """RDMs of one subject: returns (stimuli, concepts, rdms_RxSxS float32, runs_S).
+
+  With ``reference`` (the reference subject's stimulus order) the subject's own
+  order must equal it, else DataFormatError ("mismatched stimulus orders").
+  """
+  lay = subject_layout(
+    files, rois, stimuli=stimuli, n_stimuli=n_stimuli, reference=reference, reference_subject=reference_subject
+  )
+  x_TxU = read_voxel_rows(files.responses, lay.union, progress=progress)
   nan_cols = np.flatnonzero(np.isnan(x_TxU).any(axis=0))
   if nan_cols.size:
     raise DataFormatError(
       files.responses,
-      f"NaN betas in {nan_cols.size} of the {union.size} selected ROI voxels (first at voxel row {union[nan_cols[0]]})",
+      f"NaN betas in {nan_cols.size} of the {lay.union.size} selected ROI voxels "
+      f"(first at voxel row {lay.union[nan_cols[0]]})",
     )
   rdms, runs = rdms_from_trials(
-    x_TxU, table, masks_RxV[:, union], order, stimuli=stimuli, zscore=zscore, where=files.stimulus_table
+    x_TxU, lay.table, lay.masks_RxV[:, lay.union], lay.order, stimuli=stimuli, zscore=zscore, where=files.stimulus_table
   )
-  return order, concepts, rdms, runs
+  return lay.order, lay.concepts, rdms, runs
+
+
+def check_release(
+  things_fmri_dir: os.PathLike | str,
+  *,
+  subjects: Sequence[str | int] | None = None,
+  rois: Sequence[str] = DEFAULT_ROIS,
+  stimuli: str = "per_concept",
+  n_stimuli: int | None = None,
+) -> list[str]:
+  """Check a release as `load_brain_rdms` would read it, without reading betas; returns the stimulus order.
+
+  Seconds instead of minutes at full size, so a wrong path or a malformed table stops a run before training.
+  """
+  files = find_subject_files(things_fmri_dir, subjects)
+  ref = None
+  for f in files:
+    lay = subject_layout(
+      f, rois, stimuli=stimuli, n_stimuli=n_stimuli, reference=ref, reference_subject=files[0].subject
+    )
+    ref = lay.order if ref is None else ref
+  return list(ref)
 
 
 def check_stimulus_order(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from leut.data.errors import MissingDatasetError, missing_dataset
+from leut.data.errors import DataFormatError, MissingDatasetError, missing_dataset
 from leut.data.normalization import normalize_01
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
   "preprocess_01",
   "raw_images_01",
   "load_stimulus_images",
+  "check_images",
   "concept_of",
 ]
 
@@ -136,3 +137,19 @@ def load_stimulus_images(
     >>> x = load_stimulus_images(d.things_images_dir, brain.stimuli, px=224)  # doctest: +SKIP
   """
   return normalize_01(raw_images_01(images_dir, stimuli, px=px, upsampled=upsampled))
+
+
+def check_images(images_dir: os.PathLike | str, stimuli: Sequence[str]) -> None:
+  """Every stimulus has an image file whose header PIL can read (no pixel is decoded), before any training.
+
+  Raises:
+    MissingDatasetError: a missing folder or image (naming the stimulus and the path tried).
+    DataFormatError: a file that is not a readable image.
+  """
+  for s in stimuli:
+    path = find_image(images_dir, s)
+    try:
+      with Image.open(path) as img:
+        img.size  # noqa: B018 - reading the header is the check
+    except (OSError, SyntaxError, ValueError) as err:  # PIL.UnidentifiedImageError is an OSError
+      raise DataFormatError(path, f"not a readable image: {err}") from None

@@ -25,6 +25,11 @@ results/partial_summary.csv, results/stimulus_ci.csv   when the evaluation wrote
 results/stimulus_differences.csv   headline rows of bootstrap_differences.csv (paired bootstrap differences)
 figures/{alignment, alignment_change, first_epoch_drop, best_layer, resolution_sweep, accuracy, weights}.{png,pdf}
 summary.md
+
+The tables must hold exactly the configured milestones of every configured rule (`check_milestones`): analyses that
+name epochs (epoch 1 vs 0, the first-epoch drop, the change vs epoch 0) never compare other epochs in their place.
+Tables and summary.md are written atomically (`leut.workdir`). `leut report` also checks the evaluation's completion
+marker first (`leut.experiment.write_report`); this function reads whatever CSVs the workdir holds.
 """
 
 from __future__ import annotations
@@ -34,11 +39,35 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from leut import workdir as workdir_lib
+from leut.errors import WorkdirError
 from leut.report import families, figures, ground_truth, inference, summary, tables
 
 
 def _read(path: Path) -> pd.DataFrame | None:
   return pd.read_csv(path) if path.exists() and path.stat().st_size > 0 else None
+
+
+def check_milestones(config, named_tables: dict[str, pd.DataFrame]) -> None:
+  """Raise `WorkdirError` unless each table holds, for every configured rule, exactly its configured milestones."""
+  from leut.config import milestone_epochs
+
+  for name, df in named_tables.items():
+    for rule in config.rules:
+      want = milestone_epochs(config, rule)
+      have = sorted({int(e) for e in df.loc[df.rule == rule, "epoch"]})
+      if have == want:
+        continue
+      missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+      what = "; ".join(
+        ([f"epoch {', '.join(map(str, missing))} missing"] if missing else [])
+        + ([f"epoch {', '.join(map(str, extra))} not configured"] if extra else [])
+      )
+      raise WorkdirError(
+        f"results/{name}.csv: rule {rule} has epochs {have} where the config's milestones are {want} ({what}); "
+        "analyses that name epochs would compare other epochs. Run `leut run` (or `leut evaluate`) with the "
+        "workdir's config to train and score every milestone"
+      )
 
 
 def rule_comparison(stats: pd.DataFrame, vs_untrained: pd.DataFrame, last: int) -> pd.DataFrame:
@@ -107,11 +136,13 @@ def stimulus_differences(diffs: pd.DataFrame, config, last: int) -> pd.DataFrame
 
 def write_report(workdir, config) -> dict:
   """Read `results/*.csv` in `workdir`, write the report tables, `figures/` and `summary.md`; returns their paths."""
-  workdir = Path(workdir)
-  res, figs = workdir / "results", workdir / "figures"
-  rsa = pd.read_csv(res / "rsa.csv")
-  acc = pd.read_csv(res / "accuracy.csv")
-  weights = _read(res / "weights.csv")
+  wd = workdir_lib.Workdir(workdir)
+  workdir = wd.root
+  figs = wd.figures
+  rsa = pd.read_csv(wd.table("rsa"))
+  acc = pd.read_csv(wd.table("accuracy"))
+  weights = _read(wd.table("weights"))
+  check_milestones(config, {"rsa": rsa, "accuracy": acc, **({"weights": weights} if weights is not None else {})})
   weights = (
     weights if weights is not None else pd.DataFrame(columns=["rule", "seed", "epoch", "layer", "rel_displacement"])
   )
@@ -134,15 +165,15 @@ def write_report(workdir, config) -> dict:
     per_seed, alternative=opts.get("alternative", "two-sided"), n_mc=int(opts.get("n_mc", inference.N_MC))
   )
   out["rule_comparison"] = rule_comparison(stats, fam["vs_untrained"], last)
-  out["best_layer"] = tables.best_layer(rsa, config, _read(res / "best_layer_cv.csv"))
+  out["best_layer"] = tables.best_layer(rsa, config, _read(wd.table("best_layer_cv")))
   out["accuracy"] = acc_stats = tables.accuracy_summary(acc)
   out["weights"] = w_stats = tables.weights_summary(weights)
-  out["noise_ceiling"] = ceil = _read(res / "noise_ceiling.csv")
-  partial = _read(res / "partial.csv")
+  out["noise_ceiling"] = ceil = _read(wd.table("noise_ceiling"))
+  partial = _read(wd.table("partial"))
   out["partial_summary"] = partial_summary(partial, config, last) if partial is not None else None
-  boot = _read(res / "bootstrap.csv")
+  boot = _read(wd.table("bootstrap"))
   out["stimulus_ci"] = stimulus_ci(boot, config, last) if boot is not None else None
-  diffs = _read(res / "bootstrap_differences.csv")
+  diffs = _read(wd.table("bootstrap_differences"))
   out["stimulus_differences"] = stimulus_differences(diffs, config, last) if diffs is not None else None
   out["ground_truth"] = ground_truth.checks(rsa, config) if config.data.source == "synthetic" else None
   if len(set(rsa.resolution)) > 1 or len(set(rsa.arm)) > 1:
@@ -172,12 +203,11 @@ def write_report(workdir, config) -> dict:
   for name in names:
     df = out.get(name)
     if df is not None:
-      path = res / f"{file_of.get(name, name)}.csv"
-      df.to_csv(path, index=False)
+      path = wd.table(file_of.get(name, name))
+      workdir_lib.write_csv(path, df)
       written[file_of.get(name, name)] = path
   for name, df in fam.items():
-    df.to_csv(res / f"tests_{name}.csv", index=False)
-    written[f"tests_{name}"] = res / f"tests_{name}.csv"
+    written[f"tests_{name}"] = workdir_lib.write_csv(wd.table(f"tests_{name}"), df)
 
   ceil_all = ceil[ceil.pairs == "all"] if ceil is not None else None
   paths = {

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from leut import workdir as workdir_lib
 from leut.report import families, inference, tables
 
 RHO_FMT = "{:.3f}"
@@ -236,7 +237,8 @@ def _excluded_lines(excluded: pd.DataFrame | None) -> list[str]:
 
 
 def _config_command(workdir: Path) -> str:
-  cfg = json.loads((workdir / "config.json").read_text()) if (workdir / "config.json").exists() else {}
+  path = workdir_lib.Workdir(workdir).config
+  cfg = json.loads(path.read_text()) if path.exists() else {}
   return cfg.get("command") or f"leut report --workdir {workdir}"
 
 
@@ -509,6 +511,5 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
   L += ["## Files", ""]
   L += ["Figures (PNG and PDF): " + ", ".join(f"`figures/{f}.png`" for f in r["figures"]) + ".", ""]
   L += ["Tables: " + ", ".join(f"`results/{f}.csv`" for f in r["tables"]) + ".", ""]
-  path = workdir / "summary.md"
-  path.write_text("\n".join(L))
+  path = workdir_lib.write_atomic(workdir_lib.Workdir(workdir).summary, "\n".join(L))
   return path

@@ -1,12 +1,14 @@
 """Train every configured rule for all seeds at once, writing a checkpoint at each milestone epoch.
 
-Resumption: each rule restarts from its newest verified checkpoint; since batches, augmentation and dropout are
-pure functions of (seed key, step), the resumed run computes exactly what the uninterrupted run would have.
+Resumption: every milestone checkpoint of a rule is verified before training (damaged ones are set aside); the rule
+restarts from the newest good checkpoint below the first milestone that is missing or damaged. Since batches,
+augmentation and dropout are pure functions of (seed key, step), the resumed run computes exactly what the
+uninterrupted run would have; a later milestone that is already there and verified is kept when the retrained state
+equals it (`MilestoneCheckpoints.save`). Metrics rows of the epochs trained again replace the old ones.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from pathlib import Path
@@ -14,19 +16,15 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from leut import distributed, rules
+from leut import config as config_lib
+from leut import rules
+from leut import workdir as workdir_lib
 from leut.checkpoint import MilestoneCheckpoints
 from leut.train import batches, loop, sharding
 
 
 def steps_per_epoch(config) -> int:
   return config.data.train_subset // config.batch_size
-
-
-def milestone_epochs(config, rule_name: str) -> list[int]:
-  """Milestones this rule is checkpointed at: the configured ones up to `epochs`; only 0 for untrained rules."""
-  epochs = sorted({int(e) for e in config.milestones if 0 <= int(e) <= config.epochs} | {0})
-  return [0] if not rules.is_trained(rule_name) else epochs
 
 
 def build(config, rule_name: str, train_data: batches.TrainData) -> tuple[rules.LearningRule, loop.Trainer]:
@@ -45,7 +43,7 @@ def build(config, rule_name: str, train_data: batches.TrainData) -> tuple[rules.
 
 
 def checkpoints_for(workdir: Path, rule_name: str) -> MilestoneCheckpoints:
-  return MilestoneCheckpoints(Path(workdir) / "checkpoints" / rule_name)
+  return MilestoneCheckpoints(workdir_lib.Workdir(workdir).checkpoints(rule_name))
 
 
 class DivergedSeedWarning(UserWarning):
@@ -65,15 +63,22 @@ def train_rule(config, workdir: Path, rule_name: str, train_data: batches.TrainD
   _, trainer = build(config, rule_name, train_data)
   ckpts = checkpoints_for(workdir, rule_name)
   keys = sharding.seed_keys(config.seed, config.seeds)
-  restored = ckpts.restore_latest(trainer.abstract_state(config.seeds))
-  if restored is None:
+  abstract = trainer.abstract_state(config.seeds)
+  milestone_list = config_lib.milestone_epochs(config, rule_name)
+  good = ckpts.verify(abstract)
+  missing = [e for e in milestone_list if e * spe not in good]
+  if not missing:
+    ckpts.close()
+    return
+  below = [s for s in good if s < missing[0] * spe]
+  if below:
+    state, done_epoch = ckpts.restore(max(below), abstract), max(below) // spe
+  else:
     state, done_epoch = sharding.reshard(trainer.init_all(keys), config.seeds), 0
     ckpts.save(0, state)
-  else:
-    step, state = restored
-    done_epoch = step // spe
-  last = max(milestone_epochs(config, rule_name))
-  log = Path(workdir) / "metrics.jsonl"
+  wd = workdir_lib.Workdir(workdir)
+  workdir_lib.drop_metrics_after(wd, rule_name, done_epoch)
+  last = max(milestone_list)
   bar = tqdm(
     total=last,
     initial=done_epoch,
@@ -82,7 +87,7 @@ def train_rule(config, workdir: Path, rule_name: str, train_data: batches.TrainD
     disable=not progress or last == 0,
     leave=False,
   )
-  milestones = set(milestone_epochs(config, rule_name))
+  milestones = set(milestone_list)
   chunk = config.seeds
   if done_epoch < last:
     chunk = sharding.plan_seed_chunk(
@@ -94,13 +99,13 @@ def train_rule(config, workdir: Path, rule_name: str, train_data: batches.TrainD
     state, metrics = sharding.run_chunked(trainer.run_segment, state, keys, spe, chunk)
     metrics = sharding.to_host(metrics)
     diverged_N = np.asarray(metrics.pop("diverged"), bool).reshape(-1)
-    if distributed.is_primary():
-      with log.open("a") as f:
-        for s in range(config.seeds):
-          row = {"rule": rule_name, "seed": s, "epoch": epoch, "seconds": round(time.time() - t0, 3)}
-          row.update({f"train_{k}": float(np.asarray(v)[s]) for k, v in metrics.items()})
-          row["diverged"] = bool(diverged_N[s])
-          f.write(json.dumps(row) + "\n")
+    rows = []
+    for s in range(config.seeds):
+      row = {"rule": rule_name, "seed": s, "epoch": epoch, "seconds": round(time.time() - t0, 3)}
+      row.update({f"train_{k}": float(np.asarray(v)[s]) for k, v in metrics.items()})
+      row["diverged"] = bool(diverged_N[s])
+      rows.append(row)
+    workdir_lib.append_metrics(wd, rows)
     new = sorted(set(np.flatnonzero(diverged_N).tolist()) - warned)
     if new:
       warned |= set(new)

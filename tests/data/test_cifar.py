@@ -135,3 +135,13 @@ def test_missing_dataset_says_where_to_get_it(tmp_path):
   (tmp_path / "cifar-10-batches-py").mkdir()
   with pytest.raises(MissingDatasetError, match=r"data_batch_1 is missing"):
     load_cifar10(tmp_path)
+
+
+def test_a_bad_label_is_blamed_on_the_batch_that_holds_it(tmp_path):
+  folder = tmp_path / "cifar-10-batches-py"
+  write_cifar10(tmp_path, n_train=10, n_test=5)
+  batch = pickle.loads((folder / "data_batch_4").read_bytes(), encoding="bytes")
+  batch[b"labels"] = [10] + list(batch[b"labels"][1:])
+  (folder / "data_batch_4").write_bytes(dumps_py2(batch))
+  with pytest.raises(DataFormatError, match=r"data_batch_4: labels outside 0\.\.9"):
+    load_cifar10(folder)

@@ -78,3 +78,39 @@ def test_errors_name_the_file(tiny_release, tmp_path):
     load_precomputed_rdms(out, rois=("IT",))
   with pytest.raises(MissingDatasetError, match="brain_rdms_dir"):
     load_precomputed_rdms(tmp_path / "none")
+
+
+def _precomputed(tiny_release, tmp_path):
+  root, _ = tiny_release
+  return write_precomputed_rdms(load_brain_rdms(root, rois=("IT",), progress=False), tmp_path / "p")
+
+
+def test_duplicate_names_in_a_stimulus_order_file(tiny_release, tmp_path):
+  out = _precomputed(tiny_release, tmp_path)
+  for sub in ("sub-01", "sub-02"):
+    lines = (out / f"stim_order_{sub}.txt").read_text().split()
+    (out / f"stim_order_{sub}.txt").write_text("\n".join(lines[:-1] + [lines[0]]))
+  with pytest.raises(DataFormatError, match=r"stim_order_sub-01\.txt.*apple_01s\.jpg.*twice"):
+    load_precomputed_rdms(out, rois=("IT",))
+
+
+@pytest.mark.parametrize("damage", ["similarity", "asymmetric"])
+def test_a_matrix_that_is_not_an_rdm_is_refused(tiny_release, tmp_path, damage):
+  out = _precomputed(tiny_release, tmp_path)
+  rdm = np.load(out / "fmri_rdm_IT_sub-02.npy")
+  if damage == "similarity":
+    bad, match = 1.0 - rdm, "diagonal"  # a correlation matrix: ones on the diagonal
+  else:
+    bad, match = rdm + np.triu(np.full_like(rdm, 0.1), 1), "symmetric"
+  np.save(out / "fmri_rdm_IT_sub-02.npy", bad)
+  with pytest.raises(DataFormatError, match=rf"fmri_rdm_IT_sub-02\.npy.*{match}"):
+    load_precomputed_rdms(out, rois=("IT",))
+
+
+def test_a_missing_precomputed_rdm_is_described_as_such(tiny_release, tmp_path):
+  out = _precomputed(tiny_release, tmp_path)
+  with pytest.raises(MissingDatasetError) as caught:
+    load_precomputed_rdms(out, rois=("V1",))
+  msg = str(caught.value)
+  assert "fmri_rdm_V1_sub-01.npy" in msg and "leut brain-rdms" in msg and "data.brain_rdms_dir" in msg
+  assert "single-trial betas" not in msg and "figshare" not in msg.lower()

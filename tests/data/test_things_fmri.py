@@ -177,3 +177,31 @@ def test_saved_index_column_must_be_0_to_n(tiny_release):
   s.iloc[::-1].to_csv(root / "betas_csv" / "sub-01_StimulusMetadata.csv")
   with pytest.raises(DataFormatError, match=r"sub-01_StimulusMetadata\.csv: the index column is not"):
     load_brain_rdms(root, rois=("V1",), progress=False)
+
+
+def test_one_stimulus_under_two_concepts(tiny_release):
+  root, subs = tiny_release
+  b, v, s = subs["sub-01"]
+  s = s.copy()
+  s.loc[s.stimulus == "bee_02s.jpg", "stimulus"] = "apple_02s.jpg"  # now shown as an 'apple' and as a 'bee'
+  s.to_csv(root / "betas_csv" / "sub-01_StimulusMetadata.csv", index=False)
+  with pytest.raises(DataFormatError, match=r"sub-01_StimulusMetadata\.csv.*apple_02s\.jpg.*apple.*bee"):
+    load_brain_rdms(root, rois=("V1",), progress=False)
+
+
+def test_a_voxel_table_without_voxel_id_cannot_be_checked_and_says_so(tiny_release):
+  root, subs = tiny_release
+  b, v, s = subs["sub-02"]
+  v.drop(columns="voxel_id").to_csv(root / "betas_csv" / "sub-02_VoxelMetadata.csv", index=False)
+  with pytest.warns(UserWarning, match=r"sub-02_VoxelMetadata\.csv.*voxel_id"):
+    load_brain_rdms(root, rois=("V1",), progress=False)
+
+
+def test_a_response_file_without_its_betas_block_names_the_file(tiny_release):
+  import h5py
+
+  root, _ = tiny_release
+  with h5py.File(root / "betas_csv" / "sub-02_ResponseData.h5", "a") as f:
+    del f["ResponseData"]["block0_values"]
+  with pytest.raises(DataFormatError, match=r"sub-02_ResponseData\.h5.*block0_values"):
+    load_brain_rdms(root, rois=("V1",), progress=False)
