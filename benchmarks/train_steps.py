@@ -19,29 +19,15 @@ import numpy as np
 
 from leut import rules
 from leut.models import cnn
-from leut.rules import base
+from leut.rules import backprop
 from leut.train import batches, loop
 
 
-def xla_conv(name, x, kernel):
-  del name
+def xla_conv(x, kernel):
   return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def backprop_with(conv):
-  def init(key, params):
-    del key, params
-    return base.EmptyState()
-
-  def update(params, model_state, rule_state, batch, key):
-    def loss_fn(p):
-      logits, _, st = cnn.apply(p, model_state, batch.images, train=True, dropout_key=key, dropout_rate=0.3, conv=conv)
-      return base.cross_entropy(logits, batch.labels), (logits, st)
-
-    (loss, (logits, st)), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    return base.RuleUpdate(g, st, rule_state, base.classification_metrics(loss, logits, batch.labels))
-
-  return base.LearningRule(init, update)
+NAIVE = cnn.network(conv_impl=xla_conv)  # the protocol CNN with a plain lax.conv in every block
 
 
 def time_segment(trainer, keys, steps, repeats=2):
@@ -88,7 +74,7 @@ def main():
       (f"vmapped x{args.seeds}", args.seeds, vm),
     ]
     if name == "backprop":
-      naive = loop.make_trainer(backprop_with(xla_conv), tx, data, **kw)
+      naive = loop.make_trainer(backprop.backprop(NAIVE), tx, data, network=NAIVE, **kw)
       rows.append((f"naive lax.conv vmapped x{args.seeds}", args.seeds, time_segment(naive, keys, args.steps)))
       rows.append(("naive lax.conv single seed", 1, time_segment(naive, loop.seed_keys(0, 1), args.steps)))
     for variant, s, sec in rows:

@@ -10,11 +10,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from leut.models import cnn
+from leut.models.network import Network
 from leut.rules import base
 
 
-def untrained() -> base.LearningRule:
+def untrained(network: Network) -> base.LearningRule:
   """A `LearningRule` whose update is all zeros and leaves BatchNorm statistics untouched."""
 
   def init(key, params):
@@ -23,12 +23,12 @@ def untrained() -> base.LearningRule:
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
     del key
-    logits = cnn.predict(params, model_state, batch.images)
+    logits, _, _ = network.apply(params, model_state, batch.images, train=False)
     loss = base.cross_entropy(logits, batch.labels)
     zeros = jax.tree.map(jnp.zeros_like, params)
     return base.RuleUpdate(zeros, model_state, rule_state, base.classification_metrics(loss, logits, batch.labels))
 
-  return base.LearningRule(init, update)
+  return base.LearningRule(init, update, base.feedforward(network))
 
 
 def protocol_optimizer(*, steps_per_epoch: int, epochs: int) -> optax.GradientTransformation:

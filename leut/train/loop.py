@@ -6,7 +6,7 @@
 Keys: each seed key is folded with fixed tags into init / data-subset / shuffle / step streams, and the step stream
 with the step counter (`fold_in(key, step)`), so a run resumed from a checkpoint draws exactly the batches, crops and
 dropout masks it would have drawn uninterrupted. The initialisation key does not depend on the rule, so every rule
-starts from the same weights for a given seed.
+with the same initialisation options (`leut.models.init_options`) starts from the same weights for a given seed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from leut.models import cnn
+from leut.models.network import Network
 from leut.rules.base import LearningRule
 from leut.train import batches, sharding
 from leut.xla_cpu import network_jit
@@ -39,6 +39,7 @@ class Trainer(NamedTuple):
   init_all: Callable  # (seed_keys_S) -> TrainState (seed-stacked)
   run_segment: Callable  # (state, seed_keys_S, n_steps) -> (state, metrics)
   abstract_state: Callable  # (n_seeds) -> TrainState of ShapeDtypeStructs
+  network: Network | None = None  # the network the rule trains
 
 
 def seed_keys(seed: int, n_seeds: int) -> jax.Array:
@@ -53,11 +54,17 @@ def make_trainer(
   *,
   n_subset: int,
   batch_size: int,
-  model_kwargs: dict | None = None,
+  network: Network | None = None,
+  init_options: dict | None = None,
   augment: bool = True,
 ) -> Trainer:
-  """Build the jitted, seed-vmapped init and segment functions for one rule."""
-  model_kwargs = dict(model_kwargs or {})
+  """Build the jitted, seed-vmapped init and segment functions for one rule on `network` (the network the rule
+  was built for; default: the protocol CNN), initialised with `network.init(key, **init_options)`."""
+  if network is None:
+    from leut.models import cnn
+
+    network = cnn.network()
+  init_options = dict(init_options or {})
   n_total = data.images.shape[0]
   if n_subset > n_total:
     raise ValueError(f"data.train_subset={n_subset} exceeds the {n_total} training images available")
@@ -66,7 +73,7 @@ def make_trainer(
     raise ValueError(f"data.train_subset={n_subset} is smaller than one batch of {batch_size}")
 
   def init_one(key):
-    params, model_state = cnn.init(jax.random.fold_in(key, TAG_INIT), **model_kwargs)
+    params, model_state = network.init(jax.random.fold_in(key, TAG_INIT), **init_options)
     return TrainState(
       params=params,
       model_state=model_state,
@@ -109,4 +116,4 @@ def make_trainer(
     keys = jax.eval_shape(lambda: seed_keys(0, n_seeds))
     return sharding.with_seed_sharding(jax.eval_shape(init_all, keys), n_seeds)
 
-  return Trainer(init_all, run_segment, abstract_state)
+  return Trainer(init_all, run_segment, abstract_state, network)

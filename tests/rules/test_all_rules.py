@@ -14,7 +14,7 @@ from leut import rules
 from leut.models import cnn
 from leut.rules import base
 
-MODEL = dict(widths=(8, 8, 16), fc_dim=16)  # real structure, small widths: keeps compile+run short on CPU
+NET = cnn.network((8, 8, 16), 16)  # the protocol structure, small widths: keeps compile+run short on CPU
 N_IMAGES = 4
 
 
@@ -23,9 +23,9 @@ def _batch(seed=1):
   return base.Batch(x, jnp.arange(N_IMAGES, dtype=jnp.int32) % 10)
 
 
-def _setup(name, seed=0):
-  params, model_state = cnn.init(jax.random.key(seed), **MODEL)
-  rule, tx = rules.make(name, steps_per_epoch=2, epochs=2)
+def _setup(name, seed=0, network=NET):
+  params, model_state = network.init(jax.random.key(seed))
+  rule, tx = rules.make(name, steps_per_epoch=2, epochs=2, network=network)
   return rule, tx, params, model_state, rule.init(jax.random.fold_in(jax.random.key(seed), 7), params)
 
 
@@ -95,7 +95,7 @@ def test_update_contract_jit_eager_vmap_and_optimizer(name):
 
 def _check_evaluate_is_batch_independent(rule, params, out):
   """Evaluation features of a stimulus do not depend on its batch companions (running BN statistics only)."""
-  evaluate = jax.jit(base.evaluate_fn(rule))
+  evaluate = jax.jit(rule.represent)
   x = _batch(5).images
   strangers = 4.0 + 3.0 * jax.random.normal(jax.random.key(9), x.shape)
   logits, feats = evaluate(params, out.model_state, out.rule_state, x)

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from leut.models import cnn
 from leut.train import batches, loop
 from leut.train import run as train_run
 from tests.helpers import random_train_data, tiny_config
@@ -84,7 +85,7 @@ def _label_recorder(n_steps: int, batch_size: int):
     new_state = (count + 1, seen.at[count].set(batch.labels))
     return base.RuleUpdate(jax.tree.map(jnp.zeros_like, params), model_state, new_state, metrics)
 
-  return base.LearningRule(init, update)
+  return base.LearningRule(init, update, represent=None)  # never evaluated
 
 
 def test_segments_draw_the_batches_of_batch_at_across_epoch_boundaries():
@@ -100,7 +101,7 @@ def test_segments_draw_the_batches_of_batch_at_across_epoch_boundaries():
     data,
     n_subset=spe * batch_size,
     batch_size=batch_size,
-    model_kwargs=dict(widths=(2, 2, 2), fc_dim=4),
+    network=cnn.network((2, 2, 2), 4),
   )
   keys = loop.seed_keys(3, 2)
   runs = {}
