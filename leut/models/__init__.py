@@ -57,23 +57,29 @@ def build(model_config) -> Network:
 
     return resnet.network(widths, int(_field(model_config, "units_per_stage", 1)), fc_dim)
   if name == "flax":
-    return _flax(
-      str(_field(model_config, "module", "")),
-      tuple(_field(model_config, "feature_layers", ())),
-      tuple(sorted(dict(_field(model_config, "module_kwargs", {})).items())),
-    )
+    kwargs = _tuples(dict(_field(model_config, "module_kwargs", {}) or {}))
+    return _flax(str(_field(model_config, "module", "")), tuple(_field(model_config, "feature_layers", ())), kwargs)
   raise ValueError(f"model.name={name!r}: use one of {', '.join(NAMES)}")
 
 
 _FLAX = {}
 
 
-def _flax(spec: str, feature_layers: tuple, kwargs: tuple) -> Network:
-  key = (spec, feature_layers, kwargs)
+def _tuples(value):
+  """Lists (as config.json gives back tuples) as tuples, at any depth; mappings as plain dicts."""
+  if isinstance(value, (list, tuple)):
+    return tuple(_tuples(v) for v in value)
+  if hasattr(value, "items"):
+    return {k: _tuples(v) for k, v in value.items()}
+  return value
+
+
+def _flax(spec: str, feature_layers: tuple, kwargs: dict) -> Network:
+  key = (spec, feature_layers, repr(sorted(kwargs.items())))
   if key not in _FLAX:
     from leut.models import linen
 
-    _FLAX[key] = linen.network(linen.load_module(spec, dict(kwargs)), feature_layers)
+    _FLAX[key] = linen.network(linen.load_module(spec, kwargs), feature_layers)
   return _FLAX[key]
 
 

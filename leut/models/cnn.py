@@ -112,6 +112,8 @@ def conv_bn_block(name: str, conv: str, bn: str, c_in: int, c_out: int, *, pool:
         mu = mu + conv_bias
       return BlockOut(out, {bn: layers.BatchStats(mu, var, x.shape[0] * x.shape[1] * x.shape[2])}, ())
     if conv_impl is not None:
+      if fb is not None:
+        raise ValueError(f"{name}: a network built with conv_impl has no feedback path (build it without conv_impl)")
       z = conv_impl(x, kernel)
     else:
       z = layers.conv3x3(x, kernel) if fb is None else layers.conv3x3_feedback(x, kernel, fb)

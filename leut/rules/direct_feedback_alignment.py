@@ -59,9 +59,11 @@ def hidden_shapes(network: Network, params) -> dict:
   """Shapes of the hidden stages DFA feeds (`apply(detach=True)`'s acts) for one 32-px image, and of the logits."""
   _, state = jax.eval_shape(network.init, jax.random.key(0))
   x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
-  logits, hidden, _ = jax.eval_shape(
-    lambda p, s, x_: network.apply(p, s, x_, train=True, detach=True), params, state, x
-  )
+
+  def forward(p, s, x_):
+    return network.apply(p, s, x_, train=True, dropout_key=jax.random.key(0), detach=True)
+
+  logits, hidden, _ = jax.eval_shape(forward, params, state, x)
   return {name: h.shape for name, h in hidden.items()}, logits.shape[-1]
 
 

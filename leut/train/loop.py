@@ -47,6 +47,21 @@ def seed_keys(seed: int, n_seeds: int) -> jax.Array:
   return jax.random.split(jax.random.key(seed), n_seeds)
 
 
+_NETWORK_INIT = {}
+
+
+def network_init(network: Network, init_options: dict):
+  """`jit(vmap(seed key -> network.init(fold_in(key, TAG_INIT), **init_options)))`, one per network and options: the
+  rules of a run share it, so its compilation (seconds: every random draw is a separate threefry program) is paid
+  once, not once per rule."""
+  cache_key = (network, tuple(sorted(init_options.items())))
+  if cache_key not in _NETWORK_INIT:
+    _NETWORK_INIT[cache_key] = jax.jit(
+      jax.vmap(lambda key: network.init(jax.random.fold_in(key, TAG_INIT), **init_options))
+    )
+  return _NETWORK_INIT[cache_key]
+
+
 def make_trainer(
   rule: LearningRule,
   tx: optax.GradientTransformation,
@@ -72,8 +87,9 @@ def make_trainer(
   if steps_per_epoch < 1:
     raise ValueError(f"data.train_subset={n_subset} is smaller than one batch of {batch_size}")
 
-  def init_one(key):
-    params, model_state = network.init(jax.random.fold_in(key, TAG_INIT), **init_options)
+  init_networks = network_init(network, init_options)
+
+  def init_rest(key, params, model_state):
     return TrainState(
       params=params,
       model_state=model_state,
@@ -82,6 +98,11 @@ def make_trainer(
       subset=batches.subset_indices(jax.random.fold_in(key, TAG_SUBSET), n_total, n_subset),
       step=jnp.zeros((), jnp.int32),
     )
+
+  init_rest_all = jax.jit(jax.vmap(init_rest))
+
+  def init_all(seed_keys_S):
+    return init_rest_all(seed_keys_S, *init_networks(seed_keys_S))
 
   def step_one(state: TrainState, key, orders_ExN, first_epoch):
     step_key = jax.random.fold_in(jax.random.fold_in(key, TAG_STEP), state.step)
@@ -108,7 +129,6 @@ def make_trainer(
     state, metrics = jax.lax.scan(lambda s, _: step_one(s, key, orders_ExN, first_epoch), state, None, length=n_steps)
     return state, jax.tree.map(lambda m: m.mean(), metrics)
 
-  init_all = jax.jit(jax.vmap(init_one))
   run_segment = network_jit(jax.vmap(segment_one, in_axes=(0, 0, None)), static_argnums=2, donate_argnums=0)
 
   def abstract_state(n_seeds: int):

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from leut.models import cnn, layers
+from leut.models import cnn, layers, resnet
 from leut.rules import _local, backprop, base
 from leut.rules import direct_feedback_alignment as dfa_mod
 from leut.rules import feedback_alignment as fa_mod
@@ -34,15 +34,28 @@ def test_patch_correlation_and_conv_transpose_are_the_conv_adjoints():
   np.testing.assert_allclose(_local.conv_transpose(d, k), gx, rtol=1e-5, atol=1e-5)
 
 
+ARCHITECTURES = {
+  "protocol": NET,
+  "cnn1": cnn.network((4,), 8),
+  "cnn5": cnn.network((4, 4, 8, 8, 8), 8),
+  "resnet": resnet.network((4, 8), 1, 8),
+}
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
 @pytest.mark.parametrize("scope", ["conv", "all"])
-def test_fa_with_feedback_equal_to_the_forward_weights_is_backprop(scope):
-  params, model_state, batch = _setup()
+def test_fa_with_feedback_equal_to_the_forward_weights_is_backprop(scope, arch):
+  """On every architecture (fused CNN blocks, unfused residual units and 1x1 projections)."""
+  net = ARCHITECTURES[arch]
+  params, model_state = net.init(jax.random.key(0))
+  batch = _setup()[2]
   key = jax.random.key(3)  # same dropout mask for both rules
-  fa = fa_mod.feedback_alignment(NET, layers=scope)
+  fa = fa_mod.feedback_alignment(net, layers=scope)
   state = fa.init(jax.random.key(4), params)
+  assert set(state.feedback) == {lin.name for lin in net.linear_layers if scope == "all" or lin.kind == "conv"}
   state = fa_mod.FeedbackAlignmentState({name: params[name]["kernel"] for name in state.feedback})
-  got = fa.update(params, model_state, state, batch, key)
-  want = backprop.backprop(NET).update(params, model_state, base.EmptyState(), batch, key)
+  got = jax.jit(fa.update)(params, model_state, state, batch, key)
+  want = jax.jit(backprop.backprop(net).update)(params, model_state, base.EmptyState(), batch, key)
   _close(got.grads, want.grads)
   _close(got.model_state, want.model_state)
 
