@@ -3,6 +3,18 @@
 import ml_collections
 
 
+def published_initialisations() -> tuple[dict, dict]:
+  """The published starting points (PROTOCOL §1.2): FA and STDP convs kaiming-normal (FA's with a zero bias, its
+  feedback B xavier-normal), BP / untrained / PC PyTorch's default uniform. Returns
+  `(model.init_per_rule, rule_hparams)`; with them the untrained network is the epoch 0 of BP and PC only."""
+  init_per_rule = {
+    "feedback_alignment": {"conv_init": "kaiming_normal", "conv_bias": True},
+    "stdp": {"conv_init": "kaiming_normal"},
+    "stdp_published": {"conv_init": "kaiming_normal"},
+  }
+  return init_per_rule, {"feedback_alignment": {"feedback_init": "xavier_normal"}}
+
+
 def protocol_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0  # the one integer every random stream derives from

@@ -1,7 +1,9 @@
 """The untrained baseline: the network at its initialisation, never updated (PROTOCOL §2.2).
 
 Its update direction is zero and its optimiser is `optax.set_to_zero()`, so even if it were stepped nothing would
-move. It shares the initialisation key of every trained rule, so it equals each rule's epoch-0 checkpoint.
+move. It shares the initialisation key of every trained rule, so with one shared initialisation (the default) it
+equals each rule's epoch-0 checkpoint; with per-rule initialisations (`model.init_per_rule`, the published
+starting points) it is the epoch 0 only of the rules that share its initialisation (BP and PC).
 """
 
 from __future__ import annotations

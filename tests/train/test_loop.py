@@ -130,3 +130,31 @@ def test_segments_draw_the_batches_of_batch_at_across_epoch_boundaries():
     for lengths, seen in runs.items():
       np.testing.assert_array_equal(seen[s], np.stack(want), err_msg=f"segments {lengths}, seed {s}")
   assert not np.array_equal(runs[(8,)][0, :spe], runs[(8,)][0, spe : 2 * spe])  # epochs are shuffled differently
+
+
+def test_initialisation_is_selectable_per_rule_and_shared_otherwise():
+  """With the published starting points FA starts from kaiming-normal convs with a zero bias, BP and the untrained
+  baseline from PyTorch's default (bit-identical to each other); without them every rule starts alike."""
+  from leut import models
+  from leut.defaults import published_initialisations
+
+  config = tiny_config(seeds=2)
+  config.model.widths = (16, 16, 16)
+  keys = loop.seed_keys(config.seed, 2)
+  net = models.build(config.model)
+
+  def params(name):
+    return loop.network_init(net, models.init_options(config.model, name))(keys)[0]
+
+  jax.tree.map(np.testing.assert_array_equal, params("untrained"), params("feedback_alignment"))
+  config.model.init_per_rule = published_initialisations()[0]
+  built = jax.eval_shape(train_run.build(config, "feedback_alignment", random_train_data())[1].init_all, keys)
+  assert built.params["conv1"]["bias"].shape == (2, 16)  # the trainer takes the rule's own initialisation
+  untrained, bp, fa = params("untrained"), params("backprop"), params("feedback_alignment")
+  jax.tree.map(np.testing.assert_array_equal, untrained, bp)
+  np.testing.assert_array_equal(fa["conv2"]["bias"], np.zeros((2, 16)))
+  assert "bias" not in bp["conv2"]
+  bound = 1 / np.sqrt(9 * 16)  # the default's U(±1/sqrt(fan_in)) bound; kaiming-normal's std is sqrt(6)x its std
+  assert np.abs(np.asarray(bp["conv2"]["kernel"])).max() <= bound
+  np.testing.assert_allclose(np.asarray(fa["conv2"]["kernel"]).std(), np.sqrt(2 / (9 * 16)), rtol=0.1)
+  jax.tree.map(np.testing.assert_array_equal, fa["fc1"], bp["fc1"])  # the dense layers: as BP
