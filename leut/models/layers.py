@@ -7,8 +7,10 @@ ordinary one: a vmapped `lax.conv_general_dilated` would be a grouped convolutio
 times slower (see `benchmarks/README.md`). Reverse mode only; `conv3x3_im2col` (nine shifted slices and one
 matrix product) is the same function in plain JAX for forward-mode autodiff.
 
-`conv_bn_relu_pool` is the training-mode block of backprop-style rules, MaxPool2(ReLU(BN(conv(x)))), fused into
-one `jax.custom_vjp` with a hand-written backward, run once per seed in the same way. Reverse mode only.
+`conv_bn_relu_pool` is the training-mode block of the CNN, MaxPool2(ReLU(BN(conv(x)))) (or without the pool),
+fused into one `jax.custom_vjp` with a hand-written backward, run once per seed in the same way; given a feedback
+kernel B it sends the error to x through B instead of W (feedback alignment keeps the fused path).
+`conv3x3_feedback` and `dense_feedback` are the unfused linear ops with that feedback path. Reverse mode only.
 """
 
 from __future__ import annotations

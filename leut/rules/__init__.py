@@ -17,7 +17,7 @@ from typing import Any
 import optax
 
 from leut.models.network import Network
-from leut.rules.base import Batch, EmptyState, LearningRule, RuleUpdate, feedforward  # noqa: F401
+from leut.rules.base import Batch, EmptyState, LearningRule, RuleUpdate, evaluate_fn, feedforward  # noqa: F401
 
 _NOT_RULES = {"base"}
 

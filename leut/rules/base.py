@@ -73,6 +73,11 @@ def feedforward(network: Network) -> Callable:
   return _FEEDFORWARD[network]
 
 
+def evaluate_fn(rule: LearningRule) -> Callable:
+  """`rule.represent` (the name before `LearningRule.evaluate` became `represent`; kept for existing callers)."""
+  return rule.represent
+
+
 def needs_blocks(rule_name: str, network: Network) -> None:
   """Refuse a network without leut blocks (a user flax model) for a rule that works block by block."""
   if not network.blocks:
