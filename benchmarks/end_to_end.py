@@ -32,7 +32,7 @@ import leut.rsa as rsa
 from leut import rules
 from leut.checkpoint import MilestoneCheckpoints
 from leut.evaluate import brain_targets, extract, score_kernel
-from leut.rules.base import evaluate_fn
+from leut.rules.base import feedforward
 from leut.train import batches, loop, sharding
 
 CONDITIONS = ("untrained", "backprop", "feedback_alignment", "predictive_coding", "stdp")
@@ -113,10 +113,12 @@ def main():
     images = rng.normal(size=(n_img, PX, PX, 3)).astype(np.float32)
     by_readout: dict[str, list[str]] = {}
     for c in conditions:
-      by_readout.setdefault("feedforward" if states[c][0].evaluate is None else c, []).append(c)
+      by_readout.setdefault("feedforward" if states[c][0].represent is feedforward(trainer.network) else c, []).append(
+        c
+      )
     feats = None
     for readout, members in by_readout.items():
-      evaluate, state_k = evaluate_fn(states[members[0]][0]), states[members[0]][1]
+      evaluate, state_k = states[members[0]][0].represent, states[members[0]][1]
       n_k = sum(n_ckpt_per[c] for c in members)
       _, t_first = _time(lambda: extract(evaluate, state_k, images[:EVAL_CHUNK], EVAL_CHUNK)[1])  # noqa: B023
       out, t = _time(lambda: extract(evaluate, state_k, images, EVAL_CHUNK)[1])  # noqa: B023

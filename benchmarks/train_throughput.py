@@ -29,7 +29,7 @@ import numpy as np
 
 from leut import rules
 from leut.models import cnn, layers
-from leut.rules import base
+from leut.rules import backprop
 from leut.train import batches, loop, sharding
 
 BATCH, PX, WIDTHS, FC, CLASSES = 128, 32, (32, 64, 128), 512, 10
@@ -48,24 +48,7 @@ def flops_per_image() -> float:
   return fwd + 2 * fwd - first  # forward, weight gradients, input gradients (none for the image)
 
 
-def unfused_backprop(dropout_rate: float = 0.3) -> base.LearningRule:
-  """Backprop through the unfused layers (im2col convolution, autodiff BN / ReLU / max-pool): the first step."""
-
-  def conv(name, x, kernel):
-    del name
-    return layers.conv3x3_im2col(x, kernel)
-
-  def update(params, model_state, rule_state, batch, key):
-    def loss_fn(p):
-      logits, _, new_state = cnn.apply(
-        p, model_state, batch.images, train=True, dropout_key=key, dropout_rate=dropout_rate, conv=conv
-      )
-      return base.cross_entropy(logits, batch.labels), (logits, new_state)
-
-    (loss, (logits, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    return base.RuleUpdate(grads, new_state, rule_state, base.classification_metrics(loss, logits, batch.labels))
-
-  return base.LearningRule(lambda key, params: base.EmptyState(), update)
+UNFUSED = cnn.network(WIDTHS, FC, CLASSES, conv_impl=layers.conv3x3_im2col)  # im2col convs, autodiff BN / pool
 
 
 def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
@@ -168,7 +151,7 @@ def main():
   few = max([s for s in counts if s <= 5] or [1])
   with mock.patch.object(loop, "network_jit", jax.jit):  # XLA:CPU's default options, as before
     default_options = loop.make_trainer(rule, tx, data, n_subset=2048, batch_size=BATCH)
-    unfused = loop.make_trainer(unfused_backprop(), tx, data, n_subset=2048, batch_size=BATCH)
+    unfused = loop.make_trainer(backprop.backprop(UNFUSED), tx, data, n_subset=2048, batch_size=BATCH, network=UNFUSED)
   rows.append(
     (
       f"leut vmapped x{few}, XLA:CPU default options (before)",

@@ -18,12 +18,17 @@ numbers with the published ones only through `predictive_coding_published`/`stdp
 
 import ml_collections
 
-from leut.defaults import protocol_config
+from leut.defaults import protocol_config, published_initialisations
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   del arg
   c = protocol_config()
+  # the published starting points: FA/STDP kaiming-normal (FA with a conv bias, xavier-normal B), BP/PC/untrained
+  # PyTorch's default; the untrained network is then the epoch 0 of BP and PC only
+  init_per_rule, rule_hparams = published_initialisations()
+  c.model.init_per_rule = init_per_rule
+  c.rule_hparams.update(rule_hparams)
   c.rules = [
     "untrained",
     "backprop",

@@ -18,12 +18,17 @@ seeds the exact sign-flip test cannot go below p = 1/32 one-sided; with `--confi
 
 import ml_collections
 
-from leut.defaults import protocol_config
+from leut.defaults import protocol_config, published_initialisations
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   del arg
   c = protocol_config()
+  # the published starting points: FA/STDP kaiming-normal (FA with a conv bias, xavier-normal B), BP/PC/untrained
+  # PyTorch's default; the untrained network is then the epoch 0 of BP and PC only
+  init_per_rule, rule_hparams = published_initialisations()
+  c.model.init_per_rule = init_per_rule
+  c.rule_hparams.update(rule_hparams)
   c.rules = ["untrained", "backprop", "feedback_alignment", "predictive_coding", "stdp"]
   c.seeds = 5
   c.epochs = 40

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from leut.errors import ConfigError
+from leut.models import NAMES as MODEL_NAMES
 
 _MISSING = object()
 PAIR_SETS = ("all", "cross_run")
@@ -159,6 +160,8 @@ def check_config(config) -> None:
   _int(config, "data.train_subset", lo=1)
   _int(config, "batch_size", lo=1, hi=_get(config, "data.train_subset"), hi_name="data.train_subset")
   _int(config, "seed_chunk", lo=0)
+  if _get(config, "model.name") is not _MISSING:
+    _choice(config, "model.name", MODEL_NAMES)
   if _get(config, "model.widths") is not _MISSING:
     _list(config, "model.widths", nonempty=True, kind=lambda v: _is_int(v) and v >= 1, unique=False)
   _int(config, "model.fc_dim", lo=1)

@@ -3,6 +3,18 @@
 import ml_collections
 
 
+def published_initialisations() -> tuple[dict, dict]:
+  """The published starting points (PROTOCOL §1.2): FA and STDP convs kaiming-normal (FA's with a zero bias, its
+  feedback B xavier-normal), BP / untrained / PC PyTorch's default uniform. Returns
+  `(model.init_per_rule, rule_hparams)`; with them the untrained network is the epoch 0 of BP and PC only."""
+  init_per_rule = {
+    "feedback_alignment": {"conv_init": "kaiming_normal", "conv_bias": True},
+    "stdp": {"conv_init": "kaiming_normal"},
+    "stdp_published": {"conv_init": "kaiming_normal"},
+  }
+  return init_per_rule, {"feedback_alignment": {"feedback_init": "xavier_normal"}}
+
+
 def protocol_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0  # the one integer every random stream derives from
@@ -15,9 +27,18 @@ def protocol_config() -> ml_collections.ConfigDict:
   c.seed_chunk = 0  # seeds trained / evaluated at a time (0 = the largest chunk that fits; leut.train.sharding)
   c.model = ml_collections.ConfigDict(
     dict(
-      widths=(32, 64, 128),  # conv channels
+      name="cnn",  # 'cnn' (the protocol CNN, any depth), 'resnet' (CIFAR-style residual), 'flax' (your module)
+      widths=(32, 64, 128),  # cnn: channels of conv1..convN (one block each); resnet: channels of each stage
+      pool_after=None,  # cnn: blocks (1-based) ending in a 2x2 max-pool; None: at most 3, evenly spaced, last one
+      units_per_stage=1,  # resnet: residual units per stage (depth 2 + 2 * stages * units)
       fc_dim=512,  # fc1 units
-      conv_init="torch_default",  # same init for every rule, so 'untrained' is every rule's epoch 0
+      conv_init="torch_default",  # conv kernels: 'torch_default' (U(±1/sqrt(fan_in))) or 'kaiming_normal'
+      conv_bias=False,  # a zero-initialised bias on every conv (the published FA)
+      init_per_rule={},  # rule -> {'conv_init': ..., 'conv_bias': ...}; empty: one shared init, so that
+      # 'untrained' is every rule's epoch 0 (with per-rule inits it is only the epoch 0 of rules sharing its init)
+      module="",  # flax: 'path/to/file.py:Class' or 'package.module:Class' (a flax.linen.Module)
+      module_kwargs={},  # flax: keyword arguments of the module
+      feature_layers=(),  # flax: intermediates scored as layers, in depth order (module paths or sow names)
     )
   )
   c.data = ml_collections.ConfigDict(

@@ -41,7 +41,6 @@ from leut.errors import WorkdirError
 from leut.report import bootstrap_differences, stimulus_stats
 from leut.report.tables import layer_for_roi
 from leut.rsa.precision import HIGHEST
-from leut.rules.base import evaluate_fn
 from leut.train import run as train_run
 from leut.train import sharding
 from leut.xla_cpu import network_jit
@@ -350,7 +349,7 @@ def evaluate_rule(
 ):
   """Score every verified checkpoint of one rule; returns its `RuleResults`."""
   rule, trainer = train_run.build(config, rule_name, train_data)
-  rule_fn = evaluate_fn(rule)
+  rule_fn = rule.represent
   ckpts = train_run.checkpoints_for(workdir, rule_name)
   spe = train_run.steps_per_epoch(config)
   masks = masks if masks is not None else pair_masks(inputs.brain, list(config.eval.pairs))

@@ -29,7 +29,6 @@ from leut import workdir as workdir_lib
 from leut.data import cifar, things_fmri, things_images
 from leut.data.errors import DataFormatError, MissingDatasetError
 from leut.errors import ConfigError, LeutError, LeutWarning
-from leut.rules.base import evaluate_fn
 from leut.train import batches
 from leut.train import run as train_run
 
@@ -125,7 +124,7 @@ def _traced_network(config, rule_name: str, train_data) -> tuple[int, set[str]]:
   one = jax.tree.map(
     lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), (abstract.params, abstract.model_state, abstract.rule_state)
   )
-  logits, feats = jax.eval_shape(evaluate_fn(rule), *one, jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32))
+  logits, feats = jax.eval_shape(rule.represent, *one, jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32))
   return int(logits.shape[-1]), set(feats)
 
 

@@ -16,7 +16,6 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from leut.evaluate import extract  # noqa: E402
-from leut.rules.base import evaluate_fn  # noqa: E402
 from leut.train import run as train_run  # noqa: E402
 from leut.train import sharding  # noqa: E402
 from tests.helpers import random_train_data, tiny_config  # noqa: E402
@@ -43,7 +42,7 @@ def train_and_dump(workdir: Path, seeds: int, chunk: int) -> None:
   for path, leaf in jax.tree_util.tree_leaves_with_path(sharding.to_host(state.params)):
     out["param" + jax.tree_util.keystr(path)] = leaf
   if jax.process_count() == 1:  # evaluation as evaluate.py runs it (single-controller: device_get of the results)
-    _, feats = extract(evaluate_fn(rule), state, stimuli(), 4)
+    _, feats = extract(rule.represent, state, stimuli(), 4)
     out.update({"feat_" + k: v for k, v in feats.items()})
   if distributed.is_primary():
     np.savez(workdir / "dump.npz", **out)

@@ -51,7 +51,7 @@ def test_score_kernel_equals_scipy_per_subject_and_mean_rdm(method):
 
 
 def test_constant_features_are_reported_not_silently_scored(tmp_path, synthetic_dir, monkeypatch):
-  def dead_conv1_untrained():
+  def dead_conv1_untrained(network):
     def init(key, params):
       del key, params
       return base.EmptyState()
@@ -60,7 +60,7 @@ def test_constant_features_are_reported_not_silently_scored(tmp_path, synthetic_
       raise AssertionError("never trained")
 
     def evaluate_dead(params, model_state, rule_state, x):
-      logits, feats = base.evaluate_feedforward(params, model_state, rule_state, x)
+      logits, feats = base.feedforward(network)(params, model_state, rule_state, x)
       feats = dict(feats)
       feats["conv1"] = jnp.zeros_like(feats["conv1"])  # an all-zero ReLU layer
       return logits, feats
@@ -107,7 +107,7 @@ def _five_seed_state():
   state = state._replace(
     model_state=jax.tree.map(lambda x: x * jnp.arange(1, 6).reshape((5,) + (1,) * (x.ndim - 1)), state.model_state)
   )
-  return config, base.evaluate_fn(rule), state
+  return config, rule.represent, state
 
 
 def test_extraction_in_seed_chunks_equals_all_seeds_at_once():

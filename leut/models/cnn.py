@@ -1,181 +1,211 @@
-"""The protocol CNN (PROTOCOL §1) as pure functions with explicit BatchNorm state.
+"""The protocol CNN (PROTOCOL §1) at any depth, as a `Network` of pure functions with explicit BatchNorm state.
 
-    conv_k = MaxPool2(ReLU(BN_k(W_k * x)))      k = 1, 2, 3;  3x3, no bias, 32/64/128 channels
-    fc1    = ReLU(W_fc1 · flatten(AdaptiveAvgPool4(conv3)) + b)      512 units
-    logits = W_fc2 · Dropout(fc1) + b                                  10 classes
+    conv_k = Pool_k(ReLU(BN_k(W_k * conv_{k-1})))   k = 1..N;  3x3, padding 1, no bias; Pool_k = MaxPool2 or identity
+    fc1    = ReLU(W_fc1 · flatten(AdaptiveAvgPool4(conv_N)) + b)      fc_dim units
+    logits = W_fc2 · Dropout(fc1) + b                                   n_classes
 
-`params` holds what learning changes; `model_state` holds BatchNorm running statistics. `apply(..., train=True)`
-normalises with batch statistics and returns updated running statistics; `features` is evaluation only: it has no
-`train` switch and returns no state, so evaluation can neither use batch statistics nor mutate anything.
+The protocol is N = 3 blocks of 32/64/128 channels, each pooled. `pool_after` chooses which blocks end in a 2x2
+max-pool; by default at most three, spaced evenly and always after the last block (`default_pool_after`), so that
+a 32-px training image ends on a 4x4 map (fc1 then reads the map as the protocol does) and every evaluation size
+that is a multiple of 32 px divides into fc1's 4x4 adaptive pool.
 
-Feature readout (PROTOCOL §1.3): conv1..conv3 are block outputs averaged over space; fc1 reads conv3 through a
-4x4 adaptive average pool, so any input side that is a multiple of 32 px works (32 ... 224).
+Parameters `conv1..convN` {kernel (3 x 3 x C_in x C_out) [, bias]}, `bn1..bnN` {scale, bias}, `fc1`, `fc2`
+{kernel, bias}; model state `bn1..bnN` {mean, var}. Training blocks take the fused per-seed path
+`layers.conv_bn_relu_pool` (with a feedback kernel for feedback alignment); evaluation, `taps` and a custom
+`conv_impl` take the unfused layers.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
 from leut.models import layers
+from leut.models.network import Block, BlockOut, Conv, LinearLayer, Network, sequential
 
-CONV_LAYERS = ("conv1", "conv2", "conv3")
-FEATURE_LAYERS = ("conv1", "conv2", "conv3", "fc1")
-BN_OF = {"conv1": "bn1", "conv2": "bn2", "conv3": "bn3"}
-
-Params = dict[str, dict[str, jax.Array]]
-ModelState = dict[str, dict[str, jax.Array]]
-ConvFn = Callable[[str, jax.Array, jax.Array], jax.Array]
+PROTOCOL_WIDTHS = (32, 64, 128)
+MAX_POOLS = 3  # 32 px -> 4 px
 
 
-def default_conv(name: str, x: jax.Array, kernel: jax.Array) -> jax.Array:
-  del name
-  return layers.conv3x3(x, kernel)
+def default_pool_after(n_blocks: int) -> tuple[int, ...]:
+  """Blocks (1-based) followed by a 2x2 max-pool: min(N, 3) pools spaced evenly, the last one after block N.
+
+  Block i pools when ⌊i P / N⌋ > ⌊(i-1) P / N⌋, P = min(N, 3): N = 3 → (1, 2, 3) (the protocol), N = 5 → (2, 4, 5),
+  N = 8 → (3, 6, 8), N = 1 → (1,).
+  """
+  p = min(n_blocks, MAX_POOLS)
+  return tuple(i for i in range(1, n_blocks + 1) if (i * p) // n_blocks > ((i - 1) * p) // n_blocks)
+
+
+def check_pool_after(pool_after, n_blocks: int) -> tuple[int, ...]:
+  pools = tuple(sorted(int(i) for i in pool_after))
+  if len(set(pools)) != len(pools) or any(not 1 <= i <= n_blocks for i in pools):
+    raise ValueError(
+      f"model.pool_after={tuple(pool_after)}: give distinct block numbers between 1 and {n_blocks} (or None for "
+      f"the default {default_pool_after(n_blocks)})"
+    )
+  if len(pools) > MAX_POOLS:
+    raise ValueError(
+      f"model.pool_after={tuple(pool_after)}: {len(pools)} pools shrink a 32-px training image below fc1's 4x4 "
+      f"pool; use at most {MAX_POOLS}"
+    )
+  return pools
 
 
 def _uniform(key, shape, bound):
   return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
 
 
-def init(
-  key: jax.Array,
-  *,
-  widths=(32, 64, 128),
+def conv_kernel(key, shape: tuple[int, ...], conv_init: str) -> jax.Array:
+  """A conv kernel (kh x kw x C_in x C_out): 'torch_default' U(±1/sqrt(fan_in)) (PyTorch's
+  `kaiming_uniform_(a=sqrt(5))`, PROTOCOL §1.2) or 'kaiming_normal' N(0, 2/fan_in) (the published FA and STDP)."""
+  fan_in = shape[0] * shape[1] * shape[2]
+  if conv_init == "torch_default":
+    return _uniform(key, shape, 1.0 / math.sqrt(fan_in))
+  if conv_init == "kaiming_normal":
+    return jax.random.normal(key, shape) * math.sqrt(2.0 / fan_in)
+  raise ValueError(f"model.conv_init: unknown {conv_init!r}; use 'torch_default' or 'kaiming_normal'")
+
+
+def dense_init(keys, fan_in: int, fan_out: int) -> dict:
+  """PyTorch's default `nn.Linear` initialisation: kernel and bias ~ U(±1/sqrt(fan_in))."""
+  return {
+    "kernel": _uniform(keys[0], (fan_in, fan_out), 1 / math.sqrt(fan_in)),
+    "bias": _uniform(keys[1], (fan_out,), 1 / math.sqrt(fan_in)),
+  }
+
+
+def dense(params, name: str, x_NxI: jax.Array, feedback=None) -> jax.Array:
+  """x W + b for the dense layer `name`; its input error goes through `feedback[name]` when given."""
+  kernel = params[name]["kernel"]
+  z = layers.dense_feedback(x_NxI, kernel, feedback[name]) if feedback and name in feedback else x_NxI @ kernel
+  return z + params[name]["bias"][None, :]
+
+
+def make_head(pool_size: int) -> tuple[Callable, Callable]:
+  """(head, readout): fc1 = ReLU(fc1(flatten(AdaptiveAvgPool(pool_size)(map)))), logits = fc2(fc1)."""
+
+  def head(params, map_NxHxWxC, *, feedback=None):
+    pooled = layers.adaptive_avg_pool(map_NxHxWxC, pool_size)
+    return jax.nn.relu(dense(params, "fc1", pooled.reshape(pooled.shape[0], -1), feedback))
+
+  def readout(params, fc1_NxD, *, feedback=None):
+    return dense(params, "fc2", fc1_NxD, feedback)
+
+  return head, readout
+
+
+def conv_bn_block(name: str, conv: str, bn: str, c_in: int, c_out: int, *, pool: bool, conv_impl=None) -> Block:
+  """Pool(ReLU(BN(conv(x)))) as a `Block` (Pool = MaxPool2 or identity); see `Block` for the arguments."""
+
+  def apply(params, norm_stats, x, *, train: bool, feedback=None, taps: bool = False) -> BlockOut:
+    kernel, fb = params[conv]["kernel"], (feedback or {}).get(conv)
+    conv_bias = params[conv].get("bias")
+    scale, shift = params[bn]["scale"], params[bn]["bias"]
+    if train and not taps and conv_impl is None:
+      out, mu, var = layers.conv_bn_relu_pool(x, kernel, scale, shift, fb, pool=pool)
+      if conv_bias is not None:  # BN removes a per-channel shift; only the batch mean sees it (∂bias = 0, as torch)
+        mu = mu + conv_bias
+      return BlockOut(out, {bn: layers.BatchStats(mu, var, x.shape[0] * x.shape[1] * x.shape[2])}, ())
+    if conv_impl is not None:
+      if fb is not None:
+        raise ValueError(f"{name}: a network built with conv_impl has no feedback path (build it without conv_impl)")
+      z = conv_impl(x, kernel)
+    else:
+      z = layers.conv3x3(x, kernel) if fb is None else layers.conv3x3_feedback(x, kernel, fb)
+    if conv_bias is not None:
+      z = z + conv_bias.reshape(1, 1, 1, -1)
+    if train:
+      y, stats = layers.batch_norm_batch(z, scale, shift)
+      batch = {bn: stats}
+    else:
+      y, batch = layers.batch_norm_eval(z, scale, shift, norm_stats[bn]["mean"], norm_stats[bn]["var"]), {}
+    fire = jax.nn.relu(y)
+    return BlockOut(layers.max_pool2(fire) if pool else fire, batch, ((conv, x, fire),) if taps else ())
+
+  return Block(name, apply, (conv, bn), (Conv(conv, bn, 3),), c_in, c_out, 2 if pool else 1)
+
+
+@functools.cache
+def network(
+  widths: tuple[int, ...] = PROTOCOL_WIDTHS,
   fc_dim: int = 512,
   n_classes: int = 10,
+  pool_after: tuple[int, ...] | None = None,
   pool_size: int = 4,
   in_channels: int = 3,
-  conv_init: str = "torch_default",
-) -> tuple[Params, ModelState]:
-  """Draw parameters and BatchNorm state for one network.
+  conv_impl: Callable | None = None,
+) -> Network:
+  """The CNN with len(widths) conv blocks as a `Network` (the same arguments give the same object).
 
   Args:
-    key: a PRNG key; the same key gives bit-identical weights, whatever the learning rule (the untrained baseline is
-      therefore the exact epoch-0 state of every trained rule).
-    conv_init: "torch_default" (U(±1/sqrt(fan_in)), PyTorch's `kaiming_uniform_(a=sqrt(5))`, PROTOCOL §1.2) or
-      "kaiming_normal" (N(0, 2/fan_in), the published FA/STDP initialisation).
-  Returns:
-    (params, model_state); BatchNorm starts at scale 1, bias 0, running mean 0, running var 1.
+    widths: channels of conv1..convN (1 <= N; 8 blocks fit 32 px with the default pooling).
+    pool_after: blocks followed by a 2x2 max-pool (1-based), None for `default_pool_after(N)`.
+    conv_impl: `(x, kernel) -> y` replacing the per-seed 3x3 convolution in every block (unfused; benchmarks).
   """
-  keys = jax.random.split(key, len(widths) + 4)
-  params: Params = {}
-  state: ModelState = {}
-  c_in = in_channels
-  for i, c_out in enumerate(widths):
-    name, bn = CONV_LAYERS[i], BN_OF[CONV_LAYERS[i]]
-    fan_in = 9 * c_in
-    if conv_init == "torch_default":
-      kernel = _uniform(keys[i], (3, 3, c_in, c_out), 1.0 / math.sqrt(fan_in))
-    elif conv_init == "kaiming_normal":
-      kernel = jax.random.normal(keys[i], (3, 3, c_in, c_out)) * math.sqrt(2.0 / fan_in)
-    else:
-      raise ValueError(f"unknown conv_init {conv_init!r}; use 'torch_default' or 'kaiming_normal'")
-    params[name] = {"kernel": kernel}
-    params[bn] = {"scale": jnp.ones((c_out,)), "bias": jnp.zeros((c_out,))}
-    state[bn] = {"mean": jnp.zeros((c_out,)), "var": jnp.ones((c_out,))}
+  widths = tuple(int(w) for w in widths)
+  if not widths:
+    raise ValueError("model.widths: give at least one conv block, e.g. (32, 64, 128)")
+  pools = default_pool_after(len(widths)) if pool_after is None else check_pool_after(pool_after, len(widths))
+  names = tuple(f"conv{i}" for i in range(1, len(widths) + 1))
+  blocks, c_in = [], in_channels
+  for i, (name, c_out) in enumerate(zip(names, widths), start=1):
+    blocks.append(conv_bn_block(name, name, f"bn{i}", c_in, c_out, pool=i in pools, conv_impl=conv_impl))
     c_in = c_out
-  fc1_in = widths[-1] * pool_size * pool_size
-  k = len(widths)
-  params["fc1"] = {
-    "kernel": _uniform(keys[k], (fc1_in, fc_dim), 1 / math.sqrt(fc1_in)),
-    "bias": _uniform(keys[k + 1], (fc_dim,), 1 / math.sqrt(fc1_in)),
-  }
-  params["fc2"] = {
-    "kernel": _uniform(keys[k + 2], (fc_dim, n_classes), 1 / math.sqrt(fc_dim)),
-    "bias": _uniform(keys[k + 3], (n_classes,), 1 / math.sqrt(fc_dim)),
-  }
-  return params, state
+
+  def init(key, *, conv_init: str = "torch_default", conv_bias: bool = False):
+    """Parameters and BatchNorm state; the same key gives bit-identical weights whatever the rule. BatchNorm starts
+    at scale 1, bias 0, running mean 0, running var 1; a conv bias (the published FA) starts at 0."""
+    keys = jax.random.split(key, len(widths) + 4)
+    params, state = {}, {}
+    for k, block in enumerate(blocks):
+      params[block.convs[0].name] = {
+        "kernel": conv_kernel(keys[k], (3, 3, block.in_channels, block.out_channels), conv_init)
+      }
+      if conv_bias:
+        params[block.convs[0].name]["bias"] = jnp.zeros((block.out_channels,))
+      bn = block.convs[0].bn
+      params[bn] = {"scale": jnp.ones((block.out_channels,)), "bias": jnp.zeros((block.out_channels,))}
+      state[bn] = {"mean": jnp.zeros((block.out_channels,)), "var": jnp.ones((block.out_channels,))}
+    n = len(widths)
+    params["fc1"] = dense_init(keys[n : n + 2], widths[-1] * pool_size * pool_size, fc_dim)
+    params["fc2"] = dense_init(keys[n + 2 : n + 4], fc_dim, n_classes)
+    return params, state
+
+  head, readout = make_head(pool_size)
+  linear = [LinearLayer(name, "conv", (name, "kernel")) for name in names]
+  linear += [LinearLayer(name, "dense", (name, "kernel")) for name in ("fc1", "fc2")]
+  return sequential("cnn", init, blocks, head, readout, linear)
 
 
-def conv_block(
-  params: Params, model_state: ModelState, name: str, x: jax.Array, *, train: bool, conv: ConvFn = default_conv
-):
-  """One block, MaxPool2(ReLU(BN(conv(x)))); returns `(out, new_bn_stats or None)`.
+# --- the protocol CNN as plain functions (notebooks, tests, checkpoint readers) ----------------------------------
 
-  Training with the default convolution takes the fused `layers.conv_bn_relu_pool` (same values and gradients to
-  float32 rounding; reverse-mode autodiff only); a custom `conv` hook or a conv bias takes the unfused layers.
-  """
-  bn = BN_OF[name]
-  stats = model_state[bn]
-  if train and conv is default_conv and "bias" not in params[name]:
-    out, mu, var = layers.conv_bn_relu_pool(x, params[name]["kernel"], params[bn]["scale"], params[bn]["bias"])
-    n = x.shape[0] * x.shape[1] * x.shape[2]  # conv3x3 keeps the spatial size
-    mean, var = layers.running_stats(stats["mean"], stats["var"], mu, var, n)
-    return out, {"mean": mean, "var": var}
-  z = conv(name, x, params[name]["kernel"])
-  if "bias" in params[name]:
-    z = z + params[name]["bias"].reshape(1, 1, 1, -1)
-  if train:
-    z, (mean, var) = layers.batch_norm_train(z, params[bn]["scale"], params[bn]["bias"], stats["mean"], stats["var"])
-    new_stats = {"mean": mean, "var": var}
-  else:
-    z = layers.batch_norm_eval(z, params[bn]["scale"], params[bn]["bias"], stats["mean"], stats["var"])
-    new_stats = None
-  return layers.max_pool2(jax.nn.relu(z)), new_stats
+CONV_LAYERS = ("conv1", "conv2", "conv3")
+FEATURE_LAYERS = CONV_LAYERS + ("fc1",)
 
 
-def head(params: Params, conv3_NxHxWxC: jax.Array, *, pool_size: int = 4):
-  """fc1 features (ReLU) from the conv3 map: AdaptiveAvgPool(pool_size) → flatten → fc1 → ReLU."""
-  pooled = layers.adaptive_avg_pool(conv3_NxHxWxC, pool_size)
-  flat = pooled.reshape(pooled.shape[0], -1)
-  return jax.nn.relu(flat @ params["fc1"]["kernel"] + params["fc1"]["bias"][None, :])
+def init(key, *, widths=PROTOCOL_WIDTHS, fc_dim: int = 512, conv_init: str = "torch_default", **kw):
+  """`network(widths, fc_dim, **kw).init(key, conv_init=conv_init)`."""
+  return network(tuple(widths), fc_dim, **kw).init(key, conv_init=conv_init)
 
 
-def readout(params: Params, fc1_NxD: jax.Array) -> jax.Array:
-  return fc1_NxD @ params["fc2"]["kernel"] + params["fc2"]["bias"][None, :]
+def for_params(params) -> Network:
+  """The CNN (default pooling) whose parameters `params` are: depth, widths and fc sizes read from their shapes."""
+  n = sum(1 for k in params if k.startswith("conv"))
+  widths = tuple(int(params[f"conv{i}"]["kernel"].shape[-1]) for i in range(1, n + 1))
+  fc_dim, n_classes = (int(d) for d in params["fc2"]["kernel"].shape)
+  return network(widths, fc_dim, n_classes)
 
 
-def apply(
-  params: Params,
-  model_state: ModelState,
-  x_NxHxWx3: jax.Array,
-  *,
-  train: bool,
-  dropout_key: jax.Array | None = None,
-  dropout_rate: float = 0.0,
-  conv: ConvFn = default_conv,
-  pool_size: int = 4,
-) -> tuple[jax.Array, dict[str, jax.Array], ModelState]:
-  """Forward pass. Returns `(logits_NxK, acts, new_model_state)`.
-
-  `acts` maps conv1..conv3 to the block output maps and fc1 to its (pre-dropout) activations. With `train=False`
-  the state is returned unchanged. Dropout applies only when `train` and `dropout_rate > 0` (needs `dropout_key`).
-  """
-  acts: dict[str, jax.Array] = {}
-  new_state: ModelState = dict(model_state)
-  h = x_NxHxWx3
-  for name in CONV_LAYERS:
-    h, stats = conv_block(params, model_state, name, h, train=train, conv=conv)
-    acts[name] = h
-    if stats is not None:
-      new_state[BN_OF[name]] = stats
-  fc1 = head(params, h, pool_size=pool_size)
-  acts["fc1"] = fc1
-  if train and dropout_rate > 0.0:
-    if dropout_key is None:
-      raise ValueError("apply: dropout_rate > 0 in training needs a dropout_key")
-    fc1 = layers.dropout(dropout_key, fc1, dropout_rate)
-  return readout(params, fc1), acts, new_state
+def apply(params, model_state, x_NxHxWx3, *, train: bool, **kw):
+  """`Network.apply` of the CNN that `params` belong to: `(logits, acts, new_model_state)`."""
+  return for_params(params).apply(params, model_state, x_NxHxWx3, train=train, **kw)
 
 
-def pooled_features(acts: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
-  """Per-layer feature vectors from block maps: spatial means of conv maps; fc1 as is."""
-  return {name: (a.mean(axis=(1, 2)) if a.ndim == 4 else a) for name, a in acts.items()}
-
-
-def features(
-  params: Params, model_state: ModelState, x_NxHxWx3: jax.Array, *, conv: ConvFn = default_conv, pool_size: int = 4
-) -> dict[str, jax.Array]:
-  """Evaluation-mode layer features `{conv1: NxC1, conv2: NxC2, conv3: NxC3, fc1: NxD}` (running BN statistics)."""
-  _, acts, _ = apply(params, model_state, x_NxHxWx3, train=False, conv=conv, pool_size=pool_size)
-  return pooled_features(acts)
-
-
-def predict(params: Params, model_state: ModelState, x_NxHxWx3: jax.Array, **kw: Any) -> jax.Array:
-  """Evaluation-mode logits."""
-  logits, _, _ = apply(params, model_state, x_NxHxWx3, train=False, **kw)
-  return logits
+def features(params, model_state, x_NxHxWx3) -> dict[str, jax.Array]:
+  """Evaluation-mode layer features `{conv1: NxC1, ..., fc1: NxD}` (running BN statistics)."""
+  return for_params(params).features(params, model_state, x_NxHxWx3)

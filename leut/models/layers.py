@@ -7,11 +7,16 @@ ordinary one: a vmapped `lax.conv_general_dilated` would be a grouped convolutio
 times slower (see `benchmarks/README.md`). Reverse mode only; `conv3x3_im2col` (nine shifted slices and one
 matrix product) is the same function in plain JAX for forward-mode autodiff.
 
-`conv_bn_relu_pool` is the training-mode block of backprop-style rules, MaxPool2(ReLU(BN(conv(x)))), fused into
-one `jax.custom_vjp` with a hand-written backward, run once per seed in the same way. Reverse mode only.
+`conv_bn_relu_pool` is the training-mode block of the CNN, MaxPool2(ReLU(BN(conv(x)))) (or without the pool),
+fused into one `jax.custom_vjp` with a hand-written backward, run once per seed in the same way; given a feedback
+kernel B it sends the error to x through B instead of W (feedback alignment keeps the fused path).
+`conv3x3_feedback` and `dense_feedback` are the unfused linear ops with that feedback path. Reverse mode only.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -74,44 +79,50 @@ def _pool_windows(x_NxHxWxC):
   return x_NxHxWxC[:, : h // 2 * 2, : w // 2 * 2, :].reshape(n, h // 2, 2, w // 2, 2, c)
 
 
-def _block_forward(x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O):
+def _block_forward(x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O, *, pool: bool = True):
   """Forward of `conv_bn_relu_pool` for one network; also returns the conv output z for the backward."""
   z = conv3x3_direct(x_NxHxWxC, kernel_3x3xCxO)
   mu_1x1x1xO = jnp.mean(z, axis=(0, 1, 2), keepdims=True)
   var_1x1x1xO = jnp.mean(jnp.square(z - mu_1x1x1xO), axis=(0, 1, 2), keepdims=True)
   a = _affine(z, mu_1x1x1xO, var_1x1x1xO, scale_O, bias_O)
   # max commutes with the monotone ReLU: pool first, then ReLU the quarter-size map (same values).
-  out = jax.nn.relu(_pool_windows(a).max(axis=(2, 4)))
+  out = jax.nn.relu(_pool_windows(a).max(axis=(2, 4)) if pool else a)
   return out, z, mu_1x1x1xO.reshape(-1), var_1x1x1xO.reshape(-1)
 
 
-def _block_backward(x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O, z_NxHxWxO, mu_O, var_O, g_NxH2xW2xO):
+def _block_backward(
+  x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O, z_NxHxWxO, mu_O, var_O, g_out, feedback_3x3xCxO, *, pool: bool = True
+):
   """Backward of `conv_bn_relu_pool` for one network, from the saved conv output z (BN, ReLU, pool recomputed).
 
   Pool + ReLU: g_a = g / (number of maxima in the window) at each window maximum of a that is > 0, else 0
-  (what autodiff of `max_pool2(relu(.))` gives, ties split evenly).
+  (what autodiff of `max_pool2(relu(.))` gives, ties split evenly); without the pool g_a = g · [a > 0].
   BN, with x̂ = (z - μ) / σ and m = N·H·W:  ∂bias = Σ g_a,  ∂scale = Σ g_a x̂,
   ∂z = scale / σ · (g_a - ∂bias / m - x̂ ∂scale / m).
-  Conv: ∂x = ∂z ⋆ flip(W)ᵀ and ∂W = x ⋆ ∂z, two more direct convolutions.
+  Conv: ∂x = ∂z ⋆ flip(B)ᵀ and ∂W = x ⋆ ∂z, two more direct convolutions; B = W for the true gradient, a fixed
+  feedback kernel for feedback alignment.
   """
   n, h, w, c = z_NxHxWxO.shape
   as_1x1x1xO = lambda v: jnp.reshape(v, (1, 1, 1, c))  # noqa: E731
   rstd_1x1x1xO = jax.lax.rsqrt(as_1x1x1xO(var_O) + BN_EPS)
   a = _affine(z_NxHxWxO, as_1x1x1xO(mu_O), as_1x1x1xO(var_O), scale_O, bias_O)
-  windows = _pool_windows(a)
-  top = windows.max(axis=(2, 4), keepdims=True)
-  hit = windows == top
-  ties = jnp.sum(hit, axis=(2, 4), keepdims=True, dtype=z_NxHxWxO.dtype)
-  g_windows = jnp.where(hit & (top > 0), g_NxH2xW2xO[:, :, None, :, None, :] / ties, 0.0)
-  g_a = g_windows.reshape(n, h // 2 * 2, w // 2 * 2, c)
-  if g_a.shape != z_NxHxWxO.shape:
-    g_a = jnp.pad(g_a, ((0, 0), (0, h - g_a.shape[1]), (0, w - g_a.shape[2]), (0, 0)))
+  if pool:
+    windows = _pool_windows(a)
+    top = windows.max(axis=(2, 4), keepdims=True)
+    hit = windows == top
+    ties = jnp.sum(hit, axis=(2, 4), keepdims=True, dtype=z_NxHxWxO.dtype)
+    g_windows = jnp.where(hit & (top > 0), g_out[:, :, None, :, None, :] / ties, 0.0)
+    g_a = g_windows.reshape(n, h // 2 * 2, w // 2 * 2, c)
+    if g_a.shape != z_NxHxWxO.shape:
+      g_a = jnp.pad(g_a, ((0, 0), (0, h - g_a.shape[1]), (0, w - g_a.shape[2]), (0, 0)))
+  else:
+    g_a = jnp.where(a > 0, g_out, 0.0)
   x_hat = (z_NxHxWxO - as_1x1x1xO(mu_O)) * rstd_1x1x1xO
   g_bias = jnp.sum(g_a, axis=(0, 1, 2))
   g_scale = jnp.sum(g_a * x_hat, axis=(0, 1, 2))
   m = n * h * w
   g_z = (rstd_1x1x1xO * as_1x1x1xO(scale_O)) * (g_a - as_1x1x1xO(g_bias / m) - x_hat * as_1x1x1xO(g_scale / m))
-  return _conv3x3_input_grad(g_z, kernel_3x3xCxO), _conv3x3_kernel_grad(x_NxHxWxC, g_z), g_scale, g_bias
+  return _conv3x3_input_grad(g_z, feedback_3x3xCxO), _conv3x3_kernel_grad(x_NxHxWxC, g_z), g_scale, g_bias
 
 
 # The transposes of `conv3x3_direct`, written as convolutions in its own canonical (NHWC, HWIO) form. Autodiff's
@@ -164,36 +175,96 @@ def _conv3x3_bwd(residuals, g_NxHxWxO):
 
 conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
-_block_forward_per_seed = per_seed(_block_forward)
-_block_backward_per_seed = per_seed(_block_backward)
+
+def _fused_block(pool: bool, with_feedback: bool):
+  """The fused block as a `jax.custom_vjp`, run once per seed under vmap; with a feedback kernel as 5th argument."""
+  forward = per_seed(functools.partial(_block_forward, pool=pool))
+  backward = per_seed(functools.partial(_block_backward, pool=pool))
+
+  def value(x, kernel, scale, bias, *feedback):
+    out, _, mu_O, var_O = forward(x, kernel, scale, bias)
+    return out, mu_O, var_O
+
+  def fwd(x, kernel, scale, bias, *feedback):
+    out, z, mu_O, var_O = forward(x, kernel, scale, bias)
+    return (out, mu_O, var_O), (x, kernel, scale, bias, z, mu_O, var_O) + feedback
+
+  def bwd(residuals, cotangents):
+    g_out, _, _ = cotangents  # the batch statistics' cotangents: constants, see `conv_bn_relu_pool`
+    if with_feedback:
+      *saved, feedback = residuals
+      return backward(*saved, g_out, feedback) + (jnp.zeros_like(feedback),)
+    return backward(*residuals, g_out, residuals[1])
+
+  fused = jax.custom_vjp(value)
+  fused.defvjp(fwd, bwd)
+  return fused
 
 
-@jax.custom_vjp
-def conv_bn_relu_pool(x_NxHxWxC: jax.Array, kernel_3x3xCxO: jax.Array, scale_O: jax.Array, bias_O: jax.Array):
+_FUSED = {(pool, fb): _fused_block(pool, fb) for pool in (True, False) for fb in (True, False)}
+
+
+def conv_bn_relu_pool(
+  x_NxHxWxC: jax.Array,
+  kernel_3x3xCxO: jax.Array,
+  scale_O: jax.Array,
+  bias_O: jax.Array,
+  feedback_3x3xCxO: jax.Array | None = None,
+  *,
+  pool: bool = True,
+):
   """Training-mode block MaxPool2(ReLU(BN_batch(conv3x3(x)))), fused, for reverse-mode autodiff and seed vmaps.
 
-      z = W * x;  y = scale · (z - μ_B) / sqrt(σ²_B + eps) + bias;  out = MaxPool2(ReLU(y))
+      z = W * x;  y = scale · (z - μ_B) / sqrt(σ²_B + eps) + bias;  out = MaxPool2(ReLU(y))   (ReLU(y) if not pool)
 
   with μ_B, σ²_B the batch mean and biased variance per channel. Returns `(out, μ_B, σ²_B)`; the statistics are
   for the running-average update and count as constants (their cotangents are ignored, as `batch_norm_train`
   stops their gradient). Equal to `max_pool2(relu(batch_norm_train(conv3x3(x, kernel), ...)))` and its gradient
-  to float32 rounding. `jax.custom_vjp`: no forward-mode autodiff (use the unfused layers for `jvp`).
+  to float32 rounding. With `feedback_3x3xCxO` (feedback alignment) the error reaches x through that kernel
+  instead of W (∂x = ∂z ⋆ flip(B)ᵀ; ∂W unchanged; B gets a zero cotangent). `jax.custom_vjp`: no forward-mode
+  autodiff (use the unfused layers for `jvp`).
   """
-  out, _, mu_O, var_O = _block_forward_per_seed(x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O)
-  return out, mu_O, var_O
+  args = (x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O)
+  if feedback_3x3xCxO is None:
+    return _FUSED[(pool, False)](*args)
+  return _FUSED[(pool, True)](*args, feedback_3x3xCxO)
 
 
-def _conv_bn_relu_pool_fwd(x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O):
-  out, z, mu_O, var_O = _block_forward_per_seed(x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O)
-  return (out, mu_O, var_O), (x_NxHxWxC, kernel_3x3xCxO, scale_O, bias_O, z, mu_O, var_O)
+@jax.custom_vjp
+def conv3x3_feedback(x_NxHxWxC: jax.Array, kernel_3x3xCxO: jax.Array, feedback_3x3xCxO: jax.Array) -> jax.Array:
+  """`conv3x3(x, kernel)` whose backward pass sends the error to x through `feedback` instead of `kernel`
+  (feedback alignment, Lillicrap et al. 2016): ∂x = conv3x3_input_grad(δ, B), ∂W = conv3x3_kernel_grad(x, δ)."""
+  return conv3x3(x_NxHxWxC, kernel_3x3xCxO)
 
 
-def _conv_bn_relu_pool_bwd(residuals, cotangents):
-  g_out, _, _ = cotangents  # the batch statistics' cotangents: constants, see the docstring
-  return _block_backward_per_seed(*residuals, g_out)
+def _conv3x3_feedback_fwd(x, kernel, feedback):
+  return conv3x3(x, kernel), (x, feedback)
 
 
-conv_bn_relu_pool.defvjp(_conv_bn_relu_pool_fwd, _conv_bn_relu_pool_bwd)
+def _conv3x3_feedback_bwd(residuals, delta_NxHxWxO):
+  x, feedback = residuals
+  return conv3x3_input_grad(delta_NxHxWxO, feedback), conv3x3_kernel_grad(x, delta_NxHxWxO), jnp.zeros_like(feedback)
+
+
+conv3x3_feedback.defvjp(_conv3x3_feedback_fwd, _conv3x3_feedback_bwd)
+
+
+@jax.custom_vjp
+def dense_feedback(x_NxI: jax.Array, kernel_IxO: jax.Array, feedback_IxO: jax.Array) -> jax.Array:
+  """`x @ kernel` whose backward pass sends the error to x as δ Bᵀ instead of δ Wᵀ (feedback alignment)."""
+  return x_NxI @ kernel_IxO
+
+
+def _dense_feedback_fwd(x, kernel, feedback):
+  return x @ kernel, (x, feedback)
+
+
+def _dense_feedback_bwd(residuals, delta_NxO):
+  x, feedback = residuals
+  return delta_NxO @ feedback.T, x.T @ delta_NxO, jnp.zeros_like(feedback)
+
+
+dense_feedback.defvjp(_dense_feedback_fwd, _dense_feedback_bwd)
 
 
 def running_stats(mean_C, var_C, batch_mean_C, batch_var_C, n: int):
@@ -204,17 +275,45 @@ def running_stats(mean_C, var_C, batch_mean_C, batch_var_C, n: int):
   return new_mean, new_var
 
 
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["mean", "var"], meta_fields=["count"])
+@dataclasses.dataclass(frozen=True)
+class BatchStats:
+  """Per-channel statistics of one training batch: mean, biased variance, and the count m = N·H·W behind them
+  (static: it sets the n/(n-1) unbiasing of the running variance)."""
+
+  mean: jax.Array
+  var: jax.Array
+  count: int
+
+
+def batch_stats(x_NxHxWxC: jax.Array) -> BatchStats:
+  """μ_B = mean over (N, H, W), σ²_B = mean of (x - μ_B)² (biased), as BatchNorm normalises with in training."""
+  mu_1x1x1xC = jnp.mean(x_NxHxWxC, axis=(0, 1, 2), keepdims=True)
+  var_1x1x1xC = jnp.mean(jnp.square(x_NxHxWxC - mu_1x1x1xC), axis=(0, 1, 2), keepdims=True)
+  n = x_NxHxWxC.shape[0] * x_NxHxWxC.shape[1] * x_NxHxWxC.shape[2]
+  return BatchStats(mu_1x1x1xC.reshape(-1), var_1x1x1xC.reshape(-1), n)
+
+
+def running_update(running: dict, stats: BatchStats) -> dict:
+  """`{"mean", "var"}` running statistics after one batch (`running_stats`, PyTorch's momentum 0.1)."""
+  mean, var = running_stats(running["mean"], running["var"], stats.mean, stats.var, stats.count)
+  return {"mean": mean, "var": var}
+
+
+def batch_norm_batch(x_NxHxWxC, scale_C, bias_C) -> tuple[jax.Array, BatchStats]:
+  """Training-mode BatchNorm normalising by the batch statistics: returns `(y, BatchStats)`."""
+  stats = batch_stats(x_NxHxWxC)
+  return _affine(x_NxHxWxC, stats.mean, stats.var, scale_C, bias_C), stats
+
+
 def batch_norm_train(x_NxHxWxC, scale_C, bias_C, mean_C, var_C):
   """Training-mode BatchNorm: normalise by the biased batch variance, update running stats with the unbiased one.
 
   y = scale * (x - mu_B) / sqrt(var_B + eps) + bias;  running <- (1 - m) running + m batch  (m = 0.1).
   Returns `(y, (new_mean_C, new_var_C))`.
   """
-  n = x_NxHxWxC.shape[0] * x_NxHxWxC.shape[1] * x_NxHxWxC.shape[2]
-  mu_1x1x1xC = jnp.mean(x_NxHxWxC, axis=(0, 1, 2), keepdims=True)
-  var_1x1x1xC = jnp.mean(jnp.square(x_NxHxWxC - mu_1x1x1xC), axis=(0, 1, 2), keepdims=True)
-  y = _affine(x_NxHxWxC, mu_1x1x1xC, var_1x1x1xC, scale_C, bias_C)
-  return y, running_stats(mean_C, var_C, mu_1x1x1xC.reshape(-1), var_1x1x1xC.reshape(-1), n)
+  y, stats = batch_norm_batch(x_NxHxWxC, scale_C, bias_C)
+  return y, running_stats(mean_C, var_C, stats.mean, stats.var, stats.count)
 
 
 def batch_norm_eval(x_NxHxWxC, scale_C, bias_C, mean_C, var_C):

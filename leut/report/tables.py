@@ -10,30 +10,67 @@ constant RDM) is left out of every per-seed statistic; `n_excluded` counts those
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 import pandas as pd
 
+from leut import models
 from leut.report import inference
 from leut.report.layer_choice import modal_layer
 
-# Paper A's fixed layer → ROI mapping (PROTOCOL §1.4), extended to V3/V4 by hierarchy position.
-DEFAULT_LAYER_FOR_ROI = {
-  "V1": "conv1",
-  "V2": "conv1",
-  "V3": "conv2",
-  "V4": "conv2",
-  "hV4": "conv2",
-  "LOC": "conv3",
-  "IT": "fc1",
-}
+# Where each ROI sits along the network's blocks, as a fraction of their depth (0 = the first block, 1 = the last);
+# the ROIs in READOUT_ROIS read the layer after the blocks (fc1). For the 3-block protocol CNN this is paper A's
+# fixed mapping (PROTOCOL §1.4: V1, V2 → conv1; LOC → conv3; IT → fc1), with V3/V4 halfway (conv2).
+ROI_DEPTH = {"V1": 0.0, "V2": 0.0, "V3": 0.5, "V4": 0.5, "hV4": 0.5, "LOC": 1.0}
+READOUT_ROIS = ("IT",)
+PROTOCOL_LAYERS = ("conv1", "conv2", "conv3", "fc1")
 UNTRAINED = "untrained"
 STAT_COLUMNS = ["mean", "sd", "ci_lo", "ci_hi", "n", "n_excluded"]
 
 
+class UnmappedROIWarning(UserWarning):
+  pass
+
+
+def default_layer_for_roi(feature_layers, rois=()) -> dict[str, str]:
+  """The default fixed layer of each ROI for a network whose scored layers are `feature_layers` (blocks in depth
+  order, then the readout-side layer): block number round(d · (B − 1)) for an ROI at relative depth d
+  (`ROI_DEPTH`), the last layer for IT. An ROI in `rois` with no known depth gets the last block, with a warning
+  (so no ROI leaves the tables; set `report.layer_for_roi` to choose)."""
+  layers = tuple(feature_layers)
+  blocks = layers[:-1] or layers
+  mapping = {roi: blocks[math.floor(d * (len(blocks) - 1) + 0.5)] for roi, d in ROI_DEPTH.items()}
+  mapping.update({roi: layers[-1] for roi in READOUT_ROIS})
+  for roi in rois:
+    if roi not in mapping:
+      mapping[roi] = blocks[-1]
+      warnings.warn(
+        f"ROI {roi!r} has no default layer; it is scored at {blocks[-1]!r} (set report.layer_for_roi to choose)",
+        UnmappedROIWarning,
+        stacklevel=2,
+      )
+  return mapping
+
+
+DEFAULT_LAYER_FOR_ROI = default_layer_for_roi(PROTOCOL_LAYERS)
+
+
 def layer_for_roi(config) -> dict[str, str]:
-  mapping = dict(DEFAULT_LAYER_FOR_ROI)
-  if config is not None and "report" in config and config.report.get("layer_for_roi"):
-    mapping.update(dict(config.report.layer_for_roi))
+  """The fixed layer of each ROI: the depth-aware default for `config.model` (`default_layer_for_roi`), then the
+  overrides in `report.layer_for_roi` (which must name scored layers)."""
+  if config is None or "model" not in config:
+    return dict(DEFAULT_LAYER_FOR_ROI)
+  layers = models.feature_layers(config.model)
+  rois = list(config.data.get("rois", [])) if "data" in config else []
+  mapping = default_layer_for_roi(layers, rois)
+  if "report" in config and config.report.get("layer_for_roi"):
+    overrides = dict(config.report.layer_for_roi)
+    unknown = {roi: layer for roi, layer in overrides.items() if layer not in layers}
+    if unknown:
+      raise ValueError(f"report.layer_for_roi: {unknown} name layers this model does not have; its layers: {layers}")
+    mapping.update(overrides)
   return mapping
 
 

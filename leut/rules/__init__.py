@@ -1,6 +1,7 @@
 """Learning rules, one per module, each a factory returning a `LearningRule` plus its protocol optimiser.
 
-A rule named `foo` lives in `leut/rules/foo.py` and defines `foo(**hparams) -> LearningRule` and
+A rule named `foo` lives in `leut/rules/foo.py` and defines `foo(network, **hparams) -> LearningRule` (the
+`leut.models.Network` it trains) and
 `protocol_optimizer(*, steps_per_epoch, epochs, **hparams) -> optax.GradientTransformation`. That convention is
 the whole registry: adding a rule is adding a file (see `notebooks/02_new_rule.ipynb`).
 """
@@ -15,7 +16,8 @@ from typing import Any
 
 import optax
 
-from leut.rules.base import Batch, EmptyState, LearningRule, RuleUpdate, evaluate_fn  # noqa: F401
+from leut.models.network import Network
+from leut.rules.base import Batch, EmptyState, LearningRule, RuleUpdate, feedforward  # noqa: F401
 
 _NOT_RULES = {"base"}
 
@@ -52,17 +54,27 @@ def _split(fn, hparams: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def make(
-  name: str, hparams: Mapping[str, Any] | None = None, *, steps_per_epoch: int, epochs: int
+  name: str,
+  hparams: Mapping[str, Any] | None = None,
+  *,
+  steps_per_epoch: int,
+  epochs: int,
+  network: Network | None = None,
 ) -> tuple[LearningRule, optax.GradientTransformation]:
-  """Build rule `name` and its protocol optimiser; `hparams` go to whichever of the two accepts each key."""
+  """Build rule `name` for `network` (default: the protocol CNN) and its protocol optimiser; `hparams` go to
+  whichever of the two accepts each key."""
   module = _module(name)
+  if network is None:
+    from leut.models import cnn
+
+    network = cnn.network()
   hparams = dict(hparams or {})
   factory = getattr(module, name)
   make_tx = module.protocol_optimizer
   unused = set(hparams) - set(inspect.signature(factory).parameters) - set(inspect.signature(make_tx).parameters)
   if unused:
     raise ValueError(f"rule {name!r} does not take hyperparameter(s) {sorted(unused)}")
-  rule = factory(**_split(factory, hparams))
+  rule = factory(network, **_split(factory, hparams))
   tx = make_tx(steps_per_epoch=steps_per_epoch, epochs=epochs, **_split(make_tx, hparams))
   return rule, tx
 

@@ -35,14 +35,23 @@ def upsample2(x_NxHxWxC: jax.Array) -> jax.Array:
   return jnp.repeat(jnp.repeat(x_NxHxWxC, 2, axis=1), 2, axis=2)
 
 
+def upsample(x_NxHxWxC: jax.Array, factor: int) -> jax.Array:
+  """Nearest-neighbour upsampling by `factor` (1: unchanged, 2: `upsample2`)."""
+  return x_NxHxWxC if factor == 1 else upsample2(x_NxHxWxC)
+
+
+def sum_pool(x_NxHxWxC: jax.Array, factor: int) -> jax.Array:
+  """The adjoint of `upsample(·, factor)`: the sum over each factor x factor block (1: unchanged)."""
+  return x_NxHxWxC if factor == 1 else 4.0 * layers.avg_pool2(x_NxHxWxC)
+
+
 def group_of(name: str) -> str:
-  """'conv' for conv kernels, 'head' for fc1/fc2, 'bn' for BatchNorm affine parameters."""
-  if name.startswith("conv"):
-    return "conv"
-  if name.startswith("fc"):
-    return "head"
-  if name.startswith("bn"):
-    return "bn"
+  """'conv' for conv kernels, 'head' for fc1/fc2, 'bn' for BatchNorm affine parameters, from the first
+  '_'-separated part of the name that starts with conv / fc / bn ('conv2', 'res1_bn_a', 'fc1')."""
+  for part in name.split("_"):
+    for prefix, group in (("conv", "conv"), ("fc", "head"), ("bn", "bn")):
+      if part.startswith(prefix):
+        return group
   raise ValueError(f"unknown parameter group {name!r}")
 
 
@@ -59,3 +68,13 @@ def uniform(key: jax.Array, shape: tuple[int, ...], fan_in: int) -> jax.Array:
   """U(±1/sqrt(fan_in)): PyTorch's default Conv2d/Linear initialisation (`kaiming_uniform_(a=sqrt(5))`)."""
   bound = 1.0 / jnp.sqrt(float(fan_in))
   return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+
+
+def needs_protocol_cnn(rule_name: str, network) -> None:
+  """Refuse any network but the 3-block protocol CNN (every block pooled) for a replication of published code."""
+  if network.name != "cnn" or len(network.blocks) != 3 or any(b.downsample != 2 for b in network.blocks):
+    raise ValueError(
+      f"{rule_name} replicates published code written for the 3-block protocol CNN (model.name='cnn', three "
+      f"widths, every block pooled); this network is {network.name!r} with blocks "
+      f"{[b.name for b in network.blocks]}. Use its textbook counterpart for other architectures."
+    )

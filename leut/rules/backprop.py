@@ -12,12 +12,12 @@ import jax
 import optax
 
 from leut import optimizers
-from leut.models import cnn
+from leut.models.network import Network
 from leut.rules import base
 
 
-def backprop(*, dropout_rate: float = 0.3) -> base.LearningRule:
-  """Backprop as a `LearningRule`; `dropout_rate` applies after ReLU(fc1) in training only."""
+def backprop(network: Network, *, dropout_rate: float = 0.3) -> base.LearningRule:
+  """Backprop on `network` as a `LearningRule`; `dropout_rate` applies after ReLU(fc1) in training only."""
 
   def init(key, params):
     del key, params
@@ -25,7 +25,7 @@ def backprop(*, dropout_rate: float = 0.3) -> base.LearningRule:
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
     def loss_fn(p):
-      logits, _, new_state = cnn.apply(
+      logits, _, new_state = network.apply(
         p, model_state, batch.images, train=True, dropout_key=key, dropout_rate=dropout_rate
       )
       return base.cross_entropy(logits, batch.labels), (logits, new_state)
@@ -33,7 +33,7 @@ def backprop(*, dropout_rate: float = 0.3) -> base.LearningRule:
     (loss, (logits, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     return base.RuleUpdate(grads, new_state, rule_state, base.classification_metrics(loss, logits, batch.labels))
 
-  return base.LearningRule(init, update)
+  return base.LearningRule(init, update, base.feedforward(network))
 
 
 def protocol_optimizer(

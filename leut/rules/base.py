@@ -5,11 +5,16 @@ descends along it: a local rule that wants ΔW returns -ΔW). An optax `Gradient
 `multi_transform` for per-layer optimisers) then shapes and applies that direction. Everything is pure, so a
 rule jits, `vmap`s over seeds and `scan`s over steps like backprop does.
 
-    rule = leut.rules.backprop.backprop(dropout_rate=0.3)
+    net = leut.models.build(config.model)                 # the network (`leut.models.Network`)
+    rule = leut.rules.backprop.backprop(net, dropout_rate=0.3)
     rule_state = rule.init(key, params)
     out = rule.update(params, model_state, rule_state, batch, key)     # -> RuleUpdate
     updates, opt_state = tx.update(out.grads, opt_state, params)
     params = optax.apply_updates(params, updates)
+    logits, feats = rule.represent(params, model_state, rule_state, x)  # evaluation-mode readout
+
+A rule reaches the network only through the `Network` it was built with (its blocks, `apply` with `feedback` /
+`detach`, `head`, `readout`): see `leut.models`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from leut.models import cnn
+from leut.models.network import Network, pooled_features
 
 
 class Batch(NamedTuple):
@@ -41,27 +46,40 @@ class EmptyState(NamedTuple):
 
 
 class LearningRule(NamedTuple):
-  """`init(key, params) -> state`; `update(params, model_state, state, batch, key) -> RuleUpdate`.
-
-  `evaluate(params, model_state, state, x) -> (logits, features)` is the rule's evaluation-mode readout; None means
-  the plain feedforward network (`evaluate_feedforward`). Predictive coding overrides it, since its
-  representations are the ones after inference.
-  """
+  """`init(key, params) -> state`; `update(params, model_state, state, batch, key) -> RuleUpdate`;
+  `represent(params, model_state, state, x) -> (logits, {layer: N x U})`, the evaluation-mode readout that is
+  scored against the brain (running BatchNorm statistics; `feedforward(net)` for most rules, predictive coding
+  reads its representations after inference)."""
 
   init: Callable
   update: Callable
-  evaluate: Callable | None = None
+  represent: Callable
 
 
-def evaluate_feedforward(params, model_state, rule_state, x_NxHxWx3):
-  """Evaluation-mode logits and per-layer features of the plain network (running BatchNorm statistics)."""
-  del rule_state
-  logits, acts, _ = cnn.apply(params, model_state, x_NxHxWx3, train=False)
-  return logits, cnn.pooled_features(acts)
+_FEEDFORWARD = {}
 
 
-def evaluate_fn(rule: LearningRule) -> Callable:
-  return rule.evaluate if rule.evaluate is not None else evaluate_feedforward
+def feedforward(network: Network) -> Callable:
+  """The plain network's evaluation-mode `(logits, features)`: one function object per network, so every rule that
+  reads it shares one compiled feature extraction."""
+  if network not in _FEEDFORWARD:
+
+    def represent(params, model_state, rule_state, x_NxHxWx3):
+      del rule_state
+      logits, acts, _ = network.apply(params, model_state, x_NxHxWx3, train=False)
+      return logits, pooled_features(acts)
+
+    _FEEDFORWARD[network] = represent
+  return _FEEDFORWARD[network]
+
+
+def needs_blocks(rule_name: str, network: Network) -> None:
+  """Refuse a network without leut blocks (a user flax model) for a rule that works block by block."""
+  if not network.blocks:
+    raise ValueError(
+      f"{rule_name} works on leut's block networks (model.name 'cnn' or 'resnet'), not on a {network.name!r} "
+      "model; a flax model trains with backprop, feedback_alignment or direct_feedback_alignment"
+    )
 
 
 def cross_entropy(logits_NxK: jax.Array, labels_N: jax.Array) -> jax.Array:

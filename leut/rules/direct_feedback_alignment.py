@@ -13,8 +13,10 @@ output, divided by H·W. That is the adjoint of global average pooling, i.e. δ_
 each layer is trained as if its spatially averaged features (the features RSA scores) fed the output through B_l,
 and the per-layer signal does not grow with the map size. The ReLU, pool and BN derivatives enter through ∂h_l/∂θ_l.
 
-How it is computed (the whole rule is one autodiff call): each layer's input is `stop_gradient`ed, so
-∂/∂θ of the surrogate  CE(logits) + Σ_l ⟨h_l, stop_gradient(δ_l)⟩  is exactly the DFA direction for every θ.
+How it is computed (the whole rule is one autodiff call): `Network.apply(..., detach=True)` stops the gradient at
+each stage's input and returns the stage outputs h_l (leut's blocks and fc1; for a flax model, the input of every
+Dense/Conv layer after the first), so ∂/∂θ of the surrogate  CE(logits) + Σ_l ⟨h_l, stop_gradient(δ_l)⟩  is
+exactly the DFA direction for every θ.
 
 B_l ~ U(±1/sqrt(C_l)), the scale of the forward init of a C_l → K map, so |δ_l| at init matches backprop's.
 Protocol optimiser: the BP one (clip 1.0, coupled L2 1e-4, Adam 1e-3, per-epoch cosine); DFA is not in the
@@ -29,11 +31,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from leut.models import cnn, layers
+from leut.models.network import Network
 from leut.rules import _local, base
 from leut.rules.backprop import protocol_optimizer  # noqa: F401  (DFA trains with backprop's optimiser)
-
-HIDDEN = cnn.CONV_LAYERS + ("fc1",)
 
 
 class DFAState(NamedTuple):
@@ -55,34 +55,41 @@ def dfa_surrogate(hidden: Sequence[jax.Array], e_NxK: jax.Array, feedback: Seque
   return sum(jnp.sum(h * jax.lax.stop_gradient(project_error(e_NxK, b, h.shape))) for h, b in zip(hidden, feedback))
 
 
-def direct_feedback_alignment(*, dropout_rate: float = 0.0) -> base.LearningRule:
-  """DFA as a `LearningRule`; `dropout_rate` (default 0) applies to fc1 in training, its mask enters δ_fc1."""
+def hidden_shapes(network: Network, params) -> dict:
+  """Shapes of the hidden stages DFA feeds (`apply(detach=True)`'s acts) for one 32-px image, and of the logits."""
+  _, state = jax.eval_shape(network.init, jax.random.key(0))
+  x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+
+  def forward(p, s, x_):
+    return network.apply(p, s, x_, train=True, dropout_key=jax.random.key(0), detach=True)
+
+  logits, hidden, _ = jax.eval_shape(forward, params, state, x)
+  return {name: h.shape for name, h in hidden.items()}, logits.shape[-1]
+
+
+def direct_feedback_alignment(network: Network, *, dropout_rate: float = 0.0) -> base.LearningRule:
+  """DFA on `network` as a `LearningRule`; `dropout_rate` (default 0) applies to fc1 in training, its mask enters
+  δ_fc1."""
 
   def init(key, params):
-    n_classes = params["fc2"]["kernel"].shape[1]
-    keys = jax.random.split(key, len(HIDDEN))
-    widths = {name: params[name]["kernel"].shape[-1] for name in HIDDEN}
-    return DFAState({name: _local.uniform(k, (n_classes, widths[name]), widths[name]) for name, k in zip(HIDDEN, keys)})
+    shapes, n_classes = hidden_shapes(network, params)
+    keys = jax.random.split(key, len(shapes))
+    return DFAState(
+      {name: _local.uniform(k, (n_classes, shape[-1]), shape[-1]) for (name, shape), k in zip(shapes.items(), keys)}
+    )
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
     def surrogate(p):
-      new_state, hidden = dict(model_state), []
-      h = batch.images
-      for name in cnn.CONV_LAYERS:
-        h, new_state[cnn.BN_OF[name]] = cnn.conv_block(p, model_state, name, jax.lax.stop_gradient(h), train=True)
-        hidden.append(h)
-      fc1 = cnn.head(p, jax.lax.stop_gradient(h))
-      if dropout_rate > 0.0:
-        fc1 = layers.dropout(key, fc1, dropout_rate)
-      hidden.append(fc1)
-      logits = cnn.readout(p, jax.lax.stop_gradient(fc1))
+      logits, hidden, new_state = network.apply(
+        p, model_state, batch.images, train=True, dropout_key=key, dropout_rate=dropout_rate, detach=True
+      )
       loss = base.cross_entropy(logits, batch.labels)
       n_classes = logits.shape[-1]
       e_NxK = (jax.nn.softmax(logits) - jax.nn.one_hot(batch.labels, n_classes)) / logits.shape[0]
-      direct = dfa_surrogate(hidden, e_NxK, [rule_state.feedback[name] for name in HIDDEN])
+      direct = dfa_surrogate(list(hidden.values()), e_NxK, [rule_state.feedback[name] for name in hidden])
       return loss + direct, (loss, logits, new_state)
 
     (_, (loss, logits, new_state)), grads = jax.value_and_grad(surrogate, has_aux=True)(params)
     return base.RuleUpdate(grads, new_state, rule_state, base.classification_metrics(loss, logits, batch.labels))
 
-  return base.LearningRule(init, update)
+  return base.LearningRule(init, update, base.feedforward(network))

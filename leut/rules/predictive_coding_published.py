@@ -19,8 +19,9 @@ Weight update (a second train-mode BN pass recomputes r1i, r2i, so bn1/bn2 runni
     W_l += 1e-4 ΔW_l  (the optimiser: plain SGD(1e-4) on −ΔW); W3, P2, P3 and BN γ/β never change.
 Readout: logits = fc2(ReLU(fc1(flatten(r3)))) on the detached inferred r3; Adam(1e-3) on fc1, fc2.
 
-`evaluate` uses running BN statistics (the repaired v10+ behaviour, PROTOCOL §5.1); the pre-fix evaluation
-(batch statistics of the evaluation batch) is deliberately not offered.
+Only the 3-block protocol CNN (any widths) is accepted. `represent` uses running BN statistics (the repaired v10+
+behaviour, PROTOCOL §5.1); the pre-fix evaluation (batch statistics of the evaluation batch) is deliberately not
+offered.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from leut.models import cnn, layers
+from leut.models import layers
+from leut.models.network import Network, with_batch_stats
 from leut.rules import _local, base
 
 T_INF, LR_R, LR_W = 10, 0.02, 1e-4
@@ -42,12 +44,11 @@ class PublishedPCState(NamedTuple):
   predict: dict  # "conv2": P2 (3x3 x C2 x C1), "conv3": P3 (3x3 x C3 x C2), conv form; fixed
 
 
-def feedforward(params, model_state, x, *, train: bool):
+def feedforward(network: Network, params, model_state, x, *, train: bool):
   h, rs, new_state = x, [], dict(model_state)
-  for name in cnn.CONV_LAYERS:
-    h, stats = cnn.conv_block(params, new_state, name, h, train=train)
-    if stats is not None:
-      new_state[cnn.BN_OF[name]] = stats
+  for block in network.blocks:
+    res = block.apply(params, new_state, h, train=train)
+    h, new_state = res.out, with_batch_stats(new_state, res.batch_stats)
     rs.append(h)
   return tuple(rs), new_state
 
@@ -74,12 +75,17 @@ def channel_mean_update(err_NxHxWxO, pre_NxHxWxC):
   return jnp.broadcast_to(jnp.clip(outer_CxO, -DW_CLIP, DW_CLIP)[None, None], (3, 3) + outer_CxO.shape)
 
 
-def predictive_coding_published(*, inference_steps: int = T_INF, lr_r: float = LR_R) -> base.LearningRule:
-  """The published PC (PROTOCOL §2.5) as a `LearningRule`; replication and audit only."""
+def predictive_coding_published(
+  network: Network, *, inference_steps: int = T_INF, lr_r: float = LR_R
+) -> base.LearningRule:
+  """The published PC (PROTOCOL §2.5) as a `LearningRule` on the protocol CNN; replication and audit only."""
+  _local.needs_protocol_cnn("predictive_coding_published", network)
+  block1, block2, _ = network.blocks
 
   def init(key, params):
+    del params
     k2, k3 = jax.random.split(key)
-    c1, c2, c3 = (params[n]["kernel"].shape[-1] for n in cnn.CONV_LAYERS)
+    c1, c2, c3 = (b.out_channels for b in network.blocks)
     return PublishedPCState(
       {"conv2": _local.uniform(k2, (3, 3, c2, c1), 9 * c1), "conv3": _local.uniform(k3, (3, 3, c3, c2), 9 * c2)}
     )
@@ -87,17 +93,18 @@ def predictive_coding_published(*, inference_steps: int = T_INF, lr_r: float = L
   def update(params, model_state, rule_state, batch: base.Batch, key):
     del key
     x = batch.images
-    rs0, state1 = feedforward(params, model_state, x, train=True)
+    rs0, state1 = feedforward(network, params, model_state, x, train=True)
     r1, r2, r3 = jax.lax.stop_gradient(infer(params, rule_state.predict, rs0, steps=inference_steps, lr_r=lr_r))
     # second feedforward pass for the targets: bn1/bn2 running statistics move again.
-    r1i, s1 = cnn.conv_block(params, state1, "conv1", x, train=True)
-    r2i, s2 = cnn.conv_block(params, state1, "conv2", r1i, train=True)
-    new_state = dict(state1, bn1=s1, bn2=s2)
+    first = block1.apply(params, state1, x, train=True)
+    second = block2.apply(params, state1, first.out, train=True)
+    r1i, r2i = first.out, second.out
+    new_state = with_batch_stats(with_batch_stats(state1, first.batch_stats), second.batch_stats)
     e1 = jnp.clip(r1 - r1i, -ERR_CLIP, ERR_CLIP)
     e2 = jnp.clip(r2 - r2i, -ERR_CLIP, ERR_CLIP)
 
     def head_loss(p):
-      logits = cnn.readout(p, cnn.head(p, r3))
+      logits = network.readout(p, network.head(p, r3))
       return base.cross_entropy(logits, batch.labels), logits
 
     (loss, logits), head_grads = jax.value_and_grad(head_loss, has_aux=True)(params)
@@ -107,15 +114,15 @@ def predictive_coding_published(*, inference_steps: int = T_INF, lr_r: float = L
     grads["fc1"], grads["fc2"] = head_grads["fc1"], head_grads["fc2"]
     return base.RuleUpdate(grads, new_state, rule_state, base.classification_metrics(loss, logits, batch.labels))
 
-  def evaluate(params, model_state, rule_state, x_NxHxWx3):
-    rs0, _ = feedforward(params, model_state, x_NxHxWx3, train=False)
+  def represent(params, model_state, rule_state, x_NxHxWx3):
+    rs0, _ = feedforward(network, params, model_state, x_NxHxWx3, train=False)
     rs = infer(params, rule_state.predict, rs0, steps=inference_steps, lr_r=lr_r)
-    fc1 = cnn.head(params, rs[-1])
-    feats = {name: r.mean(axis=(1, 2)) for name, r in zip(cnn.CONV_LAYERS, rs)}
+    fc1 = network.head(params, rs[-1])
+    feats = {b.name: r.mean(axis=(1, 2)) for b, r in zip(network.blocks, rs)}
     feats["fc1"] = fc1
-    return cnn.readout(params, fc1), feats
+    return network.readout(params, fc1), feats
 
-  return base.LearningRule(init, update, evaluate)
+  return base.LearningRule(init, update, represent)
 
 
 def protocol_optimizer(*, steps_per_epoch: int, epochs: int) -> optax.GradientTransformation:

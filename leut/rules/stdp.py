@@ -3,9 +3,10 @@
 Bi & Poo (1998), J. Neurosci. 18:10464; Song, Miller & Abbott (2000), Nat. Neurosci. 3:919 (pair-based, all-to-all
 pairs, exponential window); the trace formulation is Morrison, Diesmann & Gerstner (2008), Biol. Cybern. 98:459.
 
-Spikes. For conv layer l, the pre-synaptic neurons are the elements of the block input a_{l-1} (the image for
-l = 1) and the post-synaptic neuron at (h, w, o) is the block's firing rate ReLU(BN(W_l * a_{l-1}))[h, w, o] (before
-the pool). Each is rate-coded over `time_steps` steps of Bernoulli spikes with per-step probability
+Spikes. For each convolution W of the network (`Block.convs`, read with `block.apply(..., taps=True)`), the
+pre-synaptic neurons are the elements of its input a (the image for the first one) and the post-synaptic neuron at
+(h, w, o) is its own firing rate ReLU(BN(W * a))[h, w, o] (before any pool; in a residual unit, before the skip is
+added). Each is rate-coded over `time_steps` steps of Bernoulli spikes with per-step probability
 p = max_prob · ρ(a), ρ = sigmoid for the signed normalised image and tanh for the non-negative hidden rates.
 
 Pair rule. A pre spike at t_pre and a post spike at t_post, Δt = t_post − t_pre, change the weight by
@@ -19,7 +20,8 @@ one correlation of the time-filtered pre trains with the post trains.
 
 Locality over patches: pre = the 3x3xC_in input patch at (h, w), post = output channel o at (h, w), so
 
-    C_l[dy, dx, c, o] = mean_{n,h,w} Σ_pairs K(Δt)       a full 3x3xC_in xC_out update, not a channel mean.
+    C_l[dy, dx, c, o] = mean_{n,h,w} Σ_pairs K(Δt)       a full 3x3xC_in xC_out update, not a channel mean
+                                                        (a 1x1 projection of a residual unit: pre = the C_in vector).
 
 Competition and bounds (per layer, w_o = W_l[..., o] the filter of output channel o):
   1. C_o ← C_o − mean_{o'} C_{o'}: heterosynaptic competition, each pre-synaptic input's total change over the
@@ -51,7 +53,7 @@ import jax.extend.random
 import jax.numpy as jnp
 import optax
 
-from leut.models import cnn, layers
+from leut.models.network import Network, with_batch_stats
 from leut.rules import _local, base
 
 
@@ -170,21 +172,33 @@ def bounded_direction(c_3x3xCxO, kernel_3x3xCxO, ref_norm_O, norm_decay: float):
   return (scale * tangent_KxO - restore_O[None, :] * w_KxO).reshape(kernel_3x3xCxO.shape)
 
 
-def _forward(params, model_state, x_NxHxWx3):
+def _forward(network: Network, params, model_state, x_NxHxWx3):
   """Train-mode forward with the conv kernels held fixed; returns (logits, [(pre, post)] per conv, new_state)."""
+  fixed = dict(params)
+  for block in network.blocks:
+    for conv in block.convs:
+      fixed[conv.name] = dict(params[conv.name], kernel=jax.lax.stop_gradient(params[conv.name]["kernel"]))
   h, pairs, new_state = x_NxHxWx3, [], dict(model_state)
-  for name in cnn.CONV_LAYERS:
-    bn, stats = params[cnn.BN_OF[name]], model_state[cnn.BN_OF[name]]
-    z = layers.conv3x3(h, jax.lax.stop_gradient(params[name]["kernel"]))
-    y, (mean, var) = layers.batch_norm_train(z, bn["scale"], bn["bias"], stats["mean"], stats["var"])
-    new_state[cnn.BN_OF[name]] = {"mean": mean, "var": var}
-    fire = jax.nn.relu(y)
-    pairs.append((h, fire))
-    h = layers.max_pool2(fire)
-  return cnn.readout(params, cnn.head(params, h)), pairs, new_state
+  for block in network.blocks:
+    res = block.apply(fixed, model_state, h, train=True, taps=True)
+    pairs += [(pre, post) for _, pre, post in res.taps]
+    new_state = with_batch_stats(new_state, res.batch_stats)
+    h = res.out
+  return network.readout(params, network.head(params, h)), pairs, new_state
+
+
+def conv_correlation(pre_TxNxHxWxC, post_TxNxHxWxO, window: STDPParams, size: int):
+  """`stdp_correlation` over 3x3 patches (size 3), or per position for a 1x1 convolution (size 1)."""
+  if size == 3:
+    return stdp_correlation(pre_TxNxHxWxC, post_TxNxHxWxO, window)
+  t = pre_TxNxHxWxC.shape[0]
+  flat = lambda a: a.reshape(t, -1, a.shape[-1])  # noqa: E731 - every position a sample
+  c_CxO = stdp_correlation(flat(pre_TxNxHxWxC), flat(post_TxNxHxWxO), window, patches=False)
+  return c_CxO.reshape(1, 1, *c_CxO.shape)
 
 
 def stdp(
+  network: Network,
   *,
   time_steps: int = 10,
   max_prob: float = 0.5,
@@ -194,26 +208,27 @@ def stdp(
   tau_minus: float = 20.0,
   norm_decay: float = 1.0,
 ) -> base.LearningRule:
-  """STDP on the conv layers as a `LearningRule` (equations in the module docstring).
+  """STDP on every convolution of `network` as a `LearningRule` (equations in the module docstring).
 
   Args:
+    network: a network of leut blocks (`model.name` 'cnn' or 'resnet'); a flax model is refused.
     time_steps: length T of the spike trains per image.
     max_prob: per-step spike probability at rate 1.
     a_plus, a_minus, tau_plus, tau_minus: the pair window (τ in time steps).
     norm_decay: λ, the pull of each filter's norm back to its initial norm.
   The step size (relative change of each conv layer per step) is the optimiser's `learning_rate`.
   """
+  base.needs_blocks("stdp", network)
   window = STDPParams(a_plus, a_minus, tau_plus, tau_minus)
+  convs = [conv for block in network.blocks for conv in block.convs]
 
   def init(key, params):
     del key
-    return STDPState(
-      {name: jnp.sqrt(jnp.sum(jnp.square(params[name]["kernel"]), axis=(0, 1, 2))) for name in cnn.CONV_LAYERS}
-    )
+    return STDPState({c.name: jnp.sqrt(jnp.sum(jnp.square(params[c.name]["kernel"]), axis=(0, 1, 2))) for c in convs})
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
     def loss_fn(p):
-      logits, pairs, new_state = _forward(p, model_state, batch.images)
+      logits, pairs, new_state = _forward(network, p, model_state, batch.images)
       return base.cross_entropy(logits, batch.labels), (logits, pairs, new_state)
 
     (loss, (logits, pairs, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -221,14 +236,15 @@ def stdp(
     for l, (pre, post) in enumerate(jax.lax.stop_gradient(pairs)):
       rates += [jax.nn.sigmoid(pre) if l == 0 else jnp.tanh(pre), jnp.tanh(post)]
     spikes = rate_spikes_many(key, rates, time_steps, max_prob)
-    for l, name in enumerate(cnn.CONV_LAYERS):
-      c = stdp_correlation(spikes[2 * l], spikes[2 * l + 1], window)
+    for l, conv in enumerate(convs):
+      c = conv_correlation(spikes[2 * l], spikes[2 * l + 1], window, conv.size)
       c = c - jnp.mean(c, axis=-1, keepdims=True)  # heterosynaptic competition across post-synaptic channels
-      kernel = params[name]["kernel"]
-      grads[name] = {"kernel": -bounded_direction(c, kernel, rule_state.ref_norms[name], norm_decay)}
+      kernel = params[conv.name]["kernel"]
+      direction = -bounded_direction(c, kernel, rule_state.ref_norms[conv.name], norm_decay)
+      grads[conv.name] = dict(grads[conv.name], kernel=direction)
     return base.RuleUpdate(grads, new_state, rule_state, base.classification_metrics(loss, logits, batch.labels))
 
-  return base.LearningRule(init, update)
+  return base.LearningRule(init, update, base.feedforward(network))
 
 
 def protocol_optimizer(

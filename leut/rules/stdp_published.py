@@ -5,7 +5,7 @@ its sign is inverted relative to the paper's equation, and its size (≤ 6.3e-7 
 convs essentially at their initialisation, so the features are those of random convs with backprop-trained BN.
 
 Block order (published `STDP_CNN._forward`): conv → ReLU → BN → ReLU → MaxPool2 — the extra ReLU before BN is
-reproduced exactly here (forward, training and `evaluate`), not approximated.
+reproduced exactly here (forward, training and `represent`), not approximated.
 Per conv layer l with block input a (a = the normalised image for l = 1), before the update:
     pre[b, i] = mean_hw a[b, i],   post[b, o] = mean_hw ReLU(W_l * a)[b, o]   (pre-BN)
     rate = clip(sigmoid(act), 0, 1);  spikes s[t] = U[t] < rate/T for t = 0..T−1 (T = 10)
@@ -18,9 +18,10 @@ Then a second forward with the updated convs (BN in train mode again: running st
 gives the cross-entropy whose gradient trains fc1, fc2 and the BN γ/β with Adam(1e-3); conv kernels get no
 backprop gradient.
 
-leut contract: the rule returns grads = (W − clip(W + lr dW, −1, 1))/lr for the kernels, so the optimiser's plain
-SGD(lr = 5e-4) lands exactly on the published clipped weights. The published init is kaiming_normal
-(`cnn.init(conv_init="kaiming_normal")`); leut's shared init is the default unless the config asks.
+Only the 3-block protocol CNN (any widths) is accepted. leut contract: the rule returns
+grads = (W − clip(W + lr dW, −1, 1))/lr for the kernels, so the optimiser's plain SGD(lr = 5e-4) lands exactly on
+the published clipped weights. The published init is kaiming_normal (`config.model.init_per_rule`,
+`leut.models.init_options`); leut's shared init is the default unless the config asks.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from leut.models import cnn, layers
+from leut.models import layers
+from leut.models.network import Network
 from leut.rules import _local, base
 
 A_P = A_M = 0.003
@@ -61,63 +63,67 @@ def channel_update(t_pre_BxI, t_post_BxO):
   return jnp.clip(jnp.mean(published_kernel(dt_BxIxO), axis=0), -DW_CLIP, DW_CLIP)
 
 
-def _forward(params, model_state, x, kernels):
+def _forward(network: Network, params, model_state, x, kernels):
   """conv → ReLU → BN(train) → ReLU → pool with the given kernels; returns (logits, [(pre, post)], new_state)."""
   h, pairs, new_state = x, [], dict(model_state)
-  for name in cnn.CONV_LAYERS:
-    bn, stats = params[cnn.BN_OF[name]], model_state[cnn.BN_OF[name]]
-    out = jax.nn.relu(layers.conv3x3(h, kernels[name]))
+  for block in network.blocks:
+    (conv,) = block.convs
+    bn, stats = params[conv.bn], model_state[conv.bn]
+    out = jax.nn.relu(layers.conv3x3(h, kernels[conv.name]))
     pairs.append((h.mean(axis=(1, 2)), out.mean(axis=(1, 2))))
     y, (mean, var) = layers.batch_norm_train(out, bn["scale"], bn["bias"], stats["mean"], stats["var"])
-    new_state[cnn.BN_OF[name]] = {"mean": mean, "var": var}
+    new_state[conv.bn] = {"mean": mean, "var": var}
     h = layers.max_pool2(jax.nn.relu(y))
-  return cnn.readout(params, cnn.head(params, h)), pairs, new_state
+  return network.readout(params, network.head(params, h)), pairs, new_state
 
 
-def stdp_published() -> base.LearningRule:
-  """The published STDP (PROTOCOL §2.6) as a `LearningRule`; replication and audit only."""
+def stdp_published(network: Network) -> base.LearningRule:
+  """The published STDP (PROTOCOL §2.6) as a `LearningRule` on the protocol CNN; replication and audit only."""
+  _local.needs_protocol_cnn("stdp_published", network)
+  conv_names = [block.convs[0].name for block in network.blocks]
 
   def init(key, params):
     del key, params
     return base.EmptyState()
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
-    kernels = {name: params[name]["kernel"] for name in cnn.CONV_LAYERS}
-    _, pairs, state1 = _forward(params, model_state, batch.images, kernels)
+    kernels = {name: params[name]["kernel"] for name in conv_names}
+    _, pairs, state1 = _forward(network, params, model_state, batch.images, kernels)
     acts = [a for pair in pairs for a in pair]
     sizes = [a.shape[1] for a in acts]
     times = jnp.split(first_spike_times(key, jnp.concatenate(acts, axis=1)), np.cumsum(sizes[:-1]).tolist(), axis=1)
     new_kernels = {}
-    for l, name in enumerate(cnn.CONV_LAYERS):
+    for l, name in enumerate(conv_names):
       dw_IxO = channel_update(times[2 * l], times[2 * l + 1])
       new_kernels[name] = jnp.clip(kernels[name] + LR_STDP * dw_IxO[None, None], -1.0, 1.0)
     new_kernels = jax.lax.stop_gradient(new_kernels)
 
     def loss_fn(p):
-      logits, _, new_state = _forward(p, state1, batch.images, new_kernels)
+      logits, _, new_state = _forward(network, p, state1, batch.images, new_kernels)
       return base.cross_entropy(logits, batch.labels), (logits, new_state)
 
     (loss, (logits, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    for name in cnn.CONV_LAYERS:
-      grads[name] = {"kernel": (kernels[name] - new_kernels[name]) / LR_STDP}
+    for name in conv_names:
+      grads[name] = dict(grads[name], kernel=(kernels[name] - new_kernels[name]) / LR_STDP)
     return base.RuleUpdate(grads, new_state, rule_state, base.classification_metrics(loss, logits, batch.labels))
 
-  def evaluate(params, model_state, rule_state, x_NxHxWx3):
+  def represent(params, model_state, rule_state, x_NxHxWx3):
     """Published block order with running BN statistics (the repaired evaluation, PROTOCOL §5.1)."""
     del rule_state
     h, feats = x_NxHxWx3, {}
-    for name in cnn.CONV_LAYERS:
-      bn, stats = params[cnn.BN_OF[name]], model_state[cnn.BN_OF[name]]
-      out = jax.nn.relu(layers.conv3x3(h, params[name]["kernel"]))
+    for block in network.blocks:
+      (conv,) = block.convs
+      bn, stats = params[conv.bn], model_state[conv.bn]
+      out = jax.nn.relu(layers.conv3x3(h, params[conv.name]["kernel"]))
       h = layers.max_pool2(
         jax.nn.relu(layers.batch_norm_eval(out, bn["scale"], bn["bias"], stats["mean"], stats["var"]))
       )
-      feats[name] = h.mean(axis=(1, 2))
-    fc1 = cnn.head(params, h)
+      feats[block.name] = h.mean(axis=(1, 2))
+    fc1 = network.head(params, h)
     feats["fc1"] = fc1
-    return cnn.readout(params, fc1), feats
+    return network.readout(params, fc1), feats
 
-  return base.LearningRule(init, update, evaluate)
+  return base.LearningRule(init, update, represent)
 
 
 def protocol_optimizer(*, steps_per_epoch: int, epochs: int) -> optax.GradientTransformation:

@@ -1,7 +1,9 @@
 """The untrained baseline: the network at its initialisation, never updated (PROTOCOL §2.2).
 
 Its update direction is zero and its optimiser is `optax.set_to_zero()`, so even if it were stepped nothing would
-move. It shares the initialisation key of every trained rule, so it equals each rule's epoch-0 checkpoint.
+move. It shares the initialisation key of every trained rule, so with one shared initialisation (the default) it
+equals each rule's epoch-0 checkpoint; with per-rule initialisations (`model.init_per_rule`, the published
+starting points) it is the epoch 0 only of the rules that share its initialisation (BP and PC).
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from leut.models import cnn
+from leut.models.network import Network
 from leut.rules import base
 
 
-def untrained() -> base.LearningRule:
+def untrained(network: Network) -> base.LearningRule:
   """A `LearningRule` whose update is all zeros and leaves BatchNorm statistics untouched."""
 
   def init(key, params):
@@ -23,12 +25,12 @@ def untrained() -> base.LearningRule:
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
     del key
-    logits = cnn.predict(params, model_state, batch.images)
+    logits, _, _ = network.apply(params, model_state, batch.images, train=False)
     loss = base.cross_entropy(logits, batch.labels)
     zeros = jax.tree.map(jnp.zeros_like, params)
     return base.RuleUpdate(zeros, model_state, rule_state, base.classification_metrics(loss, logits, batch.labels))
 
-  return base.LearningRule(init, update)
+  return base.LearningRule(init, update, base.feedforward(network))
 
 
 def protocol_optimizer(*, steps_per_epoch: int, epochs: int) -> optax.GradientTransformation:

@@ -6,7 +6,7 @@
 Keys: each seed key is folded with fixed tags into init / data-subset / shuffle / step streams, and the step stream
 with the step counter (`fold_in(key, step)`), so a run resumed from a checkpoint draws exactly the batches, crops and
 dropout masks it would have drawn uninterrupted. The initialisation key does not depend on the rule, so every rule
-starts from the same weights for a given seed.
+with the same initialisation options (`leut.models.init_options`) starts from the same weights for a given seed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from leut.models import cnn
+from leut.models.network import Network
 from leut.rules.base import LearningRule
 from leut.train import batches, sharding
 from leut.xla_cpu import network_jit
@@ -39,6 +39,7 @@ class Trainer(NamedTuple):
   init_all: Callable  # (seed_keys_S) -> TrainState (seed-stacked)
   run_segment: Callable  # (state, seed_keys_S, n_steps) -> (state, metrics)
   abstract_state: Callable  # (n_seeds) -> TrainState of ShapeDtypeStructs
+  network: Network | None = None  # the network the rule trains
 
 
 def diverged(loss_T: jax.Array, state: TrainState) -> jax.Array:
@@ -57,6 +58,21 @@ def seed_keys(seed: int, n_seeds: int) -> jax.Array:
   return jax.random.split(jax.random.key(seed), n_seeds)
 
 
+_NETWORK_INIT = {}
+
+
+def network_init(network: Network, init_options: dict):
+  """`jit(vmap(seed key -> network.init(fold_in(key, TAG_INIT), **init_options)))`, one per network and options: the
+  rules of a run share it, so its compilation (seconds: every random draw is a separate threefry program) is paid
+  once, not once per rule."""
+  cache_key = (network, tuple(sorted(init_options.items())))
+  if cache_key not in _NETWORK_INIT:
+    _NETWORK_INIT[cache_key] = jax.jit(
+      jax.vmap(lambda key: network.init(jax.random.fold_in(key, TAG_INIT), **init_options))
+    )
+  return _NETWORK_INIT[cache_key]
+
+
 def make_trainer(
   rule: LearningRule,
   tx: optax.GradientTransformation,
@@ -64,11 +80,17 @@ def make_trainer(
   *,
   n_subset: int,
   batch_size: int,
-  model_kwargs: dict | None = None,
+  network: Network | None = None,
+  init_options: dict | None = None,
   augment: bool = True,
 ) -> Trainer:
-  """Build the jitted, seed-vmapped init and segment functions for one rule."""
-  model_kwargs = dict(model_kwargs or {})
+  """Build the jitted, seed-vmapped init and segment functions for one rule on `network` (the network the rule
+  was built for; default: the protocol CNN), initialised with `network.init(key, **init_options)`."""
+  if network is None:
+    from leut.models import cnn
+
+    network = cnn.network()
+  init_options = dict(init_options or {})
   n_total = data.images.shape[0]
   if n_subset > n_total:
     raise ValueError(f"data.train_subset={n_subset} exceeds the {n_total} training images available")
@@ -76,8 +98,9 @@ def make_trainer(
   if steps_per_epoch < 1:
     raise ValueError(f"data.train_subset={n_subset} is smaller than one batch of {batch_size}")
 
-  def init_one(key):
-    params, model_state = cnn.init(jax.random.fold_in(key, TAG_INIT), **model_kwargs)
+  init_networks = network_init(network, init_options)
+
+  def init_rest(key, params, model_state):
     return TrainState(
       params=params,
       model_state=model_state,
@@ -86,6 +109,11 @@ def make_trainer(
       subset=batches.subset_indices(jax.random.fold_in(key, TAG_SUBSET), n_total, n_subset),
       step=jnp.zeros((), jnp.int32),
     )
+
+  init_rest_all = jax.jit(jax.vmap(init_rest))
+
+  def init_all(seed_keys_S):
+    return init_rest_all(seed_keys_S, *init_networks(seed_keys_S))
 
   def step_one(state: TrainState, key, orders_ExN, first_epoch):
     step_key = jax.random.fold_in(jax.random.fold_in(key, TAG_STEP), state.step)
@@ -114,7 +142,6 @@ def make_trainer(
     means["diverged"] = diverged(metrics["loss"], state)
     return state, means
 
-  init_all = jax.jit(jax.vmap(init_one))
   run_segment = network_jit(jax.vmap(segment_one, in_axes=(0, 0, None)), static_argnums=2, donate_argnums=0)
 
   def abstract_state(n_seeds: int):
@@ -122,4 +149,4 @@ def make_trainer(
     keys = jax.eval_shape(lambda: seed_keys(0, n_seeds))
     return sharding.with_seed_sharding(jax.eval_shape(init_all, keys), n_seeds)
 
-  return Trainer(init_all, run_segment, abstract_state)
+  return Trainer(init_all, run_segment, abstract_state, network)

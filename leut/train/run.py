@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from leut import config as config_lib
-from leut import rules
+from leut import models, rules
 from leut import workdir as workdir_lib
 from leut.checkpoint import MilestoneCheckpoints
 from leut.train import batches, loop, sharding
@@ -30,14 +30,18 @@ def steps_per_epoch(config) -> int:
 def build(config, rule_name: str, train_data: batches.TrainData) -> tuple[rules.LearningRule, loop.Trainer]:
   """The rule named `rule_name` with its configured hyperparameters, and its seed-vmapped trainer."""
   hparams = dict(config.rule_hparams.get(rule_name, {}))
-  rule, tx = rules.make(rule_name, hparams, steps_per_epoch=steps_per_epoch(config), epochs=config.epochs)
+  network = models.build(config.model)
+  rule, tx = rules.make(
+    rule_name, hparams, steps_per_epoch=steps_per_epoch(config), epochs=config.epochs, network=network
+  )
   trainer = loop.make_trainer(
     rule,
     tx,
     train_data,
     n_subset=config.data.train_subset,
     batch_size=config.batch_size,
-    model_kwargs=dict(config.model),
+    network=network,
+    init_options=models.init_options(config.model, rule_name),
   )
   return rule, trainer
 

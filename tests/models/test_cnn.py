@@ -1,12 +1,14 @@
 """The protocol CNN: evaluation features are per-stimulus (batch-independent), layers match PyTorch semantics."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import signal
 
-from leut.models import cnn, layers
+from leut.models import cnn, layers, network
 
 
 def _trained_looking_state(key):
@@ -123,24 +125,52 @@ def test_same_key_gives_identical_weights():
   assert np.abs(np.asarray(a["conv1"]["kernel"])).max() <= bound
 
 
-def _block_reference(x, kernel, scale, bias):
-  """MaxPool2(ReLU(BN_batch(conv(x)))) from the unfused layers, with `lax.conv_general_dilated` at full precision."""
-  z = jax.lax.conv_general_dilated(
-    x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST
+def _block_reference(x, kernel, scale, bias, feedback=None, pool=True):
+  """Pool(ReLU(BN_batch(conv(x)))) from the unfused layers, with `lax.conv_general_dilated` at full precision; with
+  `feedback`, a conv whose input gradient is the transpose of the convolution with `feedback` (written with
+  `jax.linear_transpose`, independently of leut's hand-written adjoints)."""
+  conv = functools.partial(
+    jax.lax.conv_general_dilated,
+    window_strides=(1, 1),
+    padding=((1, 1), (1, 1)),
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    precision=jax.lax.Precision.HIGHEST,
   )
+  if feedback is None:
+    z = conv(x, kernel)
+  else:
+
+    @jax.custom_vjp
+    def fa_conv(x_, k_, b_):
+      return conv(x_, k_)
+
+    def fwd(x_, k_, b_):
+      return conv(x_, k_), (x_, k_, b_)
+
+    def bwd(res, g):
+      x_, k_, b_ = res
+      (gx,) = jax.linear_transpose(lambda v: conv(v, b_), x_)(g)
+      (gk,) = jax.linear_transpose(lambda w: conv(x_, w), k_)(g)
+      return gx, gk, jnp.zeros_like(b_)
+
+    fa_conv.defvjp(fwd, bwd)
+    z = fa_conv(x, kernel, feedback)
   c = z.shape[-1]
   y, _ = layers.batch_norm_train(z, scale, bias, jnp.zeros((c,), z.dtype), jnp.ones((c,), z.dtype))
-  return layers.max_pool2(jax.nn.relu(y)), z.mean(axis=(0, 1, 2)), z.var(axis=(0, 1, 2))
+  out = jax.nn.relu(y)
+  return (layers.max_pool2(out) if pool else out), z.mean(axis=(0, 1, 2)), z.var(axis=(0, 1, 2))
 
 
-def _block_inputs(key, n_seeds, side, c_in, c_out):
-  k = jax.random.split(key, 5)
+def _block_inputs(key, n_seeds, side, c_in, c_out, pool=True):
+  k = jax.random.split(key, 6)
   x = jax.random.normal(k[0], (n_seeds, 6, side, side, c_in))
   kernel = jax.random.normal(k[1], (n_seeds, 3, 3, c_in, c_out)) / np.sqrt(9 * c_in)
   scale = 1.0 + 0.3 * jax.random.normal(k[2], (n_seeds, c_out))
   bias = 0.2 * jax.random.normal(k[3], (n_seeds, c_out))
-  weight = jax.random.normal(k[4], (n_seeds, 6, side // 2, side // 2, c_out))  # a loss Σ w·out, so every output counts
-  return x, kernel, scale, bias, weight
+  out_side = side // 2 if pool else side
+  weight = jax.random.normal(k[4], (n_seeds, 6, out_side, out_side, c_out))  # a loss Σ w·out: every output counts
+  feedback = jax.random.normal(k[5], (n_seeds, 3, 3, c_in, c_out)) / np.sqrt(9 * c_in)
+  return x, kernel, scale, bias, weight, feedback
 
 
 def _rel_err(got, want):
@@ -148,27 +178,39 @@ def _rel_err(got, want):
   return np.abs(got - want).max() / np.abs(want).max()
 
 
-@pytest.mark.parametrize("side,c_in,c_out", [(16, 3, 8), (8, 16, 32), (7, 5, 6)])
-def test_fused_block_matches_float64_reference_values_and_gradients(side, c_in, c_out):
-  """conv_bn_relu_pool (float32, per-seed custom_vmap, hand-written VJP) = the float64 unfused block, vmapped or not."""
-  x, kernel, scale, bias, weight = _block_inputs(jax.random.PRNGKey(side), 3, side, c_in, c_out)
+@pytest.mark.parametrize(
+  "side,c_in,c_out,pool,with_feedback",
+  [(16, 3, 8, True, False), (8, 16, 32, True, False), (7, 5, 6, True, False), (8, 5, 6, False, False),
+   (8, 5, 6, True, True), (7, 4, 6, False, True)],
+)  # fmt: skip
+def test_fused_block_matches_float64_reference_values_and_gradients(side, c_in, c_out, pool, with_feedback):
+  """conv_bn_relu_pool (float32, per-seed custom_vmap, hand-written VJP) = the float64 unfused block, vmapped or
+  not; with or without the pool, and with a feedback kernel (feedback alignment: ∂x through B, the rest exact)."""
+  x, kernel, scale, bias, weight, feedback = _block_inputs(jax.random.PRNGKey(side), 3, side, c_in, c_out, pool)
+  fb = (feedback,) if with_feedback else ()
 
-  def loss(block):
-    return lambda *a: jnp.sum(block(*a)[0] * weight)
+  def fused_one(x_, k_, s_, b_, *f_):
+    return layers.conv_bn_relu_pool(x_, k_, s_, b_, *f_, pool=pool)
 
-  fused = jax.vmap(layers.conv_bn_relu_pool)
-  got = jax.jit(fused)(x, kernel, scale, bias)
-  got_grads = jax.jit(jax.grad(loss(fused), argnums=(0, 1, 2, 3)))(x, kernel, scale, bias)
-  single = layers.conv_bn_relu_pool(x[1], kernel[1], scale[1], bias[1])
-  single_grads = jax.grad(lambda *a: jnp.sum(layers.conv_bn_relu_pool(*a)[0] * weight[1]), argnums=(0, 1, 2, 3))(
+  def loss(block, *f):
+    return lambda *a: jnp.sum(block(*a, *f)[0] * weight)
+
+  fused = jax.vmap(fused_one)
+  got = jax.jit(fused)(x, kernel, scale, bias, *fb)
+  got_grads = jax.jit(jax.grad(loss(fused, *fb), argnums=(0, 1, 2, 3)))(x, kernel, scale, bias)
+  single = fused_one(x[1], kernel[1], scale[1], bias[1], *(f[1] for f in fb))
+  single_grads = jax.grad(lambda *a: jnp.sum(fused_one(*a, *(f[1] for f in fb))[0] * weight[1]), argnums=(0, 1, 2, 3))(
     x[1], kernel[1], scale[1], bias[1]
   )
   with jax.enable_x64(True):
-    args64 = [jnp.asarray(np.asarray(a), jnp.float64) for a in (x, kernel, scale, bias, weight)]
-    weight = args64[-1]
-    ref = jax.vmap(_block_reference)
-    want = [np.asarray(v) for v in ref(*args64[:4])]
-    want_grads = [np.asarray(g) for g in jax.grad(loss(ref), argnums=(0, 1, 2, 3))(*args64[:4])]
+    args64 = [jnp.asarray(np.asarray(a), jnp.float64) for a in (x, kernel, scale, bias, weight, feedback)]
+    weight = args64[4]
+    ref = jax.vmap(lambda *a: _block_reference(*a[:4], a[4] if with_feedback else None, pool))
+    want = [np.asarray(v) for v in ref(*args64[:4], args64[5])]
+    want_grads = [
+      np.asarray(g)
+      for g in jax.grad(lambda *a: jnp.sum(ref(*a, args64[5])[0] * weight), argnums=(0, 1, 2, 3))(*args64[:4])
+    ]
   for g, w in zip(got, want):
     assert _rel_err(g, w) < 2e-6
   for g, w in zip(got_grads, want_grads):
@@ -177,6 +219,9 @@ def test_fused_block_matches_float64_reference_values_and_gradients(side, c_in, 
     assert _rel_err(g, w[1]) < 2e-6
   for g, w in zip(single_grads, want_grads):
     assert _rel_err(g, w[1]) < 2e-5
+  if with_feedback:  # and B really replaced W: the input gradient differs from the true one
+    true_gx = jax.grad(loss(fused), argnums=0)(x, kernel, scale, bias)
+    assert _rel_err(got_grads[0], true_gx) > 0.1
 
 
 def test_fused_block_splits_the_gradient_of_tied_maxima_like_autodiff():
@@ -195,31 +240,49 @@ def test_fused_block_splits_the_gradient_of_tied_maxima_like_autodiff():
     np.testing.assert_allclose(g, w, rtol=0, atol=1e-5 * np.abs(w).max())
 
 
-def test_training_blocks_take_the_fused_path_with_unchanged_values_state_and_gradients():
-  """cnn.apply(train=True) (fused blocks) = the unfused im2col layers, for 3 seeds vmapped: logits, stats, grads."""
+def _unfused_apply(net, params, state, x, feedback):
+  """The training forward block by block on the unfused layers (`taps=True` materialises every block's map)."""
+  h, new_state = x, dict(state)
+  for block in net.blocks:
+    res = block.apply(params, state, h, train=True, feedback=feedback, taps=True)
+    h, new_state = res.out, network.with_batch_stats(new_state, res.batch_stats)
+  return net.readout(params, net.head(params, h, feedback=feedback), feedback=feedback), new_state
+
+
+@pytest.mark.parametrize("with_feedback", [False, True])
+def test_training_blocks_take_the_fused_path_with_unchanged_values_state_and_gradients(with_feedback):
+  """Network.apply(train=True) (fused blocks) = the unfused layers, for 3 seeds vmapped: logits, stats, grads; with
+  feedback kernels too (feedback alignment stays on the fused path). Without feedback also = the im2col blocks."""
   keys = jax.random.split(jax.random.PRNGKey(0), 3)
   params, state = jax.vmap(_trained_looking_state)(keys)
   x = jax.random.normal(jax.random.PRNGKey(1), (3, 8, 32, 32, 3))
-  unfused = lambda name, h, kernel: layers.conv3x3_im2col(h, kernel)  # noqa: E731  (a hook: the unfused path)
+  net = cnn.network()
+  feedback = None
+  if with_feedback:
+    feedback = {n: 0.1 * jax.random.normal(jax.random.PRNGKey(i), params[n]["kernel"].shape) for i, n in enumerate(
+      cnn.CONV_LAYERS + ("fc1",))}  # fmt: skip
 
-  def loss(conv):
-    def f(p, s, x):
-      logits, _, new_state = cnn.apply(p, s, x, train=True, conv=conv)
+  def grads(forward):
+    def f(p, s, x, b):
+      logits, new_state = forward(p, s, x, b)
       return jnp.sum(jnp.sin(logits)), (logits, new_state)
 
-    return jax.jit(jax.vmap(jax.grad(f, has_aux=True)))
+    return jax.jit(jax.vmap(jax.grad(f, has_aux=True)))(params, state, x, feedback)
 
-  (g_fused, (l_fused, s_fused)) = loss(cnn.default_conv)(params, state, x)
-  (g_ref, (l_ref, s_ref)) = loss(unfused)(params, state, x)
-  jaxpr = str(
-    jax.make_jaxpr(lambda p: cnn.apply(p, jax.tree.map(lambda v: v[0], state), x[0], train=True))(
-      jax.tree.map(lambda v: v[0], params)
-    )
-  )
-  assert "custom_vjp_call" in jaxpr  # the fused block is in the training forward
-  assert _rel_err(l_fused, l_ref) < 1e-5
-  for a, b in zip(jax.tree.leaves((s_fused, g_fused)), jax.tree.leaves((s_ref, g_ref))):
-    assert _rel_err(a, b) < 1e-4
+  g_fused, (l_fused, s_fused) = grads(lambda p, s, x, b: net.apply(p, s, x, train=True, feedback=b)[::2])
+  references = [lambda p, s, x, b: _unfused_apply(net, p, s, x, b)]
+  if not with_feedback:
+    im2col = cnn.network(conv_impl=layers.conv3x3_im2col)
+    references.append(lambda p, s, x, b: im2col.apply(p, s, x, train=True)[::2])
+  for reference in references:
+    g_ref, (l_ref, s_ref) = grads(reference)
+    assert _rel_err(l_fused, l_ref) < 1e-5
+    for a, b in zip(jax.tree.leaves((s_fused, g_fused)), jax.tree.leaves((s_ref, g_ref))):
+      assert _rel_err(a, b) < 1e-4
+  one = jax.tree.map(lambda v: v[0], (params, state))
+  fb_one = None if feedback is None else jax.tree.map(lambda v: v[0], feedback)
+  jaxpr = str(jax.make_jaxpr(lambda p: net.apply(p, one[1], x[0], train=True, feedback=fb_one))(one[0]))
+  assert jaxpr.count("custom_vjp_call") == 3 + (1 if with_feedback else 0)  # 3 fused blocks (+ fc1's feedback)
 
 
 def test_fused_block_vmaps_as_one_batched_program_off_cpu(monkeypatch):

@@ -11,10 +11,10 @@ import optax
 import pytest
 
 from leut import rules
-from leut.models import cnn
+from leut.models import cnn, resnet
 from leut.rules import base
 
-MODEL = dict(widths=(8, 8, 16), fc_dim=16)  # real structure, small widths: keeps compile+run short on CPU
+NET = cnn.network((8, 8, 16), 16)  # the protocol structure, small widths: keeps compile+run short on CPU
 N_IMAGES = 4
 
 
@@ -23,9 +23,9 @@ def _batch(seed=1):
   return base.Batch(x, jnp.arange(N_IMAGES, dtype=jnp.int32) % 10)
 
 
-def _setup(name, seed=0):
-  params, model_state = cnn.init(jax.random.key(seed), **MODEL)
-  rule, tx = rules.make(name, steps_per_epoch=2, epochs=2)
+def _setup(name, seed=0, network=NET):
+  params, model_state = network.init(jax.random.key(seed))
+  rule, tx = rules.make(name, steps_per_epoch=2, epochs=2, network=network)
   return rule, tx, params, model_state, rule.init(jax.random.fold_in(jax.random.key(seed), 7), params)
 
 
@@ -93,17 +93,49 @@ def test_update_contract_jit_eager_vmap_and_optimizer(name):
   _check_evaluate_is_batch_independent(rule, params, out)
 
 
-def _check_evaluate_is_batch_independent(rule, params, out):
+def _check_evaluate_is_batch_independent(rule, params, out, layers=cnn.FEATURE_LAYERS):
   """Evaluation features of a stimulus do not depend on its batch companions (running BN statistics only)."""
-  evaluate = jax.jit(base.evaluate_fn(rule))
+  evaluate = jax.jit(rule.represent)
   x = _batch(5).images
   strangers = 4.0 + 3.0 * jax.random.normal(jax.random.key(9), x.shape)
   logits, feats = evaluate(params, out.model_state, out.rule_state, x)
   logits_mix, feats_mix = evaluate(params, out.model_state, out.rule_state, jnp.concatenate([x[:1], strangers[1:]]))
-  assert logits.shape == (N_IMAGES, 10) and set(feats) == set(cnn.FEATURE_LAYERS)
-  for layer in cnn.FEATURE_LAYERS:
+  assert logits.shape == (N_IMAGES, 10) and set(feats) == set(layers)
+  for layer in layers:
     np.testing.assert_allclose(feats[layer][0], feats_mix[layer][0], rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(logits[0], logits_mix[0], rtol=1e-5, atol=1e-5)
+
+
+OTHER_ARCHITECTURES = {  # tiny: the protocol CNN has the full contract above; here each rule meets each structure
+  "cnn1": cnn.network((4,), 8),
+  "cnn5": cnn.network((4, 4, 8, 8, 8), 8),
+  "resnet": resnet.network((4, 8), 1, 8),
+}
+PROTOCOL_ONLY = {"predictive_coding_published", "stdp_published"}
+
+
+@pytest.mark.parametrize("arch", OTHER_ARCHITECTURES)
+@pytest.mark.parametrize("name", rules.available())
+def test_every_rule_trains_every_architecture_or_refuses_it_clearly(name, arch):
+  """On a 1-block and a 5-block CNN and a residual network: a finite, param-shaped direction for every parameter,
+  every BatchNorm's statistics updated, the optimiser moves a trained rule, and the readout has every layer and
+  is per stimulus. The published replications refuse anything but the 3-block protocol CNN."""
+  network = OTHER_ARCHITECTURES[arch]
+  if name in PROTOCOL_ONLY:
+    with pytest.raises(ValueError, match="3-block protocol CNN"):
+      _setup(name, network=network)
+    return
+  rule, tx, params, model_state, rule_state = _setup(name, network=network)
+  out = jax.jit(rule.update)(params, model_state, rule_state, _batch(), jax.random.key(3))
+  assert jax.tree.structure(out.grads) == jax.tree.structure(params)
+  for (path, g), p in zip(jax.tree_util.tree_leaves_with_path(out.grads), jax.tree.leaves(params)):
+    assert g.shape == p.shape and bool(jnp.all(jnp.isfinite(g))), jax.tree_util.keystr(path)
+  if rules.is_trained(name):
+    for bn in model_state:
+      assert not np.allclose(out.model_state[bn]["mean"], model_state[bn]["mean"]), bn
+    updates, _ = jax.jit(tx.update)(out.grads, tx.init(params), params)
+    assert float(optax.tree.norm(updates)) > 0.0
+  _check_evaluate_is_batch_independent(rule, params, out, network.feature_layers)
 
 
 RECORDED = Path(__file__).parents[1] / "fixtures" / "rule_steps.npz"

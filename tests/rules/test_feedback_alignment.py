@@ -5,16 +5,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from leut.models import cnn, layers
+from leut.models import cnn, layers, resnet
 from leut.rules import _local, backprop, base
 from leut.rules import direct_feedback_alignment as dfa_mod
 from leut.rules import feedback_alignment as fa_mod
 
-MODEL = dict(widths=(8, 8, 16), fc_dim=16)
+NET = cnn.network((8, 8, 16), 16)
 
 
 def _setup():
-  params, model_state = cnn.init(jax.random.key(0), **MODEL)
+  params, model_state = NET.init(jax.random.key(0))
   batch = base.Batch(jax.random.normal(jax.random.key(1), (4, 32, 32, 3)), jnp.array([0, 3, 3, 9], jnp.int32))
   return params, model_state, batch
 
@@ -34,15 +34,28 @@ def test_patch_correlation_and_conv_transpose_are_the_conv_adjoints():
   np.testing.assert_allclose(_local.conv_transpose(d, k), gx, rtol=1e-5, atol=1e-5)
 
 
+ARCHITECTURES = {
+  "protocol": NET,
+  "cnn1": cnn.network((4,), 8),
+  "cnn5": cnn.network((4, 4, 8, 8, 8), 8),
+  "resnet": resnet.network((4, 8), 1, 8),
+}
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
 @pytest.mark.parametrize("scope", ["conv", "all"])
-def test_fa_with_feedback_equal_to_the_forward_weights_is_backprop(scope):
-  params, model_state, batch = _setup()
+def test_fa_with_feedback_equal_to_the_forward_weights_is_backprop(scope, arch):
+  """On every architecture (fused CNN blocks, unfused residual units and 1x1 projections)."""
+  net = ARCHITECTURES[arch]
+  params, model_state = net.init(jax.random.key(0))
+  batch = _setup()[2]
   key = jax.random.key(3)  # same dropout mask for both rules
-  fa = fa_mod.feedback_alignment(layers=scope)
+  fa = fa_mod.feedback_alignment(net, layers=scope)
   state = fa.init(jax.random.key(4), params)
+  assert set(state.feedback) == {lin.name for lin in net.linear_layers if scope == "all" or lin.kind == "conv"}
   state = fa_mod.FeedbackAlignmentState({name: params[name]["kernel"] for name in state.feedback})
-  got = fa.update(params, model_state, state, batch, key)
-  want = backprop.backprop().update(params, model_state, base.EmptyState(), batch, key)
+  got = jax.jit(fa.update)(params, model_state, state, batch, key)
+  want = jax.jit(backprop.backprop(net).update)(params, model_state, base.EmptyState(), batch, key)
   _close(got.grads, want.grads)
   _close(got.model_state, want.model_state)
 
@@ -50,9 +63,9 @@ def test_fa_with_feedback_equal_to_the_forward_weights_is_backprop(scope):
 def test_fa_with_random_feedback_is_exact_above_and_approximate_below():
   params, model_state, batch = _setup()
   key = jax.random.key(3)
-  fa = fa_mod.feedback_alignment(layers="conv")
+  fa = fa_mod.feedback_alignment(NET, layers="conv")
   got = fa.update(params, model_state, fa.init(jax.random.key(4), params), batch, key).grads
-  want = backprop.backprop().update(params, model_state, base.EmptyState(), batch, key).grads
+  want = backprop.backprop(NET).update(params, model_state, base.EmptyState(), batch, key).grads
   for exact in ("fc1", "fc2", "conv3", "bn3"):  # fc exact; conv3/bn3 see the true error at conv3's output
     _close(got[exact], want[exact])
   assert not np.allclose(got["conv1"]["kernel"], want["conv1"]["kernel"], rtol=1e-2)
@@ -116,20 +129,22 @@ def test_dfa_conv_error_is_the_adjoint_of_global_average_pooling():
 
 def test_dfa_rule_is_exact_at_the_top_and_local_below():
   params, model_state, batch = _setup()
-  rule = dfa_mod.direct_feedback_alignment()
+  rule = dfa_mod.direct_feedback_alignment(NET)
   state = rule.init(jax.random.key(4), params)
   got = rule.update(params, model_state, state, batch, jax.random.key(3)).grads
   want = (
-    backprop.backprop(dropout_rate=0.0).update(params, model_state, base.EmptyState(), batch, jax.random.key(3)).grads
+    backprop.backprop(NET, dropout_rate=0.0)
+    .update(params, model_state, base.EmptyState(), batch, jax.random.key(3))
+    .grads
   )
   _close(got["fc2"], want["fc2"])
   # conv3: the projected output error pulled back through conv3's own block only (BN, ReLU, pool).
-  logits, acts, _ = cnn.apply(params, model_state, batch.images, train=True)
+  logits, acts, _ = NET.apply(params, model_state, batch.images, train=True)
   e = (jax.nn.softmax(logits) - jax.nn.one_hot(batch.labels, 10)) / batch.images.shape[0]
 
   def block(k):
     p = dict(params, conv3={"kernel": k})
-    return cnn.conv_block(p, model_state, "conv3", acts["conv2"], train=True)[0]
+    return NET.blocks[2].apply(p, model_state, acts["conv2"], train=True).out
 
   out, vjp = jax.vjp(block, params["conv3"]["kernel"])
   (want_conv3,) = vjp(dfa_mod.project_error(e, state.feedback["conv3"], out.shape))

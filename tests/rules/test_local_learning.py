@@ -16,14 +16,14 @@ from leut import rules
 from leut.models import cnn
 from leut.rules import base
 
-MODEL = dict(widths=(8, 8, 16), fc_dim=16)
+NET = cnn.network((8, 8, 16), 16)
 STEPS = 30
 MIN_DISPLACEMENT = 3e-3
 
 
 def _run(name, steps=STEPS):
-  params0, model_state = cnn.init(jax.random.key(0), **MODEL)
-  rule, tx = rules.make(name, steps_per_epoch=10, epochs=3)
+  params0, model_state = NET.init(jax.random.key(0))
+  rule, tx = rules.make(name, steps_per_epoch=10, epochs=3, network=NET)
 
   def step(carry, i):
     params, model_state, rule_state, opt_state = carry

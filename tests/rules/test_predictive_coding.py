@@ -9,21 +9,21 @@ import optax
 from leut.models import cnn
 from leut.rules import predictive_coding as pc
 
-MODEL = dict(widths=(8, 8, 16), fc_dim=16)
+NET = cnn.network((8, 8, 16), 16)
 
 
 def _hierarchy():
-  params, model_state = cnn.init(jax.random.key(0), **MODEL)
-  rule = pc.predictive_coding()
+  params, model_state = NET.init(jax.random.key(0))
+  rule = pc.predictive_coding(NET)
   gen = rule.init(jax.random.key(1), params).generative
   x = jax.random.normal(jax.random.key(2), (4, 32, 32, 3))
-  rs0, norms, _ = pc.feedforward(params, model_state, x, train=True)
-  return params, gen, norms, rs0, x
+  rs0, frozen, _ = pc.feedforward(NET, params, model_state, x, train=True)
+  return params, gen, frozen, rs0, x
 
 
 def test_inference_lowers_the_energy_monotonically():
-  params, gen, norms, rs0, x = _hierarchy()
-  fwd, gens = pc.hierarchy(params, gen, norms)
+  params, gen, frozen, rs0, x = _hierarchy()
+  fwd, gens = pc.hierarchy(NET, params, gen, frozen)
   energy_fn = lambda rs: pc.energy(rs, x, forward=fwd, generative=gens)  # noqa: E731
   result = jax.jit(lambda rs: pc.infer(energy_fn, rs, steps=40, optimizer=optax.sgd(0.1), nonneg=True))(rs0)
   f = np.asarray(result.energies)
@@ -32,17 +32,18 @@ def test_inference_lowers_the_energy_monotonically():
 
 
 def test_local_updates_are_the_energy_gradient_as_convolutional_correlations():
-  params, gen, norms, rs0, x = _hierarchy()
+  params, gen, frozen, rs0, x = _hierarchy()
   rs = tuple(r + 0.1 * jax.random.uniform(jax.random.key(i), r.shape) for i, r in enumerate(rs0))  # ε_bu ≠ 0
 
   def f(kernels, g):
     p = dict(params, **{n: {"kernel": k} for n, k in kernels.items()})
-    fwd, gens = pc.hierarchy(p, g, norms, activation="tanh")
+    fwd, gens = pc.hierarchy(NET, p, g, frozen, activation="tanh")
     return pc.energy(rs, x, forward=fwd, generative=gens, bu_weight=0.7, td_weight=1.3)
 
   kernels = {n: params[n]["kernel"] for n in cnn.CONV_LAYERS}
   want_w, want_g = jax.grad(f, argnums=(0, 1))(kernels, gen)
-  got_w, got_g = pc.local_weight_grads(params, gen, norms, rs, x, bu_weight=0.7, td_weight=1.3, activation="tanh")
+  got_w, got_g = pc.local_weight_grads(NET, params, gen, frozen, rs, x, bu_weight=0.7, td_weight=1.3, activation="tanh")
+  got_w = {n: got_w[n][n]["kernel"] for n in cnn.CONV_LAYERS}
   for n in cnn.CONV_LAYERS:
     assert got_w[n].shape == params[n]["kernel"].shape  # full 3x3 x C_in x C_out, every layer
     np.testing.assert_allclose(got_w[n], want_w[n], rtol=1e-4, atol=1e-6)

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from leut.models import cnn
 from leut.train import batches, loop
 from leut.train import run as train_run
 from tests.helpers import random_train_data, tiny_config
@@ -84,7 +85,7 @@ def _label_recorder(n_steps: int, batch_size: int):
     new_state = (count + 1, seen.at[count].set(batch.labels))
     return base.RuleUpdate(jax.tree.map(jnp.zeros_like, params), model_state, new_state, metrics)
 
-  return base.LearningRule(init, update)
+  return base.LearningRule(init, update, represent=None)  # never evaluated
 
 
 def test_segments_draw_the_batches_of_batch_at_across_epoch_boundaries():
@@ -100,7 +101,7 @@ def test_segments_draw_the_batches_of_batch_at_across_epoch_boundaries():
     data,
     n_subset=spe * batch_size,
     batch_size=batch_size,
-    model_kwargs=dict(widths=(2, 2, 2), fc_dim=4),
+    network=cnn.network((2, 2, 2), 4),
   )
   keys = loop.seed_keys(3, 2)
   runs = {}
@@ -147,3 +148,31 @@ def test_a_seed_with_non_finite_weights_is_flagged_and_the_others_train_as_befor
   assert np.isnan(np.asarray(metrics["loss"])[1]) and np.isfinite(np.asarray(metrics["loss"])[[0, 2]]).all()
   for s in (0, 2):  # the seed vmap keeps seeds independent: the others are unaffected
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[s], b[s]), end.params, healthy.params)
+
+
+def test_initialisation_is_selectable_per_rule_and_shared_otherwise():
+  """With the published starting points FA starts from kaiming-normal convs with a zero bias, BP and the untrained
+  baseline from PyTorch's default (bit-identical to each other); without them every rule starts alike."""
+  from leut import models
+  from leut.defaults import published_initialisations
+
+  config = tiny_config(seeds=2)
+  config.model.widths = (16, 16, 16)
+  keys = loop.seed_keys(config.seed, 2)
+  net = models.build(config.model)
+
+  def params(name):
+    return loop.network_init(net, models.init_options(config.model, name))(keys)[0]
+
+  jax.tree.map(np.testing.assert_array_equal, params("untrained"), params("feedback_alignment"))
+  config.model.init_per_rule = published_initialisations()[0]
+  built = jax.eval_shape(train_run.build(config, "feedback_alignment", random_train_data())[1].init_all, keys)
+  assert built.params["conv1"]["bias"].shape == (2, 16)  # the trainer takes the rule's own initialisation
+  untrained, bp, fa = params("untrained"), params("backprop"), params("feedback_alignment")
+  jax.tree.map(np.testing.assert_array_equal, untrained, bp)
+  np.testing.assert_array_equal(fa["conv2"]["bias"], np.zeros((2, 16)))
+  assert "bias" not in bp["conv2"]
+  bound = 1 / np.sqrt(9 * 16)  # the default's U(±1/sqrt(fan_in)) bound; kaiming-normal's std is sqrt(6)x its std
+  assert np.abs(np.asarray(bp["conv2"]["kernel"])).max() <= bound
+  np.testing.assert_allclose(np.asarray(fa["conv2"]["kernel"]).std(), np.sqrt(2 / (9 * 16)), rtol=0.1)
+  jax.tree.map(np.testing.assert_array_equal, fa["fc1"], bp["fc1"])  # the dense layers: as BP
