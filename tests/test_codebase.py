@@ -208,8 +208,8 @@ def test_cited_sections_have_the_content_the_code_expects(section, word):
 # config → training → checkpoints → scoring → tables → report; the layers follow it.
 LAYERS = [
   ("leut", "leut.defaults", "leut.distributed", "leut.xla_cpu", "leut.optimizers"),  # no leut imports
-  ("leut.config", "leut.data", "leut.models", "leut.rsa", "leut.checkpoint"),
-  ("leut.rules",),  # learning rules over the model
+  ("leut.config", "leut.data", "leut.models", "leut.rsa", "leut.checkpoint", "leut.fetch"),
+  ("leut.rules", "leut.encoding"),  # learning rules over the model; encoding models over leut.rsa's precision
   ("leut.train",),  # the training loop and runner (writes checkpoints)
   ("leut.report.layer_choice",),  # shared by the two layers above it
   # statistics computed per stimulus while scoring; the report's table reductions sit above them

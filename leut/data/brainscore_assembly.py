@@ -4,7 +4,8 @@ Each release is a NetCDF neural assembly (``assy_<identifier>.nc``, read by ``le
 ``presentation`` (one per trial: coordinates ``stimulus_id`` or the older ``image_id``, and ``repetition``),
 ``neuroid`` (``neuroid_id``, ``region``; MajajHong2015 also ``animal``) and ``time_bin`` (``time_bin_start``,
 ``time_bin_end`` in ms), plus the stimulus set named by its ``stimulus_set_identifier`` attribute, or, for older
-packages without one, the public set Brain-Score pairs it with (``leut.data.brainscore_stimuli``). Responses are prepared as Brain-Score's benchmarks prepare them:
+packages without one, the public set Brain-Score pairs it with (``leut.data.brainscore_stimuli``). Responses are
+prepared as Brain-Score's benchmarks prepare them:
 
 * time: the mean over the time bins inside the dataset's window. MajajHong2015's public assembly has one bin,
   70-170 ms, which is taken as is; FreemanZiemba2013 has 1-ms bins, and bins 50-200 ms are averaged
