@@ -4,6 +4,7 @@ leut run CONFIG[:arg] --workdir DIR [--config.field=value ...]   train, checkpoi
 leut evaluate --workdir DIR [--config.field=value ...]           re-score the checkpoints already there
 leut report --workdir DIR                                        redraw tables, figures and summary.md
 leut brain-rdms --things-fmri DIR --out OUT [...]                precompute per-subject ROI RDMs
+leut fetch --list | NAME [--dest DIR] [--dry-run] | --verify NAME DIR   download / verify public datasets
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def main(argv=None) -> int:
     from leut.data.brain_rdm_export import brain_rdms_main
 
     return brain_rdms_main(argv[1:]) or 0
+  if argv and argv[0] == "fetch":
+    from leut.fetch.cli import fetch_main
+
+    return fetch_main(argv[1:])
   rest, overrides = _split_overrides(argv)
   parser = argparse.ArgumentParser(prog="leut", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", required=True, type=Path)
     p.add_argument("--no-progress", action="store_true")
   sub.add_parser("brain-rdms", help="precompute brain RDMs from THINGS-fMRI (see `leut brain-rdms --help`)")
+  sub.add_parser("fetch", help="download or verify public datasets (see `leut fetch --help`)")
   args = parser.parse_args(rest)
 
   from leut import config as config_lib
