@@ -29,7 +29,8 @@ def _list(datasets) -> str:
     if d.gated:
       how = "not downloadable (licence): instructions and --verify"
     else:
-      how = f"{len(d.files)} files{size}, {sums} with a published checksum"
+      n = len(d.files)
+      how = f"{n} file{'s' if n != 1 else ''}{size}, {sums} with a published checksum"
     parts = sorted({f.part for f in d.files if f.part})
     lines.append(f"{d.name:<18} {d.description}\n{'':<18} {how}" + (f"; parts: {', '.join(parts)}" if parts else ""))
   return "\n".join(lines)
