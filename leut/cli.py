@@ -1,9 +1,10 @@
-"""Command line: `leut run | evaluate | report | brain-rdms`.
+"""Command line: `leut run | evaluate | report | brain-rdms | fetch`.
 
 leut run CONFIG[:arg] --workdir DIR [--config.field=value ...]   train, checkpoint, evaluate, report
 leut evaluate --workdir DIR [--config.field=value ...]           re-score the checkpoints already there
 leut report --workdir DIR [--config.report.field=value ...]      redraw tables, figures and summary.md
 leut brain-rdms --things-fmri DIR --out OUT [...]                precompute per-subject ROI RDMs
+leut fetch --list | NAME [--dest DIR] [--dry-run] | --verify NAME DIR   download / verify public datasets
 
 leut's own errors (`leut.errors.LeutError`: a bad config field, a missing file, a workdir in use) print as one line,
 `leut <command>: error: <what and how to fix it>`, with exit status 2; `--debug` adds their traceback. Any other
@@ -83,6 +84,14 @@ def main(argv=None) -> int:
       return brain_rdms_main([a for a in argv[1:] if a != "--debug"]) or 0
     except LeutError as err:
       return _error("brain-rdms", err, debug="--debug" in argv)
+  if argv and argv[0] == "fetch":
+    from leut.errors import LeutError
+    from leut.fetch.cli import fetch_main
+
+    try:
+      return fetch_main([a for a in argv[1:] if a != "--debug"])
+    except LeutError as err:
+      return _error("fetch", err, debug="--debug" in argv)
   rest, overrides = _split_overrides(argv)
   parser = argparse.ArgumentParser(prog="leut", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   common = argparse.ArgumentParser(add_help=False)
@@ -95,6 +104,7 @@ def main(argv=None) -> int:
   sub.add_parser("evaluate", parents=[common], help="re-score existing checkpoints")
   sub.add_parser("report", parents=[common], help="redraw figures and summary")
   sub.add_parser("brain-rdms", help="precompute brain RDMs from THINGS-fMRI (see `leut brain-rdms --help`)")
+  sub.add_parser("fetch", help="download or verify public datasets (see `leut fetch --help`)")
   args = parser.parse_args(rest)
 
   from leut import config as config_lib

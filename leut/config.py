@@ -32,6 +32,8 @@ EVALUATION_ONLY = (
   "seed_chunk",
   "eval",
   "report",
+  "data.brain",
+  "data.brain_dir",
   "data.things_fmri_dir",
   "data.things_images_dir",
   "data.brain_rdms_dir",

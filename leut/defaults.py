@@ -44,6 +44,8 @@ def protocol_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(
     dict(
       source="synthetic",  # 'synthetic' (embedded default) or 'files' (the paths below)
+      brain="things_fmri",  # brain data: things_fmri, majajhong2015, freemanziemba2013 or tvsd (leut.data.brains)
+      brain_dir="",  # with source='files' and a macaque `brain`: its release folder (`leut fetch NAME` prints it)
       synthetic_dir="data_cache/synthetic",  # where the synthetic default is written once
       cifar_dir="",  # folder with cifar-10-batches-py (or -bin, or the .tar.gz)
       things_fmri_dir="",  # THINGS-fMRI single-trial betas (Figshare betas_csv or OpenNeuro layout)
@@ -61,6 +63,7 @@ def protocol_config() -> ml_collections.ConfigDict:
     dict(
       resolutions=[224],  # stimulus sizes in px (multiples of 32)
       upsampled=False,  # also score the 32-px-then-upsampled arm (PROTOCOL §3.1)
+      metrics=["rsa"],  # scores to compute: rsa, and (leut.encoding, leut.rsa.cka) encoding, cka
       pairs=["all", "cross_run"],  # stimulus-pair sets (cross_run: PROTOCOL §3.4)
       metric="correlation",  # RDM distance
       method="spearman",  # RDM comparison

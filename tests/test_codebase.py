@@ -210,8 +210,8 @@ LAYERS = [
   ("leut.errors",),  # leut's own exception types, imported by every layer
   ("leut", "leut.defaults", "leut.distributed", "leut.xla_cpu", "leut.optimizers"),
   ("leut.workdir",),  # where each workdir file lives, atomic writes, lock, marker
-  ("leut.data", "leut.models", "leut.rsa", "leut.checkpoint"),
-  ("leut.rules",),  # learning rules over the model
+  ("leut.data", "leut.models", "leut.rsa", "leut.checkpoint", "leut.fetch"),
+  ("leut.rules", "leut.encoding"),  # learning rules over the model; encoding models over leut.rsa
   ("leut.config",),  # configs, overrides and the rules' resolved settings
   ("leut.train",),  # the training loop and runner (writes checkpoints)
   ("leut.report.layer_choice",),  # shared by the two layers above it

@@ -9,20 +9,25 @@ Public API (re-exported here):
   write_cifar10 / write_things_fmri: synthetic data in the real on-disk formats
   ground_truth_rdms(things_fmri_dir, stimuli, rois): noise-free RDMs of the simulated ROIs
   load_precomputed_rdms / write_precomputed_rdms: fmri_rdm_{ROI}_{sub}.npy + stim_order_{sub}.txt
+  load_responses(brain, brain_dir, ...) -> ResponseData (things_fmri, majajhong2015, freemanziemba2013, tvsd);
+    ResponseData.to_brain_data() -> BrainData; synthetic_release(brain, synthetic_dir): the offline stand-ins
 Not imported here (heavier dependencies): nifti_betas.load_nifti_brain_rdms (nilearn),
 cifar_tfds.load_cifar10_tfds (tensorflow-datasets), brain_rdm_export.brain_rdms_main (CLI).
 """
 
+from leut.data.brains import BRAINS, load_responses, synthetic_release
 from leut.data.cifar import CifarData, load_cifar10
 from leut.data.errors import DataFormatError, MissingDatasetError, UnknownRoiError
 from leut.data.normalization import CIFAR_MEAN, CIFAR_STD
 from leut.data.precomputed_rdms import load_precomputed_rdms, write_precomputed_rdms
+from leut.data.responses import ResponseData
 from leut.data.simulated_brain import ground_truth_rdms
 from leut.data.synthetic import DefaultData, ensure_default, write_cifar10, write_things_fmri
 from leut.data.things_fmri import BrainData, load_brain_rdms
 from leut.data.things_images import load_stimulus_images, raw_images_01
 
 __all__ = [
+  "BRAINS",
   "BrainData",
   "CIFAR_MEAN",
   "CIFAR_STD",
@@ -37,6 +42,9 @@ __all__ = [
   "load_cifar10",
   "load_stimulus_images",
   "raw_images_01",
+  "ResponseData",
+  "load_responses",
+  "synthetic_release",
   "load_precomputed_rdms",
   "write_cifar10",
   "write_precomputed_rdms",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import leut.rsa as rsa
-from leut import evaluate
+from leut import encoding, evaluate
 from leut.report import inference
 from tests.rsa.precision_emulation import FULL, reduced_matmul_precision
 from tests.rsa.random_rdms import symmetric as _sym
@@ -52,6 +52,12 @@ def _kernels():
     "block_clean": lambda: (rsa.block_clean(brain[0], runs[0]),),
     "luminance_control": lambda: (rsa.luminance_rdm(images),),
     "score_kernel": lambda: evaluate.score_kernel(jnp.asarray(feats), targets),
+    "cka": lambda: (rsa.cka(feats, feats[::-1]), rsa.cka(feats, feats[::-1], debiased=True)),
+    "encoding": lambda: (
+      encoding.encoding_scores(
+        feats, feats[0, :, :5] ** 2, encoding.kfold_test_masks(S, 2), np.array([0.1, 10.0])
+      ).r_NxT
+    ),
   }
 
 
