@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from leut.errors import LeutError
 from leut.fetch.manifest import Dataset, RemoteFile
 from leut.fetch.verify import check_file
 
@@ -25,7 +26,7 @@ __all__ = ["FetchError", "download_file", "fetch_dataset", "file_url"]
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError)
 
 
-class FetchError(RuntimeError):
+class FetchError(LeutError, RuntimeError):
   """A download failed or did not verify; the message names the file and what to do."""
 
 
