@@ -111,7 +111,7 @@ def combine(workdirs: dict[str, Path], out: Path, reference: str = REFERENCE) ->
   import pandas as pd
   from scipy import stats as sps
 
-  from leut.report import families, inference, tables
+  from leut.report import families, seed_stats, tables
 
   out.mkdir(parents=True, exist_ok=True)
   per_seed = {arch: _per_seed(Path(wd)) for arch, wd in workdirs.items()}
@@ -125,7 +125,7 @@ def combine(workdirs: dict[str, Path], out: Path, reference: str = REFERENCE) ->
   tests = pd.concat(tests, ignore_index=True)
   for family in ("epoch1_vs_0", "trend"):  # BH over every architecture's tests of the family
     rows = tests.family == family
-    tests.loc[rows, "p_fdr"] = inference.fdr(tests.loc[rows, "p"].to_numpy(float))
+    tests.loc[rows, "p_fdr"] = seed_stats.fdr(tests.loc[rows, "p"].to_numpy(float))
   welch = []
   if reference in per_seed:
     for arch, ps in per_seed.items():
@@ -160,7 +160,7 @@ def combine(workdirs: dict[str, Path], out: Path, reference: str = REFERENCE) ->
           )
   if welch:
     welch = pd.DataFrame(welch)
-    welch["p_fdr"] = inference.fdr(welch["p"].to_numpy(float))
+    welch["p_fdr"] = seed_stats.fdr(welch["p"].to_numpy(float))
     tests = pd.concat([tests, welch], ignore_index=True)
   alignment.to_csv(out / "depth_alignment.csv", index=False)
   drop.to_csv(out / "depth_first_epoch_drop.csv", index=False)

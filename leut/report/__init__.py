@@ -41,7 +41,7 @@ import pandas as pd
 
 from leut import workdir as workdir_lib
 from leut.errors import WorkdirError
-from leut.report import families, figures, ground_truth, inference, summary, tables
+from leut.report import families, figures, ground_truth, seed_stats, summary, tables
 
 
 def _read(path: Path) -> pd.DataFrame | None:
@@ -98,7 +98,7 @@ def partial_summary(partial: pd.DataFrame, config, last: int) -> pd.DataFrame:
   per_seed["delta"] = per_seed["rho_partial"] - per_seed["rho"]
   keys = ["rule", "roi", "layer", "epoch", "control"]
   means = per_seed.groupby(keys, sort=False)[values].mean().reset_index()
-  d = inference.summarise(per_seed, keys, "delta").rename(columns={"mean": "delta"}).drop(columns="sd")
+  d = seed_stats.summarise(per_seed, keys, "delta").rename(columns={"mean": "delta"}).drop(columns="sd")
   return means.merge(d, on=keys)
 
 
@@ -162,7 +162,7 @@ def write_report(workdir, config) -> dict:
   out["first_epoch_drop"] = drop = tables.first_epoch_drop(per_seed)
   opts = config.get("report", {}) if hasattr(config, "get") else {}
   out["families"] = fam = families.all_families(
-    per_seed, alternative=opts.get("alternative", "two-sided"), n_mc=int(opts.get("n_mc", inference.N_MC))
+    per_seed, alternative=opts.get("alternative", "two-sided"), n_mc=int(opts.get("n_mc", seed_stats.N_MC))
   )
   out["rule_comparison"] = rule_comparison(stats, fam["vs_untrained"], last)
   out["best_layer"] = tables.best_layer(rsa, config, _read(wd.table("best_layer_cv")))

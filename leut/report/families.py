@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from leut.report import inference, tables
+from leut.report import seed_stats, tables
 
 COLUMNS = [
   "family",
@@ -95,16 +95,16 @@ def _comparisons(per_seed, family, specs, alternative, n_mc):
 def _finish(rows, values_KxN, alternative, n_mc):
   if not rows:
     return pd.DataFrame(columns=COLUMNS)
-  sf = inference.sign_flip(values_KxN, alternative, n_mc=n_mc)
+  sf = seed_stats.sign_flip(values_KxN, alternative, n_mc=n_mc)
   df = pd.DataFrame(rows)
   df["n_seeds"] = sf.n_seeds
   df["n_excluded"] = values_KxN.shape[1] - sf.n_seeds
   df["n_positive"] = (values_KxN > 0).sum(1)
   with np.errstate(all="ignore"):
     df["mean_diff"] = np.nanmean(values_KxN, axis=1)
-  df["d"] = inference.paired_d(values_KxN)
+  df["d"] = seed_stats.paired_d(values_KxN)
   df["p"] = sf.p
-  df["p_fdr"] = inference.fdr(sf.p)
+  df["p_fdr"] = seed_stats.fdr(sf.p)
   df["p_floor"] = sf.p_floor
   df["floored"] = sf.floored
   df["alternative"] = alternative
@@ -113,14 +113,14 @@ def _finish(rows, values_KxN, alternative, n_mc):
   return df[COLUMNS + extra]
 
 
-def vs_untrained(per_seed, alternative="two-sided", n_mc=inference.N_MC):
+def vs_untrained(per_seed, alternative="two-sided", n_mc=seed_stats.N_MC):
   last = tables.last_epoch(per_seed)
   base = tables.baseline_rule(per_seed)
   specs = [(r, last, base, 0, roi) for roi in dict.fromkeys(per_seed.roi) for r in tables.trained_rules(per_seed)]
   return _comparisons(per_seed, "vs_untrained", specs, alternative, n_mc)
 
 
-def between_rules(per_seed, alternative="two-sided", n_mc=inference.N_MC, reference=REFERENCE):
+def between_rules(per_seed, alternative="two-sided", n_mc=seed_stats.N_MC, reference=REFERENCE):
   """Every pair of trained rules at the last milestone, in table order, except that `reference` (backprop) is always
   rule_b, so that `vs_backprop` is a view of these rows."""
   last = tables.last_epoch(per_seed)
@@ -131,7 +131,7 @@ def between_rules(per_seed, alternative="two-sided", n_mc=inference.N_MC, refere
   return _comparisons(per_seed, "between_rules", specs, alternative, n_mc)
 
 
-def epoch1_vs_0(per_seed, alternative="two-sided", n_mc=inference.N_MC):
+def epoch1_vs_0(per_seed, alternative="two-sided", n_mc=seed_stats.N_MC):
   specs = []
   for rule in tables.trained_rules(per_seed):
     e1 = int(min(e for e in set(per_seed.loc[per_seed.rule == rule, "epoch"]) if e > 0))
@@ -162,7 +162,7 @@ def trend_epochs(per_seed) -> dict[str, list[int]]:
   }
 
 
-def trend(per_seed, alternative="two-sided", n_mc=inference.N_MC):
+def trend(per_seed, alternative="two-sided", n_mc=seed_stats.N_MC):
   """Monotone trend over epochs ≥ 1: per-seed Spearman(epoch, ρ_seed), sign-flip tested over seeds against 0.
 
   Needs at least `MIN_TREND_EPOCHS` (3) milestones ≥ 1: with two, every per-seed Spearman is ±1 (or undefined), a
@@ -195,7 +195,7 @@ def trend(per_seed, alternative="two-sided", n_mc=inference.N_MC):
 
 
 def all_families(
-  per_seed: pd.DataFrame, alternative: str = "two-sided", n_mc: int = inference.N_MC
+  per_seed: pd.DataFrame, alternative: str = "two-sided", n_mc: int = seed_stats.N_MC
 ) -> dict[str, pd.DataFrame]:
   """Every family, with the joint BH adjustment over the training-dynamics families in `p_fdr_dynamics`.
 
@@ -213,7 +213,7 @@ def all_families(
     "trend": trend(per_seed, **kw),
   }
   dyn = [out[f] for f in DYNAMICS if len(out[f])]
-  p_all = inference.fdr(np.concatenate([d["p"].to_numpy(np.float64) for d in dyn])) if dyn else np.array([])
+  p_all = seed_stats.fdr(np.concatenate([d["p"].to_numpy(np.float64) for d in dyn])) if dyn else np.array([])
   start = 0
   for f in FAMILIES:
     df = out[f]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from leut.report import inference, tables
+from leut.report import seed_stats, tables
 
 ALPHA = 0.05
 COLUMNS = [
@@ -45,8 +45,8 @@ COLUMNS = [
 
 
 def _test(values_N, alternative="greater"):
-  sf = inference.sign_flip(np.asarray(values_N, np.float64)[None], alternative)
-  m, _, lo, hi, n = inference.t_interval(values_N)
+  sf = seed_stats.sign_flip(np.asarray(values_N, np.float64)[None], alternative)
+  m, _, lo, hi, n = seed_stats.t_interval(values_N)
   return dict(
     mean=m,
     ci_lo=lo,

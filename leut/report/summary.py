@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from leut import workdir as workdir_lib
-from leut.report import families, inference, tables
+from leut.report import families, seed_stats, tables
 
 RHO_FMT = "{:.3f}"
 
@@ -119,7 +119,7 @@ def _floor_sentence(df: pd.DataFrame, family: str) -> list[str]:
       what = (
         f"p = {fmt_p(floor)} is the smallest attainable with {int(n)} seeds and Monte Carlo sign flips "
         f"({sided}, 1/(1 + n_mc); exact enumeration would allow "
-        f"{fmt_p(inference.p_floor(int(n), alt, exact_max_n=10**9))})"
+        f"{fmt_p(seed_stats.p_floor(int(n), alt, exact_max_n=10**9))})"
       )
     else:
       what = (

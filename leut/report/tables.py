@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from leut import models
-from leut.report import inference
+from leut.report import seed_stats
 from leut.report.layer_choice import modal_layer
 
 # Where each ROI sits along the network's blocks, as a fraction of their depth (0 = the first block, 1 = the last);
@@ -112,7 +112,7 @@ def seed_scores(view: pd.DataFrame, keys=("rule", "roi", "layer", "epoch", "seed
 
 def across_seeds(per_seed: pd.DataFrame, keys=("rule", "roi", "layer", "epoch"), value="rho") -> pd.DataFrame:
   """Mean, SD (ddof=1), 95% t-interval and count over seeds."""
-  return inference.summarise(per_seed, list(keys), value)
+  return seed_stats.summarise(per_seed, list(keys), value)
 
 
 def trained_rules(per_seed: pd.DataFrame) -> list[str]:
@@ -187,8 +187,8 @@ def first_epoch_drop(per_seed: pd.DataFrame) -> pd.DataFrame:
       seeds = sorted(set(sub.seed))
       a, b = seed_vector(per_seed, rule, 0, roi, seeds), seed_vector(per_seed, rule, e1, roi, seeds)
       both = np.isfinite(a) & np.isfinite(b)  # paired: the same seeds on both sides
-      m, _, lo, hi, n = inference.t_interval(np.where(both, b - a, np.nan))
-      r0, _, lo0, hi0, _ = inference.t_interval(a[both])
+      m, _, lo, hi, n = seed_stats.t_interval(np.where(both, b - a, np.nan))
+      r0, _, lo0, hi0, _ = seed_stats.t_interval(a[both])
       r1 = float(np.mean(b[both])) if both.any() else np.nan
       defined = bool(lo0 > 0)
       note = "" if defined else "drop_pct not defined: the epoch-0 95% CI does not lie above 0"

@@ -11,7 +11,7 @@ def fdr_bh(p: jax.Array) -> jax.Array:
 
   Reject at level alpha where `fdr_bh(p) <= alpha`. Jittable, batched over leading axes (family = last axis).
   Reference: Benjamini & Hochberg (1995); = `multipletests(p, method="fdr_bh")[1]`. A family with a NaN p (or any
-  value outside [0, 1]) is all NaN: its size is unknown; drop undefined tests first (`leut.report.inference.fdr`).
+  value outside [0, 1]) is all NaN: its size is unknown; drop undefined tests first (`leut.report.seed_stats.fdr`).
   """
   p = jnp.asarray(p, jnp.float32)
   n = p.shape[-1]

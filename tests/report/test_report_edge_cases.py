@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as sps
 
 from leut import cli
-from leut.report import inference, write_report
+from leut.report import seed_stats, write_report
 
 LAYERS = ("conv1", "conv2", "conv3", "fc1")
 ROIS = ("V1", "IT")
@@ -64,7 +64,7 @@ def test_32_seeds_report_the_monte_carlo_floor(tmp_path, tiny_workdir):
   wd = fake_workdir(tmp_path / "wd", tiny_workdir, rules=("untrained", "backprop"), seeds=32)
   t = pd.read_csv(wd / "results" / "tests_vs_untrained.csv").set_index("roi")
   assert (t.method == "monte_carlo").all() and (t.n_seeds == 32).all()
-  floor = 1 / (1 + inference.N_MC)
+  floor = 1 / (1 + seed_stats.N_MC)
   assert t.p_floor.to_numpy() == pytest.approx(floor)
   assert t.loc["IT", "p"] == pytest.approx(floor) and t.loc["IT", "floored"]
   text = (wd / "summary.md").read_text()

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from leut.report import families, inference
+from leut.report import families, seed_stats
 from tests.report.test_report_edge_cases import fake_workdir
 
 
@@ -105,26 +105,26 @@ def test_vs_backprop_is_a_view_of_between_rules_with_one_adjusted_p(rich_workdir
 
 def test_five_seeds_all_agreeing_is_floored_at_one_32nd():
   d = np.array([[0.1, 0.2, 0.05, 0.3, 0.01], [0.1, -0.2, 0.05, 0.3, 0.01]])
-  one = inference.sign_flip(d, "greater")
+  one = seed_stats.sign_flip(d, "greater")
   assert one.p[0] == 1 / 32 and one.p_floor[0] == 1 / 32 and one.floored[0]
   assert one.p[1] == pytest.approx(enumerate_p(d[1], "greater")) and not one.floored[1]
-  two = inference.sign_flip(d, "two-sided")
+  two = seed_stats.sign_flip(d, "two-sided")
   assert two.p[0] == 2 / 32 and two.floored[0] and two.method[0] == "exact"
 
 
 def test_missing_seeds_shrink_the_count_and_the_floor():
   d = np.array([[0.1, 0.2, np.nan, 0.3, 0.2]])
-  r = inference.sign_flip(d, "greater")
+  r = seed_stats.sign_flip(d, "greater")
   assert r.n_seeds[0] == 4 and r.p[0] == 1 / 16 and r.p_floor[0] == 1 / 16 and r.floored[0]
 
 
 def test_32_seeds_use_monte_carlo_and_report_its_floor():
   d = np.abs(np.random.default_rng(0).normal(size=(1, 32))) + 0.1
-  r = inference.sign_flip(d, "greater", n_mc=2000)
+  r = seed_stats.sign_flip(d, "greater", n_mc=2000)
   assert r.method[0] == "monte_carlo"
   assert r.p_floor[0] == pytest.approx(1 / 2001) and r.p[0] == pytest.approx(1 / 2001) and r.floored[0]
-  assert inference.p_floor(32, "greater", n_mc=100_000) == pytest.approx(1 / 100_001)
-  assert inference.p_floor(20, "greater") == 2.0**-20
+  assert seed_stats.p_floor(32, "greater", n_mc=100_000) == pytest.approx(1 / 100_001)
+  assert seed_stats.p_floor(20, "greater") == 2.0**-20
 
 
 def test_summary_says_when_p_is_floored_by_the_seed_count(tiny_workdir, rich_workdir):

@@ -8,7 +8,7 @@ import pytest
 
 import leut.rsa as rsa
 from leut import encoding, evaluate
-from leut.report import inference
+from leut.report import seed_stats
 from tests.rsa.precision_emulation import FULL, reduced_matmul_precision
 from tests.rsa.random_rdms import symmetric as _sym
 
@@ -40,7 +40,7 @@ def _kernels():
       rsa.sign_flip_test(diffs, "greater"),
       rsa.sign_flip_test(np.tile(diffs, 5), "greater", key=key, n_mc=2000),
     ),
-    "report_sign_flip": lambda: (inference.sign_flip(diffs, "greater").p,),
+    "report_sign_flip": lambda: (seed_stats.sign_flip(diffs, "greater").p,),
     "permutation": lambda: rsa.permutation_test(models[0], brain[0], models[1], key=key, n_perm=30)[:3],
     "partial": lambda: jax.jit(rsa.partial_compare)(models, brain[0], controls, pair_mask=mask),
     "bootstrap": lambda: tuple(

@@ -1,4 +1,4 @@
-"""Seed-level inference for the report: paired sign-flip tests with their attainable floor, FDR, paired d, t CIs.
+"""Seed-level statistics for the report: paired sign-flip tests with their attainable floor, FDR, paired d, t CIs.
 
 The unit of replication is the seed: every rule starts from the same initialisation for a given seed, so rule
 comparisons are paired by seed (PROTOCOL §3.7, paper B). For per-seed differences d_1..d_N:
