@@ -358,3 +358,22 @@ def test_the_checks_catch_a_cycle_and_an_upward_or_sideways_import():
     f"leut.rsa.compare imports leut.data.cifar (sideways: leut.rsa is in layer {n['leut.rsa']}, leut.data in layer "
     f"{n['leut.data']})",
   ]
+
+
+def _readme_layout() -> str:
+  text = (ROOT / "README.md").read_text()
+  start = text.index("\n## Layout\n")
+  end = text.find("\n## ", start + 1)
+  return text[start : end if end > 0 else len(text)]
+
+
+def test_the_readme_layout_names_every_part_of_the_package_and_nothing_that_is_not_there():
+  layout = _readme_layout()
+  named = set(re.findall(r"`((?:leut|docs|experiments|benchmarks|launch|notebooks|tests)/[\w./]*)`", layout))
+  parts = {
+    f"leut/{p.name}" for p in (ROOT / "leut").iterdir() if not p.name.startswith(("_", ".")) or p.name == "__main__.py"
+  }
+  parts = {p for p in parts if p.endswith(".py") or (ROOT / p).is_dir()}
+  assert parts - named == set(), "README Layout does not name these parts of leut/"
+  missing = {n for n in named if not (ROOT / n.rstrip("/")).exists() and not n.endswith("README.md")}
+  assert missing == set(), "README Layout names paths that do not exist"
