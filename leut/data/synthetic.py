@@ -340,7 +340,7 @@ def ensure_default(root: os.PathLike | str) -> DefaultData:
 
   A marker file records the generator parameters; when it is missing or differs
   (an older generator, or an interrupted write) the dataset is regenerated. A file
-  lock makes concurrent first calls safe. Takes about 6 s on one CPU core.
+  lock makes concurrent first calls safe.
   """
   root = Path(root)
   data = DefaultData(root / "cifar", root / "things_fmri", root / "things_fmri" / "object_images")

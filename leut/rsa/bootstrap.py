@@ -106,8 +106,8 @@ def _prepare(vecs_NxP) -> _Sorted:
 
 
 def _prepare_host(vecs_NxP) -> tuple[_Sorted, bool]:
-  """NumPy twin of `_prepare` (host argsort is ~6x faster than XLA:CPU's sort) that lists only the pairs that are
-  really tied, so a resample fixes a few entries instead of gathering every pair's tie range."""
+  """NumPy twin of `_prepare` (a host argsort is faster than XLA:CPU's sort; `benchmarks/README.md`) that lists only
+  the pairs that are really tied, so a resample fixes a few entries instead of gathering every pair's tie range."""
   v = np.asarray(vecs_NxP, np.float32)
   N, P = v.shape
   order = np.argsort(v, axis=-1).astype(np.int32)  # not stable: a tie group is ranked as a whole (tie_lo/hi)

@@ -170,7 +170,7 @@ def largest_fitting_chunk(
 
   Memory is roughly linear in the seeds per device, so two AOT compiles (one and two seeds per device) give its
   fixed and per-seed parts; when the whole run fits, that is checked first (one compile). XLA's buffer reuse makes
-  small programs far from linear (measured: 1, 2, 3, 5 seeds of a tiny CNN need 28.3, 28.3, 29.9, 48.9 MB), so the
+  small programs far from linear in the seeds (the same bytes for one and two seeds of a tiny CNN), so the
   linear guess is then compiled and shrunk in proportion to its overshoot until it fits. `fallback = (fixed, per
   seed)` bytes stand in where the backend has no memory analysis.
   """
