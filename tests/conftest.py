@@ -26,7 +26,6 @@ import pytest  # noqa: E402
 def synthetic_dir(tmp_path_factory):
   """The embedded synthetic default, written once per test session."""
   from leut.data import synthetic
+  from tests.helpers import shared_dir
 
-  root = tmp_path_factory.mktemp("synthetic")
-  synthetic.ensure_default(root)
-  return root
+  return shared_dir(tmp_path_factory, "synthetic", synthetic.ensure_default)

@@ -1,4 +1,9 @@
-"""Small configs and data shared by the training tests."""
+"""Small configs and data shared by the training tests, and directories shared by the whole test session."""
+
+import fcntl
+import os
+import shutil
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -32,3 +37,21 @@ def random_train_data(n=96, seed=0):
     jnp.asarray(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)),
     jnp.asarray(rng.integers(0, 10, n).astype(np.int32)),
   )
+
+
+def shared_dir(tmp_path_factory, name: str, make) -> Path:
+  """`name` under the session's temporary root, made once by `make(path)` for the whole session, across pytest-xdist
+  workers too (they share the parent of their per-worker roots; a file lock lets one worker make it while the others
+  wait). `make` must leave a marker file `.done` only when the directory is complete."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent
+  path = root / name
+  with open(root / f".{name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (path / ".done").exists():
+      shutil.rmtree(path, ignore_errors=True)
+      path.mkdir(parents=True)
+      make(path)
+      (path / ".done").touch()
+  return path

@@ -10,7 +10,6 @@ complete workdir.
 """
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -35,15 +34,23 @@ TINY = [
 
 
 def tiny_workdir_path(tmp_path_factory, synthetic_dir):
-  """Create once per session (also used by tests/test_notebooks.py, which imports nothing from here)."""
-  wd = tmp_path_factory.getbasetemp() / "tiny_report_wd"
-  if not (wd / "summary.md").exists():
-    shutil.rmtree(wd, ignore_errors=True)
+  """Create once per session, across pytest-xdist workers too (also used by tests/test_notebooks.py)."""
+  from tests.helpers import shared_dir
+
+  def make(root):
     rc = cli.main(
-      ["run", "experiments/quickstart.py", "--workdir", str(wd), f"--config.data.synthetic_dir={synthetic_dir}", *TINY]
+      [
+        "run",
+        "experiments/quickstart.py",
+        "--workdir",
+        str(root / "wd"),
+        f"--config.data.synthetic_dir={synthetic_dir}",
+      ]
+      + TINY
     )
     assert rc == 0
-  return wd
+
+  return shared_dir(tmp_path_factory, "tiny_report_wd", make) / "wd"
 
 
 @pytest.fixture(scope="session")
