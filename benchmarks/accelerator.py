@@ -9,8 +9,8 @@ Rows (protocol sizes: the 32/64/128 CNN with fc 512, batch 128 at 32 px, 8,000-i
 - features of 720 stimuli at 224 px for 5 seeds, the feed-forward readout and predictive coding's (after inference);
 - 1,000 paired stimulus-bootstrap resamples at 720 stimuli (5 conditions x 5 seeds vs 3 subjects);
 - the full training-dynamics protocol at 5 seeds extrapolated from those rows (`cost_model.py`'s counts: 2,480 steps
-  per trained rule, 25 feed-forward and 8 predictive-coding checkpoints, 6 ROIs of bootstrap; RDMs + RSA, measured
-  at < 2 % of the CPU total, and host work are not included).
+  per trained rule, 25 feed-forward and 8 predictive-coding checkpoints, 6 ROIs of bootstrap; RDMs + RSA, a small
+  share of the protocol in `benchmarks/README.md`, and host work are not included).
 
 Each program is compiled ahead of time (`lower(...).compile()`, reported as compile s) and then run once; a row that
 fails (out of memory, say) prints its error and the rest go on. Rows are skipped, not started, once `--budget`
