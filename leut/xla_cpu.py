@@ -13,7 +13,8 @@ Two programs run faster with less of that (each measured side by side, see `benc
   inside YNNPACK reduction fusions (with 2+ seeds the per-seed stacking kept them apart; `benchmarks/README.md`).
 
 The option only exists in recent jaxlib releases, so each set is probed once and dropped where the installed XLA does
-not know it; other backends ignore it.
+not know it; other backends ignore it. These are options of the compiler, not part of the traced or lowered program:
+nothing here makes a program CPU-specific (`jax.export` of a `network_jit` function carries none of them).
 """
 
 from __future__ import annotations

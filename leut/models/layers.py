@@ -50,24 +50,32 @@ def conv3x3_direct(x_NxHxWxC: jax.Array, kernel_3x3xCxO: jax.Array) -> jax.Array
   return jax.lax.conv_general_dilated(x_NxHxWxC, kernel_3x3xCxO, (1, 1), ((1, 1), (1, 1)), dimension_numbers=_CONV_DIMS)
 
 
+SEED_LOOP_PLATFORMS = ("cpu",)  # where `per_seed` runs one ordinary convolution per seed; elsewhere one batched
+
+
 def per_seed(fn):
   """`fn` whose `vmap` runs `fn` once per batch entry (an unrolled loop) and stacks the results, on CPU.
 
   For functions built on `lax.conv_general_dilated`: each seed's convolution stays an ordinary one (XLA:CPU's
   direct convolution), where the vmapped one would be a grouped convolution. Unbatched arguments are shared by
   every entry. No autodiff rule of its own: wrap the pieces in a `jax.custom_vjp` (as `conv_bn_relu_pool` does).
-  On other backends the vmap is an ordinary one (a loop of S small convolutions would serialise an accelerator;
-  unmeasured, as no GPU was lent).
+  On the other platforms (GPU, TPU) the vmap is an ordinary one: a loop of S small convolutions would serialise an
+  accelerator. The choice is `jax.lax.platform_dependent`, made when the program is lowered for its platform, not
+  by asking the default backend while tracing, so one traced (or exported) program is right on every platform.
   """
   f = custom_vmap(fn)
 
   @f.def_vmap
   def _rule(axis_size, in_batched, *args):
-    if jax.default_backend() != "cpu":  # GPU/TPU: one batched (grouped) convolution beats S small ones in a row
-      out = jax.vmap(fn, in_axes=tuple(0 if b else None for b in in_batched), axis_size=axis_size)(*args)
-    else:
-      outs = [fn(*[a[s] if b else a for a, b in zip(args, in_batched)]) for s in range(axis_size)]
-      out = jax.tree.map(lambda *v: jnp.stack(v), *outs)
+    def batched(*a):
+      return jax.vmap(fn, in_axes=tuple(0 if b else None for b in in_batched), axis_size=axis_size)(*a)
+
+    def seed_loop(*a):
+      outs = [fn(*[v[s] if b else v for v, b in zip(a, in_batched)]) for s in range(axis_size)]
+      return jax.tree.map(lambda *v: jnp.stack(v), *outs)
+
+    loops = {platform: seed_loop for platform in SEED_LOOP_PLATFORMS}
+    out = jax.lax.platform_dependent(*args, **loops, default=batched)
     return out, jax.tree.map(lambda _: True, out)
 
   return f

@@ -57,12 +57,12 @@ def test_conv3x3_equals_scipy_cross_correlation():
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+@pytest.mark.parametrize("seed_loop", [True, False])
 @pytest.mark.parametrize("shared_input", [False, True])
-def test_conv3x3_vjp_per_seed_equals_float64_autodiff_of_im2col(shared_input, backend, monkeypatch):
+def test_conv3x3_vjp_per_seed_equals_float64_autodiff_of_im2col(shared_input, seed_loop, monkeypatch):
   """conv3x3 (hand-written VJP) under vmap over 3 seeds = float64 autodiff of the im2col conv, for per-seed inputs
-  and for one input shared by every seed (evaluation stimuli): on CPU one direct conv per seed, elsewhere (the
-  backend faked) one batched conv."""
+  and for one input shared by every seed (evaluation stimuli): both through the CPU's one direct conv per seed and
+  through the accelerators' one batched conv (run here by taking CPU off `SEED_LOOP_PLATFORMS`)."""
   rng = np.random.default_rng(2)
   x = rng.normal(size=(5, 6, 10, 3) if shared_input else (3, 5, 6, 10, 3))
   k, g = rng.normal(size=(3, 3, 3, 3, 4)), rng.normal(size=(3, 5, 6, 10, 4))
@@ -78,15 +78,40 @@ def test_conv3x3_vjp_per_seed_equals_float64_autodiff_of_im2col(shared_input, ba
 
   with jax.enable_x64(True):
     want = [np.asarray(w) for w in value_and_vjp(layers.conv3x3_im2col, jnp.float64)]
-  monkeypatch.setattr(jax, "default_backend", lambda: backend)
+  monkeypatch.setattr(layers, "SEED_LOOP_PLATFORMS", ("cpu",) if seed_loop else ())
   got = value_and_vjp(layers.conv3x3, jnp.float32)
   for a, b in zip(got, want):
     np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
-  jaxpr = str(jax.make_jaxpr(jax.vmap(layers.conv3x3, in_axes=in_axes[:2]))(x.astype(np.float32), k.astype(np.float32)))
-  if backend == "cpu":
-    assert jaxpr.count("conv_general_dilated") == 3 and "feature_group_count=3" not in jaxpr  # one conv per seed
+  args = (x.astype(np.float32), k.astype(np.float32))
+  hlo = jax.jit(jax.vmap(layers.conv3x3, in_axes=in_axes[:2])).lower(*args).as_text()
+  if seed_loop:
+    assert hlo.count("stablehlo.convolution") == 3 and "group_count = 3" not in hlo  # one conv per seed
   else:
-    assert jaxpr.count("conv_general_dilated") == 1
+    assert hlo.count("stablehlo.convolution") == 1
+
+
+def _convolutions(hlo: str) -> list[str]:
+  return [line for line in hlo.splitlines() if "stablehlo.convolution" in line]
+
+
+def test_one_traced_program_lowers_to_the_per_seed_loop_on_cpu_and_one_batched_conv_on_accelerators():
+  """The per-seed choice is made at lowering, not at tracing: one trace of a 3-seed training gradient lowers to
+  per-seed ordinary convolutions for CPU and to grouped (batched) ones for CUDA and TPU."""
+  keys = jax.random.split(jax.random.PRNGKey(2), 3)
+  params, state = jax.vmap(_trained_looking_state)(keys)
+  x = jax.random.normal(jax.random.PRNGKey(3), (3, 8, 32, 32, 3))
+
+  def f(p, s, x):
+    logits, _, _ = cnn.apply(p, s, x, train=True)
+    return jnp.sum(jnp.sin(logits))
+
+  traced = jax.jit(jax.vmap(jax.grad(f))).trace(params, state, x)
+  on_cpu = _convolutions(traced.lower(lowering_platforms=("cpu",)).as_text())
+  assert on_cpu and not any("group_count = 3" in line for line in on_cpu)
+  for platform in ("cuda", "tpu"):
+    on_accelerator = _convolutions(traced.lower(lowering_platforms=(platform,)).as_text())
+    assert len(on_accelerator) < len(on_cpu) / 2
+    assert all("group_count = 3" in line for line in on_accelerator)  # 3 seeds as one grouped convolution
 
 
 def test_batch_norm_train_matches_pytorch_formulas():
@@ -286,7 +311,8 @@ def test_training_blocks_take_the_fused_path_with_unchanged_values_state_and_gra
 
 
 def test_fused_block_vmaps_as_one_batched_program_off_cpu(monkeypatch):
-  """Off CPU `per_seed` falls back to an ordinary vmap; that path gives the CPU (per-seed loop) values and grads."""
+  """The accelerators' path (one batched vmap, run here by taking CPU off `SEED_LOOP_PLATFORMS`) gives the CPU's
+  per-seed-loop values and gradients."""
   keys = jax.random.split(jax.random.PRNGKey(2), 3)
   params, state = jax.vmap(_trained_looking_state)(keys)
   x = jax.random.normal(jax.random.PRNGKey(3), (3, 8, 32, 32, 3))
@@ -297,9 +323,9 @@ def test_fused_block_vmaps_as_one_batched_program_off_cpu(monkeypatch):
 
   grad = lambda: jax.jit(jax.vmap(jax.value_and_grad(f)))(params, state, x)  # noqa: E731  (traced afresh)
   loop_val, loop_grad = grad()
-  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-  jaxpr = str(jax.make_jaxpr(jax.vmap(f))(params, state, x))
-  assert "feature_group_count=3" in jaxpr or "batch_group_count=3" in jaxpr  # one grouped conv for the 3 seeds
+  monkeypatch.setattr(layers, "SEED_LOOP_PLATFORMS", ())
+  hlo = jax.jit(jax.vmap(f)).lower(params, state, x).as_text()
+  assert "feature_group_count = 3" in hlo or "batch_group_count = 3" in hlo  # one grouped conv for the 3 seeds
   vmap_val, vmap_grad = grad()
   assert _rel_err(vmap_val, loop_val) < 1e-5
   for a, b in zip(jax.tree.leaves(vmap_grad), jax.tree.leaves(loop_grad)):
