@@ -1,0 +1,109 @@
+"""`leut run` scores the brain dataset `data.brain` names: the quickstart on each synthetic macaque release.
+
+Each synthetic release is simulated from known feature models (`leut.data.synthetic_macaque`): V1 cells/sites from
+Gabor energy, V2 from energies and their cross-orientation products, V4 from a mixture of V2 energies and shape, IT
+from category. An untrained network represents no category, so its layers align with the visually driven regions
+and not with IT; images or rows out of register with the responses would leave every ρ near zero.
+"""
+
+import pandas as pd
+import pytest
+
+from leut import cli, experiment
+from leut import config as config_lib
+from leut.data.errors import MissingDatasetError
+from leut.errors import ConfigError
+
+TINY = [
+  "--config.rules=untrained",
+  "--config.seeds=3",
+  "--config.epochs=0",
+  "--config.milestones=0",
+  "--config.model.widths=(4,8,8)",
+  "--config.model.fc_dim=16",
+  "--config.data.train_subset=64",
+  "--config.eval.resolutions=32",
+  "--config.eval.test_images=64",
+  "--config.eval.n_boot=0",
+  "--config.eval.best_layer_splits=0",
+  "--no-progress",
+]
+# dataset -> (its regions, its animals, extra overrides)
+DATASETS = {
+  "majajhong2015": (["V4", "IT"], ["Chabo", "Tito"], ["--config.data.n_stimuli=0"]),
+  "freemanziemba2013": (["V1", "V2"], ["pooled"], ["--config.data.n_stimuli=0"]),
+  "tvsd": (["V1", "V4", "IT"], ["monkeyF", "monkeyN"], ["--config.data.n_stimuli=0"]),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(DATASETS))
+def scored(request, tmp_path_factory, synthetic_dir):
+  """(dataset, rsa.csv) of a tiny quickstart run against the synthetic release of one macaque dataset."""
+  brain = request.param
+  rois, _, extra = DATASETS[brain]
+  wd = tmp_path_factory.mktemp(f"quickstart_{brain}")
+  rc = cli.main(
+    [
+      "run",
+      "experiments/quickstart.py",
+      "--workdir",
+      str(wd),
+      f"--config.data.synthetic_dir={synthetic_dir}",
+      f"--config.data.brain={brain}",
+      f"--config.data.rois={','.join(rois)}",
+      *TINY,
+      *extra,
+    ]
+  )
+  assert rc == 0
+  return brain, pd.read_csv(wd / "results" / "rsa.csv")
+
+
+def test_rsa_rows_are_the_datasets_regions_and_animals(scored):
+  brain, rsa = scored
+  rois, animals, _ = DATASETS[brain]
+  assert set(rsa.roi) == set(rois)
+  assert set(rsa.subject) == {*animals, "mean"}
+  # seeds x layers x regions x (animals + mean) x pair sets, every ρ defined
+  assert len(rsa) == 3 * 4 * len(rois) * (len(animals) + 1) * 2
+  assert rsa.rho.notna().all()
+
+
+def _seed_rho(rsa, roi, layer="conv1"):
+  rows = rsa[(rsa.roi == roi) & (rsa.layer == layer) & (rsa.subject == "mean") & (rsa.pairs == "all")]
+  return rows.set_index("seed").rho.sort_index()
+
+
+def test_untrained_network_aligns_with_the_visually_driven_regions(scored):
+  """Known truth: conv1 of an untrained network aligns with the region its simulation drives by visual features
+  (V1 Gabor energy, V4 energy and shape) for every seed, and not with the category-driven IT."""
+  brain, rsa = scored
+  visual = {"majajhong2015": "V4", "freemanziemba2013": "V1", "tvsd": "V1"}[brain]
+  rho = _seed_rho(rsa, visual)
+  assert (rho > 0.02).all() and rho.mean() > 0.04, rho
+  if "IT" in DATASETS[brain][0]:
+    it = _seed_rho(rsa, "IT")
+    assert ((rho - it) > 0.015).all() and abs(it.mean()) < 0.02, (rho, it)
+
+
+def _config(brain, *overrides):
+  return config_lib.load("experiments/quickstart.py", [f"--config.data.brain={brain}", *overrides])
+
+
+def test_rois_that_are_not_the_datasets_regions_are_refused_naming_the_valid_ones():
+  with pytest.raises(ConfigError, match=r"data.rois \['V2', 'LOC'\] are not regions of data.brain='tvsd'.*V1.*V4.*IT"):
+    experiment.resolve_data(_config("tvsd"))
+
+
+def test_a_missing_release_says_what_to_fetch_and_which_field_points_to_it(tmp_path):
+  config = _config(
+    "majajhong2015",
+    "--config.data.source=files",
+    f"--config.data.cifar_dir={tmp_path}",
+    f"--config.data.brain_dir={tmp_path / 'nowhere'}",
+    "--config.data.rois=V4,IT",
+  )
+  with pytest.raises(MissingDatasetError) as err:
+    experiment.resolve_data(config)
+  message = str(err.value)
+  assert "leut fetch majajhong2015" in message and "data.brain_dir" in message and "nowhere" in message
