@@ -26,13 +26,15 @@ TINY = [
   "--config.eval.test_images=64",
   "--config.eval.n_boot=0",
   "--config.eval.best_layer_splits=0",
+  "--config.eval.partial_controls=",
+  "--config.data.n_stimuli=48",  # all of FreemanZiemba2013, evenly spaced over the others; one S, shared compiles
   "--no-progress",
 ]
-# dataset -> (its regions, its animals, extra overrides)
+# dataset -> (its regions, its animals)
 DATASETS = {
-  "majajhong2015": (["V4", "IT"], ["Chabo", "Tito"], ["--config.data.n_stimuli=0"]),
-  "freemanziemba2013": (["V1", "V2"], ["pooled"], ["--config.data.n_stimuli=0"]),
-  "tvsd": (["V1", "V4", "IT"], ["monkeyF", "monkeyN"], ["--config.data.n_stimuli=0"]),
+  "majajhong2015": (["V4", "IT"], ["Chabo", "Tito"]),
+  "freemanziemba2013": (["V1", "V2"], ["pooled"]),
+  "tvsd": (["V1", "V4", "IT"], ["monkeyF", "monkeyN"]),
 }
 
 
@@ -40,7 +42,7 @@ DATASETS = {
 def scored(request, tmp_path_factory, synthetic_dir):
   """(dataset, rsa.csv) of a tiny quickstart run against the synthetic release of one macaque dataset."""
   brain = request.param
-  rois, _, extra = DATASETS[brain]
+  rois, _ = DATASETS[brain]
   wd = tmp_path_factory.mktemp(f"quickstart_{brain}")
   rc = cli.main(
     [
@@ -52,7 +54,6 @@ def scored(request, tmp_path_factory, synthetic_dir):
       f"--config.data.brain={brain}",
       f"--config.data.rois={','.join(rois)}",
       *TINY,
-      *extra,
     ]
   )
   assert rc == 0
@@ -61,7 +62,7 @@ def scored(request, tmp_path_factory, synthetic_dir):
 
 def test_rsa_rows_are_the_datasets_regions_and_animals(scored):
   brain, rsa = scored
-  rois, animals, _ = DATASETS[brain]
+  rois, animals = DATASETS[brain]
   assert set(rsa.roi) == set(rois)
   assert set(rsa.subject) == {*animals, "mean"}
   # seeds x layers x regions x (animals + mean) x pair sets, every ρ defined
@@ -69,18 +70,20 @@ def test_rsa_rows_are_the_datasets_regions_and_animals(scored):
   assert rsa.rho.notna().all()
 
 
-def _seed_rho(rsa, roi, layer="conv1"):
-  rows = rsa[(rsa.roi == roi) & (rsa.layer == layer) & (rsa.subject == "mean") & (rsa.pairs == "all")]
-  return rows.set_index("seed").rho.sort_index()
+def _seed_rho(rsa, roi):
+  """Per seed, the untrained network's ρ with `roi` (animals' mean RDM) averaged over its layers."""
+  rows = rsa[(rsa.roi == roi) & (rsa.subject == "mean") & (rsa.pairs == "all")]
+  return rows.groupby("seed").rho.mean()
 
 
 def test_untrained_network_aligns_with_the_visually_driven_regions(scored):
-  """Known truth: conv1 of an untrained network aligns with the region its simulation drives by visual features
-  (V1 Gabor energy, V4 energy and shape) for every seed, and not with the category-driven IT."""
+  """Known truth: every seed's untrained network aligns with the region its simulation drives by visual features
+  (V1: Gabor energy; V4: energy and shape) and, where the dataset has one, less with the category-driven IT,
+  whose alignment stays near zero."""
   brain, rsa = scored
   visual = {"majajhong2015": "V4", "freemanziemba2013": "V1", "tvsd": "V1"}[brain]
   rho = _seed_rho(rsa, visual)
-  assert (rho > 0.02).all() and rho.mean() > 0.04, rho
+  assert (rho > 0.015).all() and rho.mean() > 0.03, rho
   if "IT" in DATASETS[brain][0]:
     it = _seed_rho(rsa, "IT")
     assert ((rho - it) > 0.015).all() and abs(it.mean()) < 0.02, (rho, it)
