@@ -27,6 +27,7 @@ from leut import config as config_lib
 from leut import evaluate as evaluate_lib
 from leut import workdir as workdir_lib
 from leut.data import brains, cifar, things_fmri, things_images
+from leut.data.brainscore_assembly import ASSEMBLIES, assembly_path
 from leut.data.errors import DataFormatError, MissingDatasetError, missing_dataset
 from leut.data.normalization import normalize_01
 from leut.data.responses import ResponseData
@@ -108,6 +109,11 @@ def _macaque_files(config, brain: str) -> DataPaths:
   if not d.brain_dir or not Path(d.brain_dir).expanduser().is_dir():
     where = Path(d.brain_dir).expanduser() if d.brain_dir else "data.brain_dir (not set)"
     raise missing_dataset(brain, where)
+  if brain in ASSEMBLIES:
+    try:
+      assembly_path(Path(d.brain_dir).expanduser(), ASSEMBLIES[brain].identifier)
+    except MissingDatasetError as err:
+      raise missing_dataset(brain, Path(d.brain_dir).expanduser(), f"no {Path(err.path).name}") from None
   images = Path(d.things_images_dir) if brain == "tvsd" else None
   return DataPaths(Path(d.cifar_dir), None, images, None, Path(d.brain_dir).expanduser())
 
@@ -134,11 +140,19 @@ def load_macaque_responses(config, paths: DataPaths) -> ResponseData:
   )
 
 
+def _macaque_rdms(config, paths: DataPaths, resp: ResponseData):
+  """The RSA view of `resp`; a region or animal with fewer than 2 neuroids is refused naming the release."""
+  try:
+    return resp.to_brain_data(where=f"data.brain={_brain(config)!r}")
+  except ValueError as err:
+    raise DataFormatError(paths.brain_dir, str(err)) from None
+
+
 def load_brain(config, paths: DataPaths, *, progress: bool = True):
   d = config.data
   subjects = list(d.subjects) if d.subjects else None
   if paths.brain_dir is not None:
-    return load_macaque_responses(config, paths).to_brain_data(where=f"data.brain={_brain(config)!r}")
+    return _macaque_rdms(config, paths, load_macaque_responses(config, paths))
   if paths.brain_rdms_dir is not None:
     from leut.data import precomputed_rdms
 
@@ -157,13 +171,17 @@ def load_brain(config, paths: DataPaths, *, progress: bool = True):
 def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData, *, progress=True):
   if paths.brain_dir is not None:  # a macaque dataset: its responses give the RDMs and the stimulus images
     resp = load_macaque_responses(config, paths)
-    brain = resp.to_brain_data(where=f"data.brain={_brain(config)!r}")
-    load = lambda px, upsampled: normalize_01(resp.load_images_01(list(brain.stimuli), px, upsampled))  # noqa: E731
+    brain = _macaque_rdms(config, paths, resp)
+
+    def load(px: int, upsampled: bool) -> np.ndarray:
+      return normalize_01(resp.load_images_01(list(brain.stimuli), px, upsampled))
+
   else:
     brain = load_brain(config, paths, progress=progress)
-    load = lambda px, upsampled: things_images.load_stimulus_images(  # noqa: E731
-      paths.things_images_dir, brain.stimuli, px=px, upsampled=upsampled
-    )
+
+    def load(px: int, upsampled: bool) -> np.ndarray:
+      return things_images.load_stimulus_images(paths.things_images_dir, brain.stimuli, px=px, upsampled=upsampled)
+
   stimuli = {}
   for px in config.eval.resolutions:
     stimuli[(int(px), "native")] = load(int(px), False)
@@ -222,9 +240,9 @@ def preflight(config, paths: DataPaths, train_data, cifar_data: cifar.CifarData)
     )
   d = config.data
   subjects = list(d.subjects) if d.subjects else None
-  if paths.brain_dir is not None:  # a macaque release: read (it is small), its RDMs built, every image decoded
+  if paths.brain_dir is not None:  # a macaque release: responses read, RDMs built, every stimulus image checked
     resp = load_macaque_responses(config, paths)
-    resp.to_brain_data(where=f"data.brain={_brain(config)!r}")
+    _macaque_rdms(config, paths, resp)
     if paths.things_images_dir is not None:
       things_images.check_images(paths.things_images_dir, resp.stimuli)
     else:

@@ -76,17 +76,23 @@ def _seed_rho(rsa, roi):
   return rows.groupby("seed").rho.mean()
 
 
-def test_untrained_network_aligns_with_the_visually_driven_regions(scored):
-  """Known truth: every seed's untrained network aligns with the region its simulation drives by visual features
-  (V1: Gabor energy; V4: energy and shape) and, where the dataset has one, less with the category-driven IT,
-  whose alignment stays near zero."""
+VISUAL = {"majajhong2015": ["V4"], "freemanziemba2013": ["V1", "V2"], "tvsd": ["V1", "V4"]}
+
+
+def test_untrained_network_aligns_with_the_visually_driven_regions_not_with_it(scored):
+  """Known truth: for every seed, the untrained network aligns positively with each region its simulation drives by
+  visual features (V1: Gabor energy; V2: energies and their products; V4: energy and shape), and by more than 0.03
+  above the category-driven IT, which it does not represent. Stimulus images out of register with the response
+  rows would leave every ρ and every difference near zero."""
   brain, rsa = scored
-  visual = {"majajhong2015": "V4", "freemanziemba2013": "V1", "tvsd": "V1"}[brain]
-  rho = _seed_rho(rsa, visual)
-  assert (rho > 0.015).all() and rho.mean() > 0.03, rho
-  if "IT" in DATASETS[brain][0]:
-    it = _seed_rho(rsa, "IT")
-    assert ((rho - it) > 0.015).all() and abs(it.mean()) < 0.02, (rho, it)
+  it = _seed_rho(rsa, "IT") if "IT" in DATASETS[brain][0] else None
+  for roi in VISUAL[brain]:
+    rho = _seed_rho(rsa, roi)
+    assert len(rho) == 3 and (rho > 0.01).all(), (roi, rho)
+    if it is not None:
+      assert ((rho - it) > 0.03).all(), (roi, rho, it)
+    else:  # FreemanZiemba2013: all 48 stimuli, no category region to compare with
+      assert rho.mean() > 0.05, (roi, rho)
 
 
 def _config(brain, *overrides):
@@ -98,15 +104,20 @@ def test_rois_that_are_not_the_datasets_regions_are_refused_naming_the_valid_one
     experiment.resolve_data(_config("tvsd"))
 
 
-def test_a_missing_release_says_what_to_fetch_and_which_field_points_to_it(tmp_path):
+@pytest.mark.parametrize("folder", ["nowhere", "empty"])
+def test_a_missing_release_says_what_to_fetch_and_which_field_points_to_it(tmp_path, folder):
+  (tmp_path / "empty").mkdir()
   config = _config(
     "majajhong2015",
     "--config.data.source=files",
     f"--config.data.cifar_dir={tmp_path}",
-    f"--config.data.brain_dir={tmp_path / 'nowhere'}",
+    f"--config.data.brain_dir={tmp_path / folder}",
     "--config.data.rois=V4,IT",
   )
   with pytest.raises(MissingDatasetError) as err:
     experiment.resolve_data(config)
   message = str(err.value)
-  assert "leut fetch majajhong2015" in message and "data.brain_dir" in message and "nowhere" in message
+  assert message.startswith(
+    f"MajajHong2015 (Brain-Score's public V4/IT assembly and the HvM stimulus set) not found at {tmp_path / folder}"
+  )
+  assert "`leut fetch majajhong2015 --dest <dir>`" in message and "config field `data.brain_dir`" in message
