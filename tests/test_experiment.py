@@ -57,11 +57,11 @@ def scored(request, tmp_path_factory, synthetic_dir):
     ]
   )
   assert rc == 0
-  return brain, pd.read_csv(wd / "results" / "rsa.csv")
+  return brain, pd.read_csv(wd / "results" / "rsa.csv"), wd
 
 
 def test_rsa_rows_are_the_datasets_regions_and_animals(scored):
-  brain, rsa = scored
+  brain, rsa, _ = scored
   rois, animals = DATASETS[brain]
   assert set(rsa.roi) == set(rois)
   assert set(rsa.subject) == {*animals, "mean"}
@@ -84,7 +84,7 @@ def test_untrained_network_aligns_with_the_visually_driven_regions_not_with_it(s
   visual features (V1: Gabor energy; V2: energies and their products; V4: energy and shape), and by more than 0.03
   above the category-driven IT, which it does not represent. Stimulus images out of register with the response
   rows would leave every ρ and every difference near zero."""
-  brain, rsa = scored
+  brain, rsa, _ = scored
   it = _seed_rho(rsa, "IT") if "IT" in DATASETS[brain][0] else None
   for roi in VISUAL[brain]:
     rho = _seed_rho(rsa, roi)
@@ -93,6 +93,19 @@ def test_untrained_network_aligns_with_the_visually_driven_regions_not_with_it(s
       assert ((rho - it) > 0.03).all(), (roi, rho, it)
     else:  # FreemanZiemba2013: all 48 stimuli, no category region to compare with
       assert rho.mean() > 0.05, (roi, rho)
+
+
+@pytest.mark.parametrize("scored", ["freemanziemba2013"], indirect=True)
+def test_leut_evaluate_rescores_the_checkpoints_against_the_brain_data_brain_names(scored):
+  _, _, wd = scored
+  rc = cli.main(
+    ["evaluate", "--workdir", str(wd), "--config.data.brain=majajhong2015", "--config.data.rois=V4,IT", "--no-progress"]
+  )
+  assert rc == 0
+  rsa = pd.read_csv(wd / "results" / "rsa.csv")
+  assert set(rsa.roi) == {"V4", "IT"} and set(rsa.subject) == {"Chabo", "Tito", "mean"}
+  v4, it = _seed_rho(rsa, "V4"), _seed_rho(rsa, "IT")
+  assert ((v4 - it) > 0.03).all(), (v4, it)  # the same truth as the majajhong2015 run's
 
 
 def _config(brain, *overrides):
