@@ -26,8 +26,11 @@ from leut import checks, distributed, report
 from leut import config as config_lib
 from leut import evaluate as evaluate_lib
 from leut import workdir as workdir_lib
-from leut.data import cifar, things_fmri, things_images
-from leut.data.errors import DataFormatError, MissingDatasetError
+from leut.data import brains, cifar, things_fmri, things_images
+from leut.data.brainscore_assembly import ASSEMBLIES, assembly_path
+from leut.data.errors import DataFormatError, MissingDatasetError, missing_dataset
+from leut.data.normalization import normalize_01
+from leut.data.responses import ResponseData
 from leut.errors import ConfigError, LeutError, LeutWarning
 from leut.train import batches
 from leut.train import run as train_run
@@ -40,20 +43,49 @@ class CodeVersionWarning(LeutWarning):
 class DataPaths(NamedTuple):
   cifar_dir: Path
   things_fmri_dir: Path | None
-  things_images_dir: Path
+  things_images_dir: Path | None  # None for the Brain-Score datasets, which carry their own stimulus images
   brain_rdms_dir: Path | None
+  brain_dir: Path | None = None  # the release folder of a macaque `data.brain`
+
+
+def _brain(config) -> str:
+  return config.data.get("brain") or "things_fmri"
+
+
+def _check_brain_fields(config) -> None:
+  """`data.brain` and the fields that must agree with it (its regions, its stimuli), before any file is read."""
+  d, brain = config.data, _brain(config)
+  if brain not in brains.BRAINS:
+    raise ConfigError(f"data.brain must be one of {list(brains.BRAINS)}, not {brain!r}")
+  if brain == "things_fmri":
+    return
+  brains.check_regions(brain, list(d.rois))
+  if d.brain_rdms_dir:
+    raise ConfigError(f"data.brain_rdms_dir holds THINGS-fMRI RDMs; with data.brain={brain!r} leave it empty")
+  if brain != "tvsd" and d.stimuli == "test":
+    raise ConfigError(
+      f"data.stimuli='test': {brain} has no test set (every stimulus is scored, repetitions averaged); "
+      "use data.stimuli=per_concept"
+    )
 
 
 def resolve_data(config) -> DataPaths:
   """Where each dataset lives: the embedded synthetic default (written on first use) or the configured paths."""
   d = config.data
+  _check_brain_fields(config)
+  brain = _brain(config)
   if d.source == "synthetic":
     from leut.data import synthetic
 
     default = synthetic.ensure_default(Path(d.synthetic_dir))
-    return DataPaths(Path(default.cifar_dir), Path(default.things_fmri_dir), Path(default.things_images_dir), None)
+    if brain == "things_fmri":
+      return DataPaths(Path(default.cifar_dir), Path(default.things_fmri_dir), Path(default.things_images_dir), None)
+    release, images = brains.synthetic_release(brain, d.synthetic_dir)
+    return DataPaths(Path(default.cifar_dir), None, Path(images) if brain == "tvsd" else None, None, Path(release))
   if d.source != "files":
     raise ConfigError(f"data.source must be 'synthetic' or 'files', not {d.source!r}")
+  if brain != "things_fmri":
+    return _macaque_files(config, brain)
   for field in ("cifar_dir", "things_images_dir"):
     if not d[field]:
       raise MissingDatasetError(f"data.source='files' needs data.{field}: set --config.data.{field}=PATH")
@@ -67,15 +99,60 @@ def resolve_data(config) -> DataPaths:
   return DataPaths(Path(d.cifar_dir), opt(d.things_fmri_dir), Path(d.things_images_dir), opt(d.brain_rdms_dir))
 
 
+def _macaque_files(config, brain: str) -> DataPaths:
+  """Paths of a macaque `data.brain` with data.source='files': its release folder, and THINGS images for TVSD."""
+  d = config.data
+  fields = ("cifar_dir", "things_images_dir") if brain == "tvsd" else ("cifar_dir",)
+  for field in fields:
+    if not d[field]:
+      raise MissingDatasetError(f"data.source='files' needs data.{field}: set --config.data.{field}=PATH")
+  if not d.brain_dir or not Path(d.brain_dir).expanduser().is_dir():
+    where = Path(d.brain_dir).expanduser() if d.brain_dir else "data.brain_dir (not set)"
+    raise missing_dataset(brain, where)
+  if brain in ASSEMBLIES:
+    try:
+      assembly_path(Path(d.brain_dir).expanduser(), ASSEMBLIES[brain].identifier)
+    except MissingDatasetError as err:
+      raise missing_dataset(brain, Path(d.brain_dir).expanduser(), f"no {Path(err.path).name}") from None
+  images = Path(d.things_images_dir) if brain == "tvsd" else None
+  return DataPaths(Path(d.cifar_dir), None, images, None, Path(d.brain_dir).expanduser())
+
+
 def load_train_data(paths: DataPaths) -> tuple[batches.TrainData, cifar.CifarData]:
   data = cifar.load_cifar10(paths.cifar_dir)
   train = batches.TrainData(jnp.asarray(data.train_images), jnp.asarray(data.train_labels, jnp.int32))
   return train, data
 
 
+def load_macaque_responses(config, paths: DataPaths) -> ResponseData:
+  """The responses of a macaque `data.brain` that RSA scores: `data.rois` as regions (`roi`), `data.subjects` as
+  animals (`subject`, all when empty), TVSD's `data.stimuli` ('per_concept': each concept's first train image, one
+  presentation; 'test': the test images, repetitions averaged), at most `data.n_stimuli` stimuli."""
+  d, brain = config.data, _brain(config)
+  options = {"stimuli": "test" if d.stimuli == "test" else "train"} if brain == "tvsd" else {}
+  resp = brains.load_responses(brain, paths.brain_dir, things_images_dir=paths.things_images_dir, **options)
+  return brains.rsa_responses(
+    resp,
+    rois=list(d.rois),
+    subjects=[str(s) for s in d.subjects] or None,
+    one_per_concept=brain == "tvsd" and d.stimuli == "per_concept",
+    n_stimuli=d.n_stimuli or None,
+  )
+
+
+def _macaque_rdms(config, paths: DataPaths, resp: ResponseData):
+  """The RSA view of `resp`; a region or animal with fewer than 2 neuroids is refused naming the release."""
+  try:
+    return resp.to_brain_data(where=f"data.brain={_brain(config)!r}")
+  except ValueError as err:
+    raise DataFormatError(paths.brain_dir, str(err)) from None
+
+
 def load_brain(config, paths: DataPaths, *, progress: bool = True):
   d = config.data
   subjects = list(d.subjects) if d.subjects else None
+  if paths.brain_dir is not None:
+    return _macaque_rdms(config, paths, load_macaque_responses(config, paths))
   if paths.brain_rdms_dir is not None:
     from leut.data import precomputed_rdms
 
@@ -92,16 +169,24 @@ def load_brain(config, paths: DataPaths, *, progress: bool = True):
 
 
 def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData, *, progress=True):
-  brain = load_brain(config, paths, progress=progress)
+  if paths.brain_dir is not None:  # a macaque dataset: its responses give the RDMs and the stimulus images
+    resp = load_macaque_responses(config, paths)
+    brain = _macaque_rdms(config, paths, resp)
+
+    def load(px: int, upsampled: bool) -> np.ndarray:
+      return normalize_01(resp.load_images_01(list(brain.stimuli), px, upsampled))
+
+  else:
+    brain = load_brain(config, paths, progress=progress)
+
+    def load(px: int, upsampled: bool) -> np.ndarray:
+      return things_images.load_stimulus_images(paths.things_images_dir, brain.stimuli, px=px, upsampled=upsampled)
+
   stimuli = {}
   for px in config.eval.resolutions:
-    stimuli[(int(px), "native")] = things_images.load_stimulus_images(
-      paths.things_images_dir, brain.stimuli, px=int(px)
-    )
+    stimuli[(int(px), "native")] = load(int(px), False)
     if config.eval.upsampled:
-      stimuli[(int(px), "upsampled")] = things_images.load_stimulus_images(
-        paths.things_images_dir, brain.stimuli, px=int(px), upsampled=True
-      )
+      stimuli[(int(px), "upsampled")] = load(int(px), True)
   n_test = config.eval.test_images or len(cifar_data.test_labels)
   test = np.asarray(batches.normalize(jnp.asarray(cifar_data.test_images[:n_test])))
   return evaluate_lib.EvalInputs(brain, stimuli, test, np.asarray(cifar_data.test_labels[:n_test]))
@@ -155,6 +240,14 @@ def preflight(config, paths: DataPaths, train_data, cifar_data: cifar.CifarData)
     )
   d = config.data
   subjects = list(d.subjects) if d.subjects else None
+  if paths.brain_dir is not None:  # a macaque release: responses read, RDMs built, every stimulus image checked
+    resp = load_macaque_responses(config, paths)
+    _macaque_rdms(config, paths, resp)
+    if paths.things_images_dir is not None:
+      things_images.check_images(paths.things_images_dir, resp.stimuli)
+    else:
+      resp.load_images_01(list(resp.stimuli), 32)
+    return
   if paths.brain_rdms_dir is not None:
     stimuli = load_brain(config, paths, progress=False).stimuli
   else:

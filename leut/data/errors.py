@@ -79,6 +79,24 @@ DATASET_SOURCES = {
     "so that <dir>/fmri_rdm_{ROI}_{sub}.npy and <dir>/stim_order_{sub}.txt exist",
     "data.brain_rdms_dir",
   ),
+  "majajhong2015": (
+    "MajajHong2015 (Brain-Score's public V4/IT assembly and the HvM stimulus set)",
+    "get it from Brain-Score's public bucket with `leut fetch majajhong2015 --dest <dir>`",
+    "so that <dir>/assy_dicarlo_MajajHong2015_public.nc and image_dicarlo_hvm-public.csv/.zip exist",
+    "data.brain_dir",
+  ),
+  "freemanziemba2013": (
+    "FreemanZiemba2013 (Brain-Score's public V1/V2 assembly and the aperture stimulus set)",
+    "get it from Brain-Score's public bucket with `leut fetch freemanziemba2013 --dest <dir>`",
+    "so that <dir>/assy_movshon_FreemanZiemba2013_public.nc and its image_movshon_*.csv/.zip exist",
+    "data.brain_dir",
+  ),
+  "tvsd": (
+    "TVSD (THINGS Ventral Stream Spiking Dataset, normalised MUA)",
+    "get it from https://gin.g-node.org/paolo_papale/TVSD with `leut fetch tvsd --dest <dir>`",
+    "so that <dir>/monkeyF/THINGS_normMUA.mat and <dir>/monkeyN/THINGS_normMUA.mat exist (with _logs/things_imgs.mat)",
+    "data.brain_dir",
+  ),
 }
 
 

@@ -48,3 +48,48 @@ def test_brain_choice_is_evaluation_only(tmp_path):
   config_lib.check_compatible(saved, current, tmp_path)
   saved["data"]["brain"] = "tvsd"
   config_lib.check_compatible(saved, current, tmp_path)
+
+
+def _toy_responses():
+  """6 stimuli of concepts b a b c a c; neuroids (roi, subject): (IT, m1) x2, (V4, m2) x2, (V4, m1) x2, (IT, m2)."""
+  import pandas as pd
+
+  from leut.data.responses import ResponseData
+
+  rois = ["IT", "IT", "V4", "V4", "V4", "V4", "IT"]
+  subs = ["m1", "m1", "m2", "m2", "m1", "m1", "m2"]
+  table = pd.DataFrame({"roi": rois, "subject": subs, "neuroid_id": list("abcdefg"), "reliability": np.nan})
+  stimuli = ("b_2", "a_9", "b_1", "c_1", "a_3", "c_0")
+  concepts = ("b", "a", "b", "c", "a", "c")
+  values = np.arange(42, dtype=np.float32).reshape(6, 7)
+  return ResponseData("toy", stimuli, concepts, values, table, None)
+
+
+def test_rsa_responses_orders_neuroids_by_the_configs_rois_then_animals():
+  from leut.data.brains import rsa_responses
+
+  got = rsa_responses(_toy_responses(), rois=["V4", "IT"], subjects=["m1", "m2"])
+  assert list(got.neuroids.neuroid_id) == list("efcdabg")
+  np.testing.assert_array_equal(got.responses_SxN[:, 0], np.arange(6) * 7 + 4)  # column e
+  only = rsa_responses(_toy_responses(), rois=["IT"], subjects=["m2"])
+  assert list(only.neuroids.neuroid_id) == ["g"] and only.subjects == ("m2",)
+
+
+def test_rsa_responses_picks_one_stimulus_per_concept_and_spaces_a_subset_evenly():
+  from leut.data.brains import rsa_responses
+
+  firsts = rsa_responses(_toy_responses(), rois=["V4"], one_per_concept=True)
+  assert firsts.stimuli == ("a_3", "b_1", "c_0")  # concepts sorted, each one's alphabetically first stimulus
+  np.testing.assert_array_equal(
+    firsts.responses_SxN[:, 0], np.array([4, 2, 5]) * 7 + 4
+  )  # column e: V4 of m1, the first animal
+  spaced = rsa_responses(_toy_responses(), rois=["V4"], n_stimuli=3)
+  assert spaced.stimuli == ("b_2", "b_1", "c_0")  # rows 0, 2 (2.5 rounded half to even), 5
+
+
+def test_rsa_responses_refuses_an_animal_the_dataset_lacks_naming_its_animals():
+  from leut.data.brains import rsa_responses
+  from leut.errors import ConfigError
+
+  with pytest.raises(ConfigError, match=r"data.subjects \['m3'\] are not animals of data.brain='toy'.*'m1', 'm2'"):
+    rsa_responses(_toy_responses(), rois=["V4"], subjects=["m3"])

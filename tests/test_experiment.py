@@ -1,0 +1,136 @@
+"""`leut run` scores the brain dataset `data.brain` names: the quickstart on each synthetic macaque release.
+
+Each synthetic release is simulated from known feature models (`leut.data.synthetic_macaque`): V1 cells/sites from
+Gabor energy, V2 from energies and their cross-orientation products, V4 from a mixture of V2 energies and shape, IT
+from category. An untrained network represents no category, so its layers align with the visually driven regions
+and not with IT; images or rows out of register with the responses would leave every ρ near zero.
+"""
+
+import pandas as pd
+import pytest
+
+from leut import cli, experiment
+from leut import config as config_lib
+from leut.data.errors import MissingDatasetError
+from leut.errors import ConfigError
+
+TINY = [
+  "--config.rules=untrained",
+  "--config.seeds=3",
+  "--config.epochs=0",
+  "--config.milestones=0",
+  "--config.model.widths=(4,8,8)",
+  "--config.model.fc_dim=16",
+  "--config.data.train_subset=64",
+  "--config.eval.resolutions=32",
+  "--config.eval.test_images=64",
+  "--config.eval.n_boot=0",
+  "--config.eval.best_layer_splits=0",
+  "--config.eval.partial_controls=",
+  "--config.data.n_stimuli=48",  # all of FreemanZiemba2013, evenly spaced over the others; one S, shared compiles
+  "--no-progress",
+]
+# dataset -> (its regions, its animals)
+DATASETS = {
+  "majajhong2015": (["V4", "IT"], ["Chabo", "Tito"]),
+  "freemanziemba2013": (["V1", "V2"], ["pooled"]),
+  "tvsd": (["V1", "V4", "IT"], ["monkeyF", "monkeyN"]),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(DATASETS))
+def scored(request, tmp_path_factory, synthetic_dir):
+  """(dataset, rsa.csv) of a tiny quickstart run against the synthetic release of one macaque dataset."""
+  brain = request.param
+  rois, _ = DATASETS[brain]
+  wd = tmp_path_factory.mktemp(f"quickstart_{brain}")
+  rc = cli.main(
+    [
+      "run",
+      "experiments/quickstart.py",
+      "--workdir",
+      str(wd),
+      f"--config.data.synthetic_dir={synthetic_dir}",
+      f"--config.data.brain={brain}",
+      f"--config.data.rois={','.join(rois)}",
+      *TINY,
+    ]
+  )
+  assert rc == 0
+  return brain, pd.read_csv(wd / "results" / "rsa.csv"), wd
+
+
+def test_rsa_rows_are_the_datasets_regions_and_animals(scored):
+  brain, rsa, _ = scored
+  rois, animals = DATASETS[brain]
+  assert set(rsa.roi) == set(rois)
+  assert set(rsa.subject) == {*animals, "mean"}
+  # seeds x layers x regions x (animals + mean) x pair sets, every ρ defined
+  assert len(rsa) == 3 * 4 * len(rois) * (len(animals) + 1) * 2
+  assert rsa.rho.notna().all()
+
+
+def _seed_rho(rsa, roi):
+  """Per seed, the untrained network's ρ with `roi` (animals' mean RDM) averaged over its layers."""
+  rows = rsa[(rsa.roi == roi) & (rsa.subject == "mean") & (rsa.pairs == "all")]
+  return rows.groupby("seed").rho.mean()
+
+
+VISUAL = {"majajhong2015": ["V4"], "freemanziemba2013": ["V1", "V2"], "tvsd": ["V1", "V4"]}
+
+
+def test_untrained_network_aligns_with_the_visually_driven_regions_not_with_it(scored):
+  """Known truth: for every seed, the untrained network aligns positively with each region its simulation drives by
+  visual features (V1: Gabor energy; V2: energies and their products; V4: energy and shape), and by more than 0.03
+  above the category-driven IT, which it does not represent. Stimulus images out of register with the response
+  rows would leave every ρ and every difference near zero."""
+  brain, rsa, _ = scored
+  it = _seed_rho(rsa, "IT") if "IT" in DATASETS[brain][0] else None
+  for roi in VISUAL[brain]:
+    rho = _seed_rho(rsa, roi)
+    assert len(rho) == 3 and (rho > 0.01).all(), (roi, rho)
+    if it is not None:
+      assert ((rho - it) > 0.03).all(), (roi, rho, it)
+    else:  # FreemanZiemba2013: all 48 stimuli, no category region to compare with
+      assert rho.mean() > 0.05, (roi, rho)
+
+
+@pytest.mark.parametrize("scored", ["freemanziemba2013"], indirect=True)
+def test_leut_evaluate_rescores_the_checkpoints_against_the_brain_data_brain_names(scored):
+  _, _, wd = scored
+  rc = cli.main(
+    ["evaluate", "--workdir", str(wd), "--config.data.brain=majajhong2015", "--config.data.rois=V4,IT", "--no-progress"]
+  )
+  assert rc == 0
+  rsa = pd.read_csv(wd / "results" / "rsa.csv")
+  assert set(rsa.roi) == {"V4", "IT"} and set(rsa.subject) == {"Chabo", "Tito", "mean"}
+  v4, it = _seed_rho(rsa, "V4"), _seed_rho(rsa, "IT")
+  assert ((v4 - it) > 0.03).all(), (v4, it)  # the same truth as the majajhong2015 run's
+
+
+def _config(brain, *overrides):
+  return config_lib.load("experiments/quickstart.py", [f"--config.data.brain={brain}", *overrides])
+
+
+def test_rois_that_are_not_the_datasets_regions_are_refused_naming_the_valid_ones():
+  with pytest.raises(ConfigError, match=r"data.rois \['V2', 'LOC'\] are not regions of data.brain='tvsd'.*V1.*V4.*IT"):
+    experiment.resolve_data(_config("tvsd"))
+
+
+@pytest.mark.parametrize("folder", ["nowhere", "empty"])
+def test_a_missing_release_says_what_to_fetch_and_which_field_points_to_it(tmp_path, folder):
+  (tmp_path / "empty").mkdir()
+  config = _config(
+    "majajhong2015",
+    "--config.data.source=files",
+    f"--config.data.cifar_dir={tmp_path}",
+    f"--config.data.brain_dir={tmp_path / folder}",
+    "--config.data.rois=V4,IT",
+  )
+  with pytest.raises(MissingDatasetError) as err:
+    experiment.resolve_data(config)
+  message = str(err.value)
+  assert message.startswith(
+    f"MajajHong2015 (Brain-Score's public V4/IT assembly and the HvM stimulus set) not found at {tmp_path / folder}"
+  )
+  assert "`leut fetch majajhong2015 --dest <dir>`" in message and "config field `data.brain_dir`" in message
