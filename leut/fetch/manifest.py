@@ -118,7 +118,8 @@ DATASETS = {
         _brainscore("majajhong2015", "image_dicarlo_hvm-public.csv", "5ca7a3da00d8e9c694a9cd725df5ba0ad6d735af"),
         _brainscore("majajhong2015", "image_dicarlo_hvm-public.zip", "8aa44e038d7b551efa8077467622f9d48d72e473"),
       ),
-      "--config.data.source=files --config.data.brain=majajhong2015 --config.data.brain_dir={dest}",
+      "--config.data.source=files --config.data.brain=majajhong2015 --config.data.brain_dir={dest}"
+      " --config.data.rois=V4,IT",
     ),
     Dataset(
       "freemanziemba2013",
@@ -138,13 +139,14 @@ DATASETS = {
           "ad3c6c237491485c863acd2f4d2f219f737e424c",
         ),
       ),
-      "--config.data.source=files --config.data.brain=freemanziemba2013 --config.data.brain_dir={dest}",
+      "--config.data.source=files --config.data.brain=freemanziemba2013 --config.data.brain_dir={dest}"
+      " --config.data.rois=V1,V2",
     ),
     Dataset(
       "tvsd",
       "THINGS Ventral Stream Spiking Dataset, normalised MUA + image logs (images: things_images)",
       _tvsd_monkey("monkeyF") + _tvsd_monkey("monkeyN"),
-      "--config.data.source=files --config.data.brain=tvsd --config.data.brain_dir={dest}",
+      "--config.data.source=files --config.data.brain=tvsd --config.data.brain_dir={dest} --config.data.rois=V1,V4,IT",
       licence="CC BY 4.0",
     ),
   )

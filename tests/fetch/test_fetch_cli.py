@@ -81,3 +81,11 @@ def test_the_manifest_records_only_published_checksums():
 def test_only_the_command_line_imports_fetch():
   importers = {m for m, deps in import_graph(leut_modules()).items() if any(d.startswith("leut.fetch") for d in deps)}
   assert {m for m in importers if not m.startswith("leut.fetch")} == {"leut.cli"}
+
+
+def test_the_printed_overrides_name_each_macaque_datasets_own_regions():
+  from leut.data.brains import REGIONS
+  from leut.fetch.manifest import DATASETS
+
+  for name, regions in REGIONS.items():
+    assert f"--config.data.rois={','.join(regions)}" in DATASETS[name].overrides, name
