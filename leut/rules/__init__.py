@@ -52,6 +52,21 @@ def _module(name: str):
   return importlib.import_module(f"leut.rules.{name}")
 
 
+_SETTABLE = (bool, int, float, str, tuple, list)
+
+
+def hyperparameters(name: str) -> dict[str, Any]:
+  """Every hyperparameter rule `name` accepts (its factory's and its `protocol_optimizer`'s keyword arguments with a
+  number, boolean, string or list default: what a config or the command line can set), with its default."""
+  module = _module(name)
+  out = {}
+  for fn in (getattr(module, name), module.protocol_optimizer):
+    for key, p in inspect.signature(fn).parameters.items():
+      if p.kind is p.KEYWORD_ONLY and isinstance(p.default, _SETTABLE):
+        out.setdefault(key, p.default)
+  return dict(sorted(out.items()))
+
+
 def _split(fn, hparams: Mapping[str, Any]) -> dict[str, Any]:
   accepted = inspect.signature(fn).parameters
   return {k: v for k, v in hparams.items() if k in accepted}
