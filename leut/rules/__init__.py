@@ -21,9 +21,9 @@ import optax
 
 from leut.models.network import Network
 from leut.rules.base import Batch, EmptyState, LearningRule, RuleUpdate, feedforward  # noqa: F401
-from leut.rules.transform import RuleTransformState, as_transform, init_key, rule_output  # noqa: F401
+from leut.rules.optax_rule import RuleTransformState, as_transform, init_key, rule_output  # noqa: F401
 
-_NOT_RULES = {"base", "transform"}
+_NOT_RULES = {"base", "optax_rule"}
 
 
 class UnknownRuleError(ValueError):

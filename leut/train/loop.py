@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from leut.models.network import Network
-from leut.rules import transform
+from leut.rules import optax_rule
 from leut.rules.base import LearningRule
 from leut.train import batches, sharding
 from leut.xla_cpu import network_jit
@@ -88,13 +88,13 @@ def rule_chain(rule: LearningRule, tx: optax.GradientTransformation, network: Ne
   otherwise `optax.chain(as_transform(rule, network), tx)`, whose `TrainState.opt_state` is `tx`'s state alone (the
   checkpoint layout of a protocol optimiser)."""
   params_shape, _ = jax.eval_shape(lambda k: network.init(k, **init_options), jax.random.key(0))
-  with transform.init_key(jax.random.key(0)):
-    holds_rule = bool(transform.rule_slots(jax.eval_shape(tx.init, params_shape)))
+  with optax_rule.init_key(jax.random.key(0)):
+    holds_rule = bool(optax_rule.rule_slots(jax.eval_shape(tx.init, params_shape)))
   if holds_rule:
     return RuleChain(
-      tx, transform.replace_rule_slot, lambda full: transform.replace_rule_slot(full, transform.EMPTY_SLOT)
+      tx, optax_rule.replace_rule_slot, lambda full: optax_rule.replace_rule_slot(full, optax_rule.EMPTY_SLOT)
     )
-  chain = optax.chain(transform.as_transform(rule, network, metrics=None), tx)
+  chain = optax.chain(optax_rule.as_transform(rule, network, metrics=None), tx)
   return RuleChain(chain, lambda stored, slot: (slot, stored), lambda full: full[1])
 
 
@@ -131,13 +131,13 @@ def make_trainer(
   chain = rule_chain(rule, tx, network, init_options)
 
   def init_rest(key, params, model_state):
-    with transform.init_key(jax.random.fold_in(key, TAG_RULE)):
+    with optax_rule.init_key(jax.random.fold_in(key, TAG_RULE)):
       full_state = chain.tx.init(params)
     return TrainState(
       params=params,
       model_state=model_state,
       opt_state=chain.stored(full_state),
-      rule_state=transform.rule_output(full_state).rule_state,
+      rule_state=optax_rule.rule_output(full_state).rule_state,
       subset=batches.subset_indices(jax.random.fold_in(key, TAG_SUBSET), n_total, n_subset),
       step=jnp.zeros((), jnp.int32),
     )
@@ -154,11 +154,11 @@ def make_trainer(
     batch = batches.batch_from_order(
       data, order_N, aug_key, state.step % steps_per_epoch, batch_size=batch_size, augment_images=augment
     )
-    slot = transform.RuleTransformState(state.rule_state, state.model_state, {})
+    slot = optax_rule.RuleTransformState(state.rule_state, state.model_state, {})
     updates, full_state = chain.tx.update(
       None, chain.full(state.opt_state, slot), state.params, batch=batch, key=rule_key, model_state=state.model_state
     )
-    out = transform.rule_output(full_state)
+    out = optax_rule.rule_output(full_state)
     params = optax.apply_updates(state.params, updates)
     new = TrainState(params, out.model_state, chain.stored(full_state), out.rule_state, state.subset, state.step + 1)
     return new, out.metrics
