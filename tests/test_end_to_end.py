@@ -429,7 +429,9 @@ def test_a_tiny_run_of_the_control_rules_writes_rows_for_each(tmp_path, syntheti
     str(tmp_path),
     f"--config.data.synthetic_dir={synthetic_dir}",
   ]
-  args += [a for a in TINY if not a.startswith(("--config.seeds", "--config.epochs", "--config.milestones"))]
+  args += [
+    a for a in TINY if not a.startswith(("--config.seeds", "--config.epochs", "--config.milestones", "--config.model"))
+  ]
   args += [
     f"--config.rules=untrained,{','.join(controls)}",
     "--config.seeds=1",
@@ -439,6 +441,8 @@ def test_a_tiny_run_of_the_control_rules_writes_rows_for_each(tmp_path, syntheti
     "--config.eval.n_boot=20",
     "--config.eval.best_layer_splits=1",
     "--config.rule_hparams.sign_symmetry.magnitude=random",
+    "--config.model.widths=(4,)",  # one block: five rules compile in a fraction of the time
+    "--config.model.fc_dim=8",
   ]
   assert cli.main(args) == 0
   rsa = pd.read_csv(tmp_path / "results" / "rsa.csv")
