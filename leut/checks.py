@@ -7,7 +7,6 @@ needs the files); checkpoints by `leut.checkpoint`.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -122,18 +121,16 @@ def check_rule_hparams(config) -> None:
     hparams = hparams_by_rule[name]
     if not hasattr(hparams, "keys"):
       raise ConfigError(f"rule_hparams.{name} must map hyperparameter names to values, not {hparams!r}")
-    module = rules._module(name)
-    params = dict(inspect.signature(module.protocol_optimizer).parameters)
-    for given_by_the_config in ("steps_per_epoch", "epochs"):
-      params.pop(given_by_the_config, None)
-    params.update(inspect.signature(getattr(module, name)).parameters)
+    accepted = rules.hyperparameters(name)
     for key in hparams.keys():
-      if key not in params:
-        raise ConfigError(f"rule_hparams.{name}.{key}: rule {name!r} does not take it; it takes {sorted(params)}")
-      kind = _kind_of(params[key].default)
+      if key not in accepted:
+        raise ConfigError(
+          f"rule_hparams.{name}.{key}: rule {name!r} does not take it; its hyperparameters: {', '.join(accepted)}"
+        )
+      kind = _kind_of(accepted[key])
       if kind is not None and not kind[1](hparams[key]):
         raise ConfigError(
-          f"rule_hparams.{name}.{key} must be {kind[0]} (its default is {params[key].default!r}), not {hparams[key]!r}"
+          f"rule_hparams.{name}.{key} must be {kind[0]} (its default is {accepted[key]!r}), not {hparams[key]!r}"
         )
 
 

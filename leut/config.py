@@ -115,6 +115,9 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
   if not sep:
     raise ConfigError(f"override {item!r} must look like --config.field=value")
   *parents, leaf = key.split(".")
+  if len(parents) == 2 and parents[0] == "rule_hparams":
+    _apply_rule_hparam(config, item, parents[1], leaf, value)
+    return
   node = config
   for p in parents:
     if p not in node or not isinstance(node[p], ml_collections.ConfigDict):
@@ -128,6 +131,37 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     raise ConfigError(f"override {item!r}: {key} {err}") from None
   with node.unlocked():
     node[leaf] = parsed
+
+
+def _apply_rule_hparam(config: ml_collections.ConfigDict, item: str, rule: str, name: str, value: str) -> None:
+  """`--config.rule_hparams.<rule>.<name>=value`: any hyperparameter the rule accepts (`leut.rules.hyperparameters`),
+  parsed as the type of the config's value or else of its default, added to the config's other settings."""
+  from leut import rules
+
+  if rule not in rules.available():
+    raise ConfigError(
+      f"override {item!r}: unknown learning rule {rule!r}; available rules: {', '.join(rules.available())}"
+    )
+  accepted = rules.hyperparameters(rule)
+  if name not in accepted:
+    raise ConfigError(
+      f"override {item!r}: rule {rule!r} has no hyperparameter {name!r}; its hyperparameters: {', '.join(accepted)}"
+    )
+  if "rule_hparams" not in config or config.rule_hparams is None:
+    with config.unlocked():
+      config.rule_hparams = ml_collections.ConfigDict()
+  section = config.rule_hparams
+  with section.unlocked():
+    if rule not in section:
+      section[rule] = ml_collections.ConfigDict()
+  node = section[rule]
+  like = node[name] if name in node else accepted[name]
+  try:
+    parsed = _parse_like(value, like)
+  except ValueError as err:
+    raise ConfigError(f"override {item!r}: rule_hparams.{rule}.{name} {err}") from None
+  with node.unlocked():
+    node[name] = parsed
 
 
 def with_defaults(saved: dict) -> ml_collections.ConfigDict:
@@ -220,7 +254,7 @@ def resolved_rule_settings(config) -> dict[str, dict]:
     module = rules._module(name)
     hparams = dict(config.rule_hparams.get(name, {}))
     factory, make_tx = getattr(module, name), module.protocol_optimizer
-    rule = _defaults(factory)
+    rule = _defaults(factory, skip=("network",))
     tx = _defaults(make_tx, skip=("steps_per_epoch", "epochs"))
     rule.update({k: v for k, v in hparams.items() if k in rule})
     tx.update({k: v for k, v in hparams.items() if k in tx})

@@ -54,3 +54,47 @@ def test_a_changed_setting_is_refused_and_another_commit_only_reported(tmp_path)
   changed = dict(saved, resolved_rules={"stdp": {"rule": {"time_steps": 8}}})
   with pytest.raises(config_lib.ConfigMismatchError, match=r"stdp\.rule\.time_steps: workdir has 5.*resolves 8"):
     config_lib.check_provenance(saved, changed, tmp_path)
+
+
+def test_any_rule_hyperparameter_is_an_override_merged_with_the_configs_own():
+  """The quickstart names only PC's inference_steps and STDP's time_steps; the command line adds others (typed by
+  the code's defaults), keeps those, and the result passes the config checks."""
+  from leut import checks
+
+  config = config_lib.load(
+    "experiments/quickstart.py",
+    [
+      "--config.rule_hparams.predictive_coding.lr_r=0.05",
+      "--config.rule_hparams.predictive_coding.inference_steps=3",
+      "--config.rule_hparams.backprop.learning_rate=2e-3",
+      "--config.rule_hparams.feedback_alignment.layers=all",
+      "--config.rule_hparams.stdp.a_minus=1",
+    ],
+  )
+  got = config_lib.to_dict(config)["rule_hparams"]
+  assert got == {
+    "predictive_coding": {"inference_steps": 3, "lr_r": 0.05},
+    "stdp": {"time_steps": 5, "a_minus": 1.0},
+    "backprop": {"learning_rate": 2e-3},
+    "feedback_alignment": {"layers": "all"},
+  }
+  assert isinstance(config.rule_hparams.stdp.a_minus, float) and isinstance(config.rule_hparams.stdp.time_steps, int)
+  checks.check_rule_hparams(config)
+
+
+@pytest.mark.parametrize(
+  "item, message",
+  [
+    (
+      "--config.rule_hparams.backprop.lr=0.1",
+      r"rule 'backprop' has no hyperparameter 'lr'; its hyperparameters: clip_norm, dropout_rate, learning_rate, "
+      r"weight_decay$",
+    ),
+    ("--config.rule_hparams.hebbian.lr=0.1", r"unknown learning rule 'hebbian'; available rules: .*backprop"),
+    ("--config.rule_hparams.stdp.time_steps=2.5", r"rule_hparams.stdp.time_steps expected an integer, got '2.5'"),
+  ],
+)
+def test_an_unknown_rule_hyperparameter_is_one_error_listing_the_valid_ones(item, message):
+  with pytest.raises(config_lib.ConfigError, match=message) as caught:
+    config_lib.apply_override(protocol_config(), item)
+  assert "\n" not in str(caught.value)

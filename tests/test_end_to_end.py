@@ -416,3 +416,43 @@ def test_a_second_run_on_a_busy_workdir_is_refused(workdir, capsys):
     holder.kill()
     holder.wait()
     lock.unlink(missing_ok=True)
+
+
+def test_a_tiny_run_of_the_control_rules_writes_rows_for_each(tmp_path, synthetic_dir):
+  """sign symmetry, Kolen–Pollack, SoftHebb and contrastive learning train, are scored and reported like any rule
+  (one seed, one step per epoch: the point is the plumbing, not the numbers)."""
+  controls = ["sign_symmetry", "kolen_pollack", "soft_hebb", "contrastive"]
+  args = [
+    "run",
+    "experiments/quickstart.py",
+    "--workdir",
+    str(tmp_path),
+    f"--config.data.synthetic_dir={synthetic_dir}",
+  ]
+  args += [
+    a for a in TINY if not a.startswith(("--config.seeds", "--config.epochs", "--config.milestones", "--config.model"))
+  ]
+  args += [
+    f"--config.rules=untrained,{','.join(controls)}",
+    "--config.seeds=1",
+    "--config.epochs=1",
+    "--config.milestones=0,1",
+    "--config.data.train_subset=32",
+    "--config.eval.n_boot=20",
+    "--config.eval.best_layer_splits=1",
+    "--config.rule_hparams.sign_symmetry.magnitude=random",
+    "--config.model.widths=(4,)",  # one block: five rules compile in a fraction of the time
+    "--config.model.fc_dim=8",
+  ]
+  assert cli.main(args) == 0
+  rsa = pd.read_csv(tmp_path / "results" / "rsa.csv")
+  accuracy = pd.read_csv(tmp_path / "results" / "accuracy.csv")
+  assert set(rsa.rule) == set(accuracy.rule) == {"untrained", *controls}
+  for rule in controls:
+    assert set(rsa[rsa.rule == rule].epoch) == {0, 1} and rsa[rsa.rule == rule].rho.notna().any(), rule
+    assert accuracy[(accuracy.rule == rule) & (accuracy.epoch == 1)].accuracy.between(0, 1).all(), rule
+  log = pd.read_json(tmp_path / "metrics.jsonl", lines=True)
+  assert set(log.rule) == set(controls) and np.isfinite(log.train_loss).all()
+  assert log[log.rule == "contrastive"].train_nt_xent.gt(0).all()
+  saved = json.loads((tmp_path / "config.json").read_text())
+  assert saved["rule_hparams"]["sign_symmetry"] == {"magnitude": "random"}

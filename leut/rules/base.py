@@ -13,6 +13,9 @@ rule jits, `vmap`s over seeds and `scan`s over steps like backprop does.
     params = optax.apply_updates(params, updates)
     logits, feats = rule.represent(params, model_state, rule_state, x)  # evaluation-mode readout
 
+The same rule is an optax transformation too (`leut.rules.as_transform(rule, net)`, `leut.rules.optax_rule`): it
+emits `out.grads` as the first link of an optax chain, which is what leut's trainer runs.
+
 A rule reaches the network only through the `Network` it was built with (its blocks, `apply` with `feedback` /
 `detach`, `head`, `readout`): see `leut.models`.
 """

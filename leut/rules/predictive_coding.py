@@ -35,8 +35,9 @@ running statistics for BN* and the same inference, so an example's features neve
 
 Generative weights: G_l (3x3 x C_l x C_{l-1}; G_1 predicts the image) live in the rule state, not in params, so
 params keep the exact structure of the shared network (checkpoints, features and the untrained baseline share one
-tree). The rule itself steps them with plain SGD at `lr_g`; the recognition convs get plain SGD at `lr_w` from the
-optimiser. G_l ~ U(±1/sqrt(9 C_l)), PyTorch's conv default. φ = identity (default) or tanh.
+tree). The rule itself steps them with an optax transformation of ∂F/∂G / P_l, `generative_optimizer` (default plain
+SGD at `lr_g`, replaceable by any optax optimiser); the recognition convs get plain SGD at `lr_w` from the optimiser.
+G_l ~ U(±1/sqrt(9 C_l)), PyTorch's conv default. φ = identity (default) or tanh.
 
 Cost: one step is ~11-14x a backprop step at the default 20 inference steps (CPU, 5 seeds, batch 128, full
 widths; ~30 ms per inference step and seed, two thirds of it convolutions, `benchmarks/README.md`); `represent`
@@ -47,7 +48,7 @@ conv1/conv2/conv3 move 1%/26%/30% with filter norms within 1%.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -62,6 +63,7 @@ Activities = tuple  # tuple of arrays, one per free layer
 
 class PredictiveCodingState(NamedTuple):
   generative: dict  # "conv1".."conv3" -> G_l, 3 x 3 x C_l x C_{l-1}: predicts r_{l-1} from r_l
+  generative_opt_state: Any = ()  # state of the optimiser that steps G (`generative_optimizer`)
 
 
 class InferenceResult(NamedTuple):
@@ -199,6 +201,7 @@ def predictive_coding(
   bu_weight: float = 1.0,
   td_weight: float = 1.0,
   activation: str = "linear",
+  generative_optimizer: optax.GradientTransformation | None = None,
 ) -> base.LearningRule:
   """Predictive coding over the blocks of `network` as a `LearningRule` (equations in the module docstring).
 
@@ -210,22 +213,22 @@ def predictive_coding(
       optimiser). Both steps act on the position-averaged gradient (see below).
     bu_weight, td_weight: λ_bu, λ_td, the precisions of the bottom-up and top-down errors.
     activation: φ of the generative prediction, "linear" or "tanh".
+    generative_optimizer: the optax transformation that steps G on ∂F/∂G_l / P_l (default `optax.sgd(lr_g)`).
   """
   base.needs_blocks("predictive_coding", network)
   if activation not in ("linear", "tanh"):
     raise ValueError(f"predictive_coding: activation must be 'linear' or 'tanh', got {activation!r}")
   act_opt = optax.sgd(lr_r)
+  gen_opt = optax.sgd(lr_g) if generative_optimizer is None else generative_optimizer
   blocks = network.blocks
 
   def init(key, params):
     del params
     keys = jax.random.split(key, len(blocks))
-    return PredictiveCodingState(
-      {
-        b.name: _local.uniform(k, (3, 3, b.out_channels, b.in_channels), 9 * b.out_channels)
-        for k, b in zip(keys, blocks)
-      }
-    )
+    generative = {
+      b.name: _local.uniform(k, (3, 3, b.out_channels, b.in_channels), 9 * b.out_channels) for k, b in zip(keys, blocks)
+    }
+    return PredictiveCodingState(generative, gen_opt.init(generative))
 
   def run_inference(params, generative, frozen, rs0, x):
     fwd, gen = hierarchy(network, params, generative, frozen, activation=activation)
@@ -260,17 +263,19 @@ def predictive_coding(
     (loss, logits), head_grads = jax.value_and_grad(head_loss, has_aux=True)(params)
     grads = jax.tree.map(jnp.zeros_like, params)
     below = (x,) + tuple(rs[:-1])
-    generative = {}
+    d_g_per_position = {}
     for block, r_below in zip(blocks, below):
       positions = r_below.shape[1] * r_below.shape[2]  # the correlations sum over the block input's positions
       for conv in block.convs:  # BatchNorm's γ/β are not learned (BN* is frozen)
         grads[conv.name] = jax.tree.map(lambda g, p=positions: g / p, d_w[block.name][conv.name])
-      generative[block.name] = rule_state.generative[block.name] - lr_g * d_g[block.name] / positions
+      d_g_per_position[block.name] = d_g[block.name] / positions
+    g_updates, gen_opt_state = gen_opt.update(d_g_per_position, rule_state.generative_opt_state, rule_state.generative)
+    generative = optax.apply_updates(rule_state.generative, g_updates)
     for name in ("fc1", "fc2"):
       grads[name] = head_grads[name]
     metrics = base.classification_metrics(loss, logits, batch.labels)
     metrics.update(energy_initial=result.energies[0], energy_final=result.energies[-1])
-    return base.RuleUpdate(grads, new_state, PredictiveCodingState(generative), metrics)
+    return base.RuleUpdate(grads, new_state, PredictiveCodingState(generative, gen_opt_state), metrics)
 
   def represent(params, model_state, rule_state, x_NxHxWx3):
     """Post-inference representations with running BN statistics: logits and spatially averaged features."""

@@ -46,7 +46,7 @@ Adam(1e-3). One train-mode forward pass serves both, so BN running statistics ar
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.extend.random
@@ -58,7 +58,7 @@ from leut.rules import _local, base
 
 
 class STDPState(NamedTuple):
-  ref_norms: dict  # conv layer -> C_out filter norms at initialisation
+  ref_norms: Any  # state of the `bound` transform; the default's: conv layer -> C_out filter norms at initialisation
 
 
 class STDPParams(NamedTuple):
@@ -172,6 +172,28 @@ def bounded_direction(c_3x3xCxO, kernel_3x3xCxO, ref_norm_O, norm_decay: float):
   return (scale * tangent_KxO - restore_O[None, :] * w_KxO).reshape(kernel_3x3xCxO.shape)
 
 
+def filter_norm_bound(norm_decay: float = 1.0) -> optax.GradientTransformation:
+  """STDP's competition-and-bounds step 3 as an optax transformation over {conv: centred correlation C}:
+  `bounded_direction` per conv, with each filter's initial norm (from `init`, given the kernels) as its state.
+
+  Its output is the ascent direction ΔW; replace it (`stdp(..., bound=...)`) by any transformation of the same
+  tree, e.g. `optax.identity()` for the raw centred correlation.
+  """
+
+  def init_fn(kernels):
+    return {name: jnp.sqrt(jnp.sum(jnp.square(k), axis=(0, 1, 2))) for name, k in kernels.items()}
+
+  def update_fn(correlations, ref_norms, kernels=None):
+    if kernels is None:
+      raise ValueError("filter_norm_bound needs the conv kernels as params")
+    directions = {
+      name: bounded_direction(c, kernels[name], ref_norms[name], norm_decay) for name, c in correlations.items()
+    }
+    return directions, ref_norms
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
 def _forward(network: Network, params, model_state, x_NxHxWx3):
   """Train-mode forward with the conv kernels held fixed; returns (logits, [(pre, post)] per conv, new_state)."""
   fixed = dict(params)
@@ -207,6 +229,7 @@ def stdp(
   tau_plus: float = 20.0,
   tau_minus: float = 20.0,
   norm_decay: float = 1.0,
+  bound: optax.GradientTransformation | None = None,
 ) -> base.LearningRule:
   """STDP on every convolution of `network` as a `LearningRule` (equations in the module docstring).
 
@@ -216,15 +239,21 @@ def stdp(
     max_prob: per-step spike probability at rate 1.
     a_plus, a_minus, tau_plus, tau_minus: the pair window (τ in time steps).
     norm_decay: λ, the pull of each filter's norm back to its initial norm.
+    bound: the optax transformation from {conv: centred correlation} to {conv: ΔW}, given the kernels as params
+      (default `filter_norm_bound(norm_decay)`, steps 2-3 of the module docstring).
   The step size (relative change of each conv layer per step) is the optimiser's `learning_rate`.
   """
   base.needs_blocks("stdp", network)
   window = STDPParams(a_plus, a_minus, tau_plus, tau_minus)
   convs = [conv for block in network.blocks for conv in block.convs]
+  bound = filter_norm_bound(norm_decay) if bound is None else bound
+
+  def kernels(params):
+    return {c.name: params[c.name]["kernel"] for c in convs}
 
   def init(key, params):
     del key
-    return STDPState({c.name: jnp.sqrt(jnp.sum(jnp.square(params[c.name]["kernel"]), axis=(0, 1, 2))) for c in convs})
+    return STDPState(bound.init(kernels(params)))
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
     def loss_fn(p):
@@ -236,13 +265,15 @@ def stdp(
     for l, (pre, post) in enumerate(jax.lax.stop_gradient(pairs)):
       rates += [jax.nn.sigmoid(pre) if l == 0 else jnp.tanh(pre), jnp.tanh(post)]
     spikes = rate_spikes_many(key, rates, time_steps, max_prob)
+    centred = {}
     for l, conv in enumerate(convs):
       c = conv_correlation(spikes[2 * l], spikes[2 * l + 1], window, conv.size)
-      c = c - jnp.mean(c, axis=-1, keepdims=True)  # heterosynaptic competition across post-synaptic channels
-      kernel = params[conv.name]["kernel"]
-      direction = -bounded_direction(c, kernel, rule_state.ref_norms[conv.name], norm_decay)
-      grads[conv.name] = dict(grads[conv.name], kernel=direction)
-    return base.RuleUpdate(grads, new_state, rule_state, base.classification_metrics(loss, logits, batch.labels))
+      centred[conv.name] = c - jnp.mean(c, axis=-1, keepdims=True)  # heterosynaptic competition across channels
+    deltas, bound_state = bound.update(centred, rule_state.ref_norms, kernels(params))
+    for conv in convs:
+      grads[conv.name] = dict(grads[conv.name], kernel=-deltas[conv.name])
+    metrics = base.classification_metrics(loss, logits, batch.labels)
+    return base.RuleUpdate(grads, new_state, STDPState(bound_state), metrics)
 
   return base.LearningRule(init, update, base.feedforward(network))
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from leut.models.network import Network
+from leut.rules import optax_rule
 from leut.rules.base import LearningRule
 from leut.train import batches, sharding
 from leut.xla_cpu import network_jit
@@ -73,6 +74,30 @@ def network_init(network: Network, init_options: dict):
   return _NETWORK_INIT[cache_key]
 
 
+class RuleChain(NamedTuple):
+  """The optax chain a trainer runs, and how its state maps to `TrainState.opt_state` (which keeps the rule's slot
+  out: the rule's state and the model state live in `TrainState.rule_state` / `model_state`)."""
+
+  tx: optax.GradientTransformationExtraArgs
+  full: Callable  # (stored opt_state, rule slot) -> the chain's state
+  stored: Callable  # the chain's state -> what `TrainState.opt_state` keeps
+
+
+def rule_chain(rule: LearningRule, tx: optax.GradientTransformation, network: Network, init_options: dict) -> RuleChain:
+  """`tx` as it is when it already holds a rule transform (`leut.rules.as_transform`, first in an optax chain);
+  otherwise `optax.chain(as_transform(rule, network), tx)`, whose `TrainState.opt_state` is `tx`'s state alone (the
+  checkpoint layout of a protocol optimiser)."""
+  params_shape, _ = jax.eval_shape(lambda k: network.init(k, **init_options), jax.random.key(0))
+  with optax_rule.init_key(jax.random.key(0)):
+    holds_rule = bool(optax_rule.rule_slots(jax.eval_shape(tx.init, params_shape)))
+  if holds_rule:
+    return RuleChain(
+      tx, optax_rule.replace_rule_slot, lambda full: optax_rule.replace_rule_slot(full, optax_rule.EMPTY_SLOT)
+    )
+  chain = optax.chain(optax_rule.as_transform(rule, network, metrics=None), tx)
+  return RuleChain(chain, lambda stored, slot: (slot, stored), lambda full: full[1])
+
+
 def make_trainer(
   rule: LearningRule,
   tx: optax.GradientTransformation,
@@ -85,7 +110,11 @@ def make_trainer(
   augment: bool = True,
 ) -> Trainer:
   """Build the jitted, seed-vmapped init and segment functions for one rule on `network` (the network the rule
-  was built for; default: the protocol CNN), initialised with `network.init(key, **init_options)`."""
+  was built for; default: the protocol CNN), initialised with `network.init(key, **init_options)`.
+
+  `tx` is the optimiser that follows the rule (a protocol optimiser), or an optax chain that holds the rule itself
+  (`optax.chain(leut.rules.as_transform(rule, network), optax.adam(1e-3))`); each step runs the chain
+  (`rule_chain`)."""
   if network is None:
     from leut.models import cnn
 
@@ -99,13 +128,16 @@ def make_trainer(
     raise ValueError(f"data.train_subset={n_subset} is smaller than one batch of {batch_size}")
 
   init_networks = network_init(network, init_options)
+  chain = rule_chain(rule, tx, network, init_options)
 
   def init_rest(key, params, model_state):
+    with optax_rule.init_key(jax.random.fold_in(key, TAG_RULE)):
+      full_state = chain.tx.init(params)
     return TrainState(
       params=params,
       model_state=model_state,
-      opt_state=tx.init(params),
-      rule_state=rule.init(jax.random.fold_in(key, TAG_RULE), params),
+      opt_state=chain.stored(full_state),
+      rule_state=optax_rule.rule_output(full_state).rule_state,
       subset=batches.subset_indices(jax.random.fold_in(key, TAG_SUBSET), n_total, n_subset),
       step=jnp.zeros((), jnp.int32),
     )
@@ -122,10 +154,13 @@ def make_trainer(
     batch = batches.batch_from_order(
       data, order_N, aug_key, state.step % steps_per_epoch, batch_size=batch_size, augment_images=augment
     )
-    out = rule.update(state.params, state.model_state, state.rule_state, batch, rule_key)
-    updates, opt_state = tx.update(out.grads, state.opt_state, state.params)
+    slot = optax_rule.RuleTransformState(state.rule_state, state.model_state, {})
+    updates, full_state = chain.tx.update(
+      None, chain.full(state.opt_state, slot), state.params, batch=batch, key=rule_key, model_state=state.model_state
+    )
+    out = optax_rule.rule_output(full_state)
     params = optax.apply_updates(state.params, updates)
-    new = TrainState(params, out.model_state, opt_state, out.rule_state, state.subset, state.step + 1)
+    new = TrainState(params, out.model_state, chain.stored(full_state), out.rule_state, state.subset, state.step + 1)
     return new, out.metrics
 
   def segment_one(state, key, n_steps):
