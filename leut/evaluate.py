@@ -215,15 +215,20 @@ def brain_targets(brain_RxJxSxS, mask_SxS, *, method: str = "spearman") -> Brain
   return BrainTargets(per_RxJxP, mean_RxP, w_P)
 
 
-@partial(jax.jit, static_argnames=("metric", "method"))
-def score_kernel(feats_NxSxU, targets: BrainTargets, *, metric="correlation", method="spearman"):
-  """Per-subject and mean-RDM scores of N model feature sets against R ROIs × J subjects (`brain_targets`).
+def model_rdms(feats_NxSxU, metric: str = "correlation") -> jax.Array:
+  """The `NxSxS` RDMs of N seeds' features (`rsa.rdm`): built once per checkpoint, layer, resolution and arm; every
+  score and statistic of that condition (RSA rows, partial RSA, bootstrap, CV best layer) is computed from them."""
+  return rsa.rdm(jnp.asarray(feats_NxSxU), metric=metric)
+
+
+@partial(jax.jit, static_argnames=("method",))
+def score_rdms(model_NxP, targets: BrainTargets, *, method="spearman"):
+  """Per-subject and mean-RDM scores of N model RDMs (upper triangles) against R ROIs × J subjects (`brain_targets`).
 
   Returns `(rho_NxRxJ, rho_mean_NxR)`, restricted to the pairs of the targets' pair set; NaN where undefined (a
   constant model RDM on those pairs, NaN/inf features: `rsa.compare`). Products at full float32 on every backend
   (`leut.rsa.precision`).
   """
-  model_NxP = rsa.upper_tri(rsa.rdm(feats_NxSxU, metric=metric))
   w_P = targets.weights_P
   if method in ("spearman", "pearson"):
     z_NxP = rsa.centred_unit(rsa.rank_average(model_NxP, w_P) if method == "spearman" else model_NxP, w_P)
@@ -234,6 +239,11 @@ def score_kernel(feats_NxSxU, targets: BrainTargets, *, metric="correlation", me
   per_subject = rsa.compare(model_NxP[:, None, None], targets.per_subject_RxJxP[None], method, pair_mask=w_P)
   mean_rdm = rsa.compare(model_NxP[:, None], targets.mean_RxP[None], method, pair_mask=w_P)
   return per_subject, mean_rdm
+
+
+def score_kernel(feats_NxSxU, targets: BrainTargets, *, metric="correlation", method="spearman"):
+  """`score_rdms` of the RDMs of N feature sets (`model_rdms`), for callers holding features only."""
+  return score_rdms(rsa.upper_tri(model_rdms(feats_NxSxU, metric)), targets, method=method)
 
 
 def pair_masks(brain, pairs) -> dict[str, np.ndarray]:
@@ -403,14 +413,23 @@ def evaluate_rule(
       )
     for (px, arm), images in inputs.stimuli.items():
       _, feats = extract(rule_fn, state, images, config.eval.batch_size, plan(images))
+      stats_here = step in stats_steps
+      n_splits = config.eval.get("best_layer_splits", 0) if stats_here and len(feats) > 1 else 0
+      layer_rdms = {}  # layer -> NxP upper triangles, for the cross-validated best layer
+      layer_flags = {}  # layer -> (constant_N, non_finite_N)
       for layer, f_NxSxU in feats.items():
-        const = np.asarray(rsa.constant_rows(jnp.asarray(f_NxSxU)))  # N x S
-        non_finite_N = np.asarray(rsa.non_finite_rows(jnp.asarray(f_NxSxU))).any(1)
+        f = jnp.asarray(f_NxSxU)
+        const = np.asarray(rsa.constant_rows(f))  # N x S
+        non_finite_N = np.asarray(rsa.non_finite_rows(f)).any(1)
+        model_NxSxS = model_rdms(f, config.eval.metric)  # the one RDM of this checkpoint, layer, resolution, arm
+        del f
+        model_NxP = rsa.upper_tri(model_NxSxS)
+        if n_splits:
+          layer_rdms[layer] = model_NxP
+          layer_flags[layer] = (const.any(1), non_finite_N)
         invalid_N = const.any(1) | non_finite_N | diverged_N  # scored NaN (rsa.csv), left out of the statistics
         for pairs in masks:
-          per_subj, mean_rdm = jax.device_get(
-            score_kernel(jnp.asarray(f_NxSxU), targets[pairs], metric=config.eval.metric, method=config.eval.method)
-          )
+          per_subj, mean_rdm = jax.device_get(score_rdms(model_NxP, targets[pairs], method=config.eval.method))
           undefined_N = np.isnan(per_subj).all(axis=(1, 2))
           invalid_N |= undefined_N
           for seed in range(config.seeds):
@@ -447,41 +466,40 @@ def evaluate_rule(
                     "note": note,
                   }
                 )
-        if step not in stats_steps:
+        if not stats_here:
           continue
         where = dict(
           rule=rule_name,
           epoch=epoch,
           step=step,
           layer=layer,
-          feats_NxSxU=f_NxSxU,
           brain=inputs.brain,
           masks=masks,
           resolution=px,
           arm=arm,
-          metric=config.eval.metric,
         )
         if controls:
-          partial_rows += stimulus_stats.partial_rows(**where, controls=controls[(px, arm)], invalid_N=invalid_N)
+          partial_rows += stimulus_stats.partial_rows(
+            **where, model_NxP=model_NxP, controls=controls[(px, arm)], invalid_N=invalid_N
+          )
         rois = [r for r in inputs.brain.rois if headline.get(r) == layer]
         if config.eval.n_boot and rois and (~invalid_N).any():
           rows, draws = stimulus_stats.bootstrap_draws(
-            **where, n_boot=config.eval.n_boot, rois=rois, valid_N=~invalid_N
+            **where, model_NxSxS=model_NxSxS, n_boot=config.eval.n_boot, rois=rois, valid_N=~invalid_N
           )
           boot_rows += rows
           boot_draws += draws
-      n_splits = config.eval.get("best_layer_splits", 0)
-      if step in stats_steps and n_splits and len(feats) > 1:
+      if n_splits:
         best_rows += stimulus_stats.best_layer_rows(
           rule=rule_name,
           epoch=epoch,
           step=step,
-          feats=feats,
+          rdms=layer_rdms,
+          flags=layer_flags,
           brain=inputs.brain,
           masks=masks,
           resolution=px,
           arm=arm,
-          metric=config.eval.metric,
           method=config.eval.method,
           n_splits=n_splits,
           seed=config.seed,

@@ -231,3 +231,43 @@ def test_a_diverged_seed_is_flagged_scored_nan_and_left_out_of_the_report(tmp_pa
   summary = (tmp_path / "summary.md").read_text()
   assert "Seeds left out: in 8 of 12 headline conditions" in summary  # 4 ROIs x epochs 1, 2 of 3 epochs
   assert "Source: `results/excluded_seeds.csv` where n_excluded=1 or more" in summary
+
+
+@pytest.fixture(scope="module")
+def tiny_wd(tmp_path_factory, synthetic_dir):
+  """The report tests' tiny run (untrained + backprop, 5 seeds, milestones 0 1 2, 40 stimuli at 32 px)."""
+  from tests.report.conftest import tiny_workdir_path
+
+  return tiny_workdir_path(tmp_path_factory, synthetic_dir)
+
+
+def test_each_model_rdm_is_built_once_per_checkpoint_layer_resolution_and_arm(tiny_wd, tmp_path, monkeypatch):
+  """Every statistic (RSA rows, partial RSA, bootstrap, CV best layer) at every milestone: one RDM per condition."""
+  import shutil
+
+  from leut import config as config_lib
+  from leut import experiment, rsa
+
+  wd = tmp_path / "wd"
+  shutil.copytree(tiny_wd, wd)
+  stats = ["--config.eval.upsampled=True", "--config.eval.stats_epochs=all", "--config.eval.n_boot=20"]
+  config = cli._workdir_config(wd, [*stats, "--config.eval.best_layer_splits=1"])
+  paths = experiment.resolve_data(config)
+  train_data, cifar_data = experiment.load_train_data(paths)
+  inputs = experiment.load_eval_inputs(config, paths, cifar_data, progress=False)
+  built = []
+  real_rdm = rsa.rdm
+
+  def counting_rdm(feats, metric="correlation"):
+    if np.ndim(feats) == 3:  # N seeds x S stimuli x U units: a model RDM (control RDMs are S x F)
+      built.append(np.shape(feats))
+    return real_rdm(feats, metric)
+
+  monkeypatch.setattr(rsa, "rdm", counting_rdm)
+  tables = experiment.evaluate_lib.evaluate_all(config, wd, inputs, train_data, progress=False)
+  checkpoints = sum(len(config_lib.milestone_epochs(config, r)) for r in config.rules)
+  layers = tables["rsa"].layer.nunique()
+  conditions = len(inputs.stimuli)
+  assert (checkpoints, layers, conditions) == (4, 4, 2)
+  assert len(built) == checkpoints * layers * conditions  # 88 before issue 16 (score, partial, bootstrap, CV)
+  assert {"partial", "bootstrap", "best_layer_cv"} <= set(tables)  # every statistic was computed from them
