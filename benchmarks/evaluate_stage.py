@@ -38,11 +38,10 @@ def main():
     assert cli.main(["run", "experiments/quickstart.py", "--workdir", str(args.workdir), *RUN]) == 0
   config = cli._workdir_config(args.workdir, [])
   paths = experiment.resolve_data(config)
-  _, cifar_data = experiment.load_train_data(paths)
-  inputs = experiment.load_eval_inputs(config, paths, cifar_data, progress=False)
-  extra = {"train_data": None} if "train_data" in inspect.signature(evaluate_lib.evaluate_all).parameters else {}
-  if extra:  # the evaluation before issue 16 rebuilt each rule's trainer from the training set
-    extra["train_data"] = experiment.load_train_data(paths)[0]
+  inputs = experiment.load_eval_inputs(config, paths, progress=False)
+  extra = {}
+  if "train_data" in inspect.signature(evaluate_lib.evaluate_all).parameters:  # before issue 16: the trainer was
+    extra["train_data"] = experiment.load_train_data(paths)[0]  # rebuilt from the training set
 
   def once():
     t0 = time.perf_counter()

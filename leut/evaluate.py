@@ -328,13 +328,13 @@ def _damaged(rule_name: str, epoch: int, step: int, err: Exception) -> WorkdirEr
   )
 
 
-def verify_checkpoints(config, workdir: Path, train_data) -> None:
+def verify_checkpoints(config, workdir: Path) -> None:
   """Restore and check every configured milestone of every rule before any scoring, so a damaged one stops the
   evaluation in seconds (it is set aside and named with its rule and epoch)."""
   check_checkpoints(config, workdir)
   spe = train_run.steps_per_epoch(config)
   for rule_name in config.rules:
-    _, trainer = train_run.build(config, rule_name, train_data)
+    _, trainer = train_run.build(config, rule_name)
     ckpts = train_run.checkpoints_for(workdir, rule_name)
     abstract = trainer.abstract_state(config.seeds)
     for epoch in config_lib.milestone_epochs(config, rule_name):
@@ -350,15 +350,15 @@ def evaluate_rule(
   workdir: Path,
   rule_name: str,
   inputs: EvalInputs,
-  train_data,
   *,
   masks=None,
   controls=None,
   targets=None,
   progress=True,
 ):
-  """Score every verified checkpoint of one rule; returns its `RuleResults`."""
-  rule, trainer = train_run.build(config, rule_name, train_data)
+  """Score every verified checkpoint of one rule; returns its `RuleResults`. The restore target comes from the
+  config alone (`train_run.build` without training data): no training image is read."""
+  rule, trainer = train_run.build(config, rule_name)
   rule_fn = rule.represent
   ckpts = train_run.checkpoints_for(workdir, rule_name)
   spe = train_run.steps_per_epoch(config)
@@ -511,7 +511,7 @@ def evaluate_rule(
   return RuleResults(rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws)
 
 
-def evaluate_all(config, workdir: Path, inputs: EvalInputs, train_data, *, progress=True) -> dict[str, pd.DataFrame]:
+def evaluate_all(config, workdir: Path, inputs: EvalInputs, *, progress=True) -> dict[str, pd.DataFrame]:
   """Evaluate every configured rule and write the tidy tables under `workdir/results/` (`write_tables`)."""
   masks = pair_masks(inputs.brain, list(config.eval.pairs))
   targets = brain_targets_for(inputs.brain, masks, config.eval.method)
@@ -520,7 +520,7 @@ def evaluate_all(config, workdir: Path, inputs: EvalInputs, train_data, *, progr
   rows = RuleResults(*([] for _ in RuleResults._fields))
   for rule_name in config.rules:
     part = evaluate_rule(
-      config, workdir, rule_name, inputs, train_data, masks=masks, controls=controls, targets=targets, progress=progress
+      config, workdir, rule_name, inputs, masks=masks, controls=controls, targets=targets, progress=progress
     )
     for acc, new in zip(rows, part):
       acc += new

@@ -91,7 +91,11 @@ def load_brain(config, paths: DataPaths, *, progress: bool = True):
   )
 
 
-def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData, *, progress=True):
+def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData | None = None, *, progress=True):
+  """The brain data, the stimuli at every evaluated resolution and arm, and the held-out CIFAR test images (read
+  from `paths.cifar_dir` without its training batches unless `cifar_data` is given)."""
+  if cifar_data is None:
+    cifar_data = cifar.load_cifar10(paths.cifar_dir, train=False)
   brain = load_brain(config, paths, progress=progress)
   stimuli = {}
   for px in config.eval.resolutions:
@@ -110,10 +114,10 @@ def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData, *, p
 # ----- step 2: the data and the networks, before any training ------------------------------------------------
 
 
-def _traced_network(config, rule_name: str, train_data) -> tuple[int, set[str]]:
+def _traced_network(config, rule_name: str) -> tuple[int, set[str]]:
   """(classes, feature layer names) of `rule_name`'s network, by tracing its evaluation on one 32-px image."""
   try:
-    rule, trainer = train_run.build(config, rule_name, train_data)
+    rule, trainer = train_run.build(config, rule_name)
   except LeutError:
     raise
   except ValueError as err:  # a rule factory or the trainer refusing a value of the config
@@ -128,17 +132,18 @@ def _traced_network(config, rule_name: str, train_data) -> tuple[int, set[str]]:
   return int(logits.shape[-1]), set(feats)
 
 
-def preflight(config, paths: DataPaths, train_data, cifar_data: cifar.CifarData) -> None:
+def preflight(config, paths: DataPaths, cifar_data: cifar.CifarData, *, training: bool = True) -> None:
   """Check everything the run will need that can be checked in seconds: the training set against the model and the
-  config, each rule's network, the brain data's files and tables and every stimulus image. Raises a `LeutError`."""
+  config (`training`; an evaluation reads only the test set), each rule's network, the brain data's files and tables
+  and every stimulus image. Raises a `LeutError`."""
   n_train = len(cifar_data.train_labels)
-  if config.data.train_subset > n_train:
+  if training and config.data.train_subset > n_train:
     raise ConfigError(
       f"data.train_subset={config.data.train_subset} exceeds the {n_train} training images in {paths.cifar_dir}"
     )
   layers = set()
   for name in config.rules:
-    n_classes, rule_layers = _traced_network(config, name, train_data)
+    n_classes, rule_layers = _traced_network(config, name)
     layers |= rule_layers
     labels = np.concatenate([np.asarray(cifar_data.train_labels), np.asarray(cifar_data.test_labels)])
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
@@ -227,36 +232,39 @@ def run(config, workdir, *, progress: bool = True, command: str = "") -> dict:
       _check_against_workdir(wd, _record(config, command), code)
     paths = resolve_data(config)
     train_data, cifar_data = load_train_data(paths)
-    preflight(config, paths, train_data, cifar_data)
+    preflight(config, paths, cifar_data)
     if not existed:
       prepare_workdir(config, wd.root, command=command, code=code)
     for rule_name in config.rules:
       train_run.train_rule(config, wd.root, rule_name, train_data, progress=progress)
-    return _evaluate(config, wd, paths, train_data, cifar_data, code, progress=progress, command=command, fresh=True)
+    return _evaluate(config, wd, paths, cifar_data, code, progress=progress, command=command, fresh=True)
 
 
 def evaluate(config, workdir, *, progress: bool = True, command: str = "") -> dict:
-  """Re-score existing checkpoints (new brain data, resolutions or statistics) and rewrite results and report."""
+  """Re-score existing checkpoints (new brain data, resolutions or statistics) and rewrite results and report.
+
+  No training image is read: restore targets come from the config (`train_run.build`), accuracy from the test set.
+  """
   wd = workdir_lib.Workdir(workdir)
   checks.check_config(config)
   with workdir_lib.locked(wd, command or "leut evaluate"):
     code = config_lib.provenance(config)
     _check_against_workdir(wd, _record(config, command), code)
     paths = resolve_data(config)
-    train_data, cifar_data = load_train_data(paths)
-    preflight(config, paths, train_data, cifar_data)
-    return _evaluate(config, wd, paths, train_data, cifar_data, code, progress=progress, command=command)
+    cifar_data = cifar.load_cifar10(paths.cifar_dir, train=False)
+    preflight(config, paths, cifar_data, training=False)
+    return _evaluate(config, wd, paths, cifar_data, code, progress=progress, command=command)
 
 
-def _evaluate(config, wd, paths, train_data, cifar_data, code, *, progress: bool, command: str, fresh=False) -> dict:
+def _evaluate(config, wd, paths, cifar_data, code, *, progress: bool, command: str, fresh=False) -> dict:
   """Score, then write tables, config.json, the completion marker and the report, in that order. `fresh`: training
   has just verified or written every milestone, so they are not read an extra time before scoring."""
   if fresh:
     evaluate_lib.check_checkpoints(config, wd.root)
   else:
-    evaluate_lib.verify_checkpoints(config, wd.root, train_data)
+    evaluate_lib.verify_checkpoints(config, wd.root)
   inputs = load_eval_inputs(config, paths, cifar_data, progress=progress)
-  tables = evaluate_lib.evaluate_all(config, wd.root, inputs, train_data, progress=progress)
+  tables = evaluate_lib.evaluate_all(config, wd.root, inputs, progress=progress)
   # Only now, with every table in place, does config.json describe this evaluation; the marker comes last.
   record = _record(config, command)
   saved_code = workdir_lib.read_config(wd)[1] if wd.config.exists() else {}

@@ -166,7 +166,7 @@ def test_a_diverged_seed_is_flagged_scored_nan_and_left_out_of_the_report(tmp_pa
     rule, tx = real_make(name, hparams, **kw)
     return rule, _seed_scaled(tx)
 
-  def build(config, rule_name, data):
+  def build(config, rule_name, data=None):
     rule, trainer = real_build(config, rule_name, data)
 
     def init_all(keys):
@@ -253,8 +253,7 @@ def test_each_model_rdm_is_built_once_per_checkpoint_layer_resolution_and_arm(ti
   stats = ["--config.eval.upsampled=True", "--config.eval.stats_epochs=all", "--config.eval.n_boot=20"]
   config = cli._workdir_config(wd, [*stats, "--config.eval.best_layer_splits=1"])
   paths = experiment.resolve_data(config)
-  train_data, cifar_data = experiment.load_train_data(paths)
-  inputs = experiment.load_eval_inputs(config, paths, cifar_data, progress=False)
+  inputs = experiment.load_eval_inputs(config, paths, progress=False)
   built = []
   real_rdm = rsa.rdm
 
@@ -264,10 +263,35 @@ def test_each_model_rdm_is_built_once_per_checkpoint_layer_resolution_and_arm(ti
     return real_rdm(feats, metric)
 
   monkeypatch.setattr(rsa, "rdm", counting_rdm)
-  tables = experiment.evaluate_lib.evaluate_all(config, wd, inputs, train_data, progress=False)
+  tables = experiment.evaluate_lib.evaluate_all(config, wd, inputs, progress=False)
   checkpoints = sum(len(config_lib.milestone_epochs(config, r)) for r in config.rules)
   layers = tables["rsa"].layer.nunique()
   conditions = len(inputs.stimuli)
   assert (checkpoints, layers, conditions) == (4, 4, 2)
   assert len(built) == checkpoints * layers * conditions  # 88 before issue 16 (score, partial, bootstrap, CV)
   assert {"partial", "bootstrap", "best_layer_cv"} <= set(tables)  # every statistic was computed from them
+
+
+def test_evaluate_needs_no_training_images(tiny_wd, synthetic_dir, tmp_path):
+  """`leut evaluate` on a copy of a workdir whose dataset has lost its five CIFAR training batches: restore targets
+  come from the config, so the scores equal those of the run that trained the checkpoints."""
+  import json
+  import shutil
+
+  data = tmp_path / "data"
+  shutil.copytree(synthetic_dir, data)
+  batches = sorted(data.glob("cifar/*/data_batch_*"))
+  assert len(batches) == 5
+  for f in batches:
+    f.unlink()
+  wd = tmp_path / "wd"
+  shutil.copytree(tiny_wd, wd, ignore=shutil.ignore_patterns("results", "figures", "summary.md"))
+  record = json.loads((wd / "config.json").read_text())
+  record["data"]["synthetic_dir"] = str(data)  # the workdir's data now lives where no training image is
+  (wd / "config.json").write_text(json.dumps(record))
+  assert cli.main(["evaluate", "--workdir", str(wd), "--no-progress"]) == 0
+  got = pd.read_csv(wd / "results" / "rsa.csv")
+  want = pd.read_csv(tiny_wd / "results" / "rsa.csv")
+  np.testing.assert_allclose(got.rho, want.rho, atol=1e-6)
+  acc = pd.read_csv(wd / "results" / "accuracy.csv")
+  pd.testing.assert_series_equal(acc.accuracy, pd.read_csv(tiny_wd / "results" / "accuracy.csv").accuracy)
