@@ -38,14 +38,17 @@ class CodeVersionWarning(LeutWarning):
 
 
 class DataPaths(NamedTuple):
-  cifar_dir: Path
+  cifar_dir: Path | None  # None only with resolve_data(brain_only=True)
   things_fmri_dir: Path | None
-  things_images_dir: Path
+  things_images_dir: Path | None
   brain_rdms_dir: Path | None
 
 
-def resolve_data(config) -> DataPaths:
-  """Where each dataset lives: the embedded synthetic default (written on first use) or the configured paths."""
+def resolve_data(config, *, brain_only: bool = False) -> DataPaths:
+  """Where each dataset lives: the embedded synthetic default (written on first use) or the configured paths.
+
+  `brain_only` (`leut score-features`): CIFAR and the stimulus images may be left unset (their paths are then None).
+  """
   d = config.data
   if d.source == "synthetic":
     from leut.data import synthetic
@@ -54,7 +57,7 @@ def resolve_data(config) -> DataPaths:
     return DataPaths(Path(default.cifar_dir), Path(default.things_fmri_dir), Path(default.things_images_dir), None)
   if d.source != "files":
     raise ConfigError(f"data.source must be 'synthetic' or 'files', not {d.source!r}")
-  for field in ("cifar_dir", "things_images_dir"):
+  for field in () if brain_only else ("cifar_dir", "things_images_dir"):
     if not d[field]:
       raise MissingDatasetError(f"data.source='files' needs data.{field}: set --config.data.{field}=PATH")
   if not d.things_fmri_dir and not d.brain_rdms_dir:
@@ -64,7 +67,7 @@ def resolve_data(config) -> DataPaths:
       "(precomputed fmri_rdm_{ROI}_{sub}.npy + stim_order_{sub}.txt)"
     )
   opt = lambda p: Path(p) if p else None  # noqa: E731
-  return DataPaths(Path(d.cifar_dir), opt(d.things_fmri_dir), Path(d.things_images_dir), opt(d.brain_rdms_dir))
+  return DataPaths(opt(d.cifar_dir), opt(d.things_fmri_dir), opt(d.things_images_dir), opt(d.brain_rdms_dir))
 
 
 def load_train_data(paths: DataPaths) -> tuple[batches.TrainData, cifar.CifarData]:
