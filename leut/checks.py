@@ -191,6 +191,10 @@ def check_config(config) -> None:
   _int(config, "eval.n_boot", lo=0)
   _choice(config, "eval.stats_epochs", ("first_last", "all"))
   _int(config, "eval.best_layer_splits", lo=0)
+  _choice(config, "eval.readout", ("mean", "flatten", "pca"))
+  _int(config, "eval.readout_dims", lo=1)
+  _int(config, "eval.readout_components", lo=1)
+  _int(config, "eval.readout_seed", lo=0)
 
   mapping = _get(config, "report.layer_for_roi")
   if mapping is not _MISSING:

@@ -34,13 +34,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from leut import config as config_lib
-from leut import distributed, rsa
+from leut import distributed, readout, rsa
 from leut import workdir as workdir_lib
 from leut.checkpoint import DamagedCheckpointError
-from leut.errors import WorkdirError
+from leut.errors import ConfigError, WorkdirError
 from leut.report import bootstrap_differences, stimulus_stats
 from leut.report.tables import layer_for_roi
 from leut.rsa.precision import HIGHEST
+from leut.rules.base import feedforward
 from leut.train import run as train_run
 from leut.train import sharding
 from leut.xla_cpu import network_jit
@@ -292,6 +293,53 @@ def brain_targets_for(brain, masks: dict, method: str) -> dict[str, BrainTargets
   return {name: brain_targets(rdms, jnp.asarray(mask), method=method) for name, mask in masks.items()}
 
 
+_MAP_FEATURES = {}
+
+
+def map_features(network, dims: int, seed: int):
+  """An evaluation function like `rules.base.feedforward(network)` whose features are each layer's whole activation
+  map, flattened and, when it has more than `dims` dimensions, randomly projected to `dims`
+  (`readout.random_projection`, key `jax.random.key(seed)`), chunk by chunk on the device. One object per
+  (network, dims, seed), so its compilation is shared by every checkpoint."""
+  cache_key = (network, dims, seed)
+  if cache_key not in _MAP_FEATURES:
+
+    def represent(params, model_state, rule_state, x_NxHxWx3):
+      del rule_state
+      logits, acts, _ = network.apply(params, model_state, x_NxHxWx3, train=False)
+      feats = {}
+      for name, a in acts.items():
+        flat = a.reshape(a.shape[0], -1)
+        feats[name] = readout.random_projection(flat, jax.random.key(seed), dims=dims) if flat.shape[1] > dims else flat
+      return logits, feats
+
+    _MAP_FEATURES[cache_key] = represent
+  return _MAP_FEATURES[cache_key]
+
+
+def readout_function(config, rule, network, rule_name: str):
+  """The evaluation function of `eval.readout`: the rule's own (`mean`, the published spatial means) or
+  `map_features` (`flatten`, `pca`), which needs the plain network's maps and so a rule that evaluates with it."""
+  how = config.eval.get("readout", "mean")
+  if how == "mean":
+    return rule.represent
+  if rule.represent is not feedforward(network):
+    raise ConfigError(
+      f"eval.readout={how!r} reads the network's activation maps, but rule {rule_name!r} computes its own features "
+      "(an inference loop or spikes); use --config.eval.readout=mean for it"
+    )
+  return map_features(network, int(config.eval.readout_dims), int(config.eval.readout_seed))
+
+
+def apply_readout(config, feats: dict) -> dict:
+  """`pca`: each layer's `NxSxU` features (maps flattened or projected by `map_features`) to their principal
+  component scores (`readout.readout`); other readouts unchanged."""
+  if config.eval.get("readout", "mean") != "pca":
+    return feats
+  k = int(config.eval.readout_components)
+  return {layer: np.asarray(readout.readout(f, "pca", components=k)) for layer, f in feats.items()}
+
+
 def missing_milestones(config, workdir: Path, rule_name: str) -> list[int]:
   """Configured milestone epochs of `rule_name` without a finished (digest-recorded) checkpoint in `workdir`."""
   folder = workdir_lib.Workdir(workdir).checkpoints(rule_name)
@@ -359,7 +407,7 @@ def evaluate_rule(
   """Score every verified checkpoint of one rule; returns its `RuleResults`. The restore target comes from the
   config alone (`train_run.build` without training data): no training image is read."""
   rule, trainer = train_run.build(config, rule_name)
-  rule_fn = rule.represent
+  rule_fn = readout_function(config, rule, trainer.network, rule_name)
   ckpts = train_run.checkpoints_for(workdir, rule_name)
   spe = train_run.steps_per_epoch(config)
   masks = masks if masks is not None else pair_masks(inputs.brain, list(config.eval.pairs))
@@ -413,6 +461,7 @@ def evaluate_rule(
       )
     for (px, arm), images in inputs.stimuli.items():
       _, feats = extract(rule_fn, state, images, config.eval.batch_size, plan(images))
+      feats = apply_readout(config, feats)
       stats_here = step in stats_steps
       n_splits = config.eval.get("best_layer_splits", 0) if stats_here and len(feats) > 1 else 0
       layer_rdms = {}  # layer -> NxP upper triangles, for the cross-validated best layer
@@ -508,6 +557,9 @@ def evaluate_rule(
     bar.update(1)
   bar.close()
   ckpts.close()
+  how = config.eval.get("readout", "mean")
+  for row in (*rsa_rows, *partial_rows, *boot_rows, *best_rows):
+    row["readout"] = how  # every score row says how its features were read out
   return RuleResults(rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws)
 
 

@@ -12,8 +12,9 @@ The features are scored against the configured brain data like one seed of one c
 subject, the subject-mean RDM and every pair set), partial RSA against the control RDMs of the stimuli at the
 largest configured resolution (when stimulus images are configured), the stimulus bootstrap of every layer and ROI,
 and the cross-validated best layer; noise ceilings are the brain data's. Rows carry rule = NAME, seed 0, epoch 0,
-step 0, resolution 0 and arm 'external' (the features' own input size is unknown to leut), and replace any earlier
-rows of NAME in the workdir's tables; `leut evaluate` rewrites the tables from the checkpoints and drops them.
+step 0, resolution 0, arm 'external' and readout 'as_given' (the features' own input size is unknown to leut), and
+replace any earlier rows of NAME in the workdir's tables; `leut evaluate` rewrites the tables from the checkpoints
+and drops them.
 
 The workdir's config (config.json, with `--config.data.*` and `--config.eval.*` overrides) says which brain data
 and statistics; a folder without config.json uses `leut.defaults.protocol_config()` with the overrides.
@@ -36,6 +37,7 @@ from leut.report import bootstrap_differences, stimulus_stats
 
 EXTERNAL_ARM = "external"
 EXTERNAL_RESOLUTION = 0
+EXTERNAL_READOUT = "as_given"
 STIMULI_KEY = "stimuli"
 
 
@@ -165,6 +167,8 @@ def score_tables(config, brain, feats: dict[str, np.ndarray], name: str, stimuli
         seed=config.seed,
       )
     )
+  for df in tables.values():
+    df["readout"] = EXTERNAL_READOUT  # the features arrive read out already
   tables["noise_ceiling"] = stimulus_stats.noise_ceiling_table(brain, masks, method=config.eval.method)
   return tables, (np.stack(boot_draws) if boot_draws else None)
 

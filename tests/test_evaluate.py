@@ -295,3 +295,32 @@ def test_evaluate_needs_no_training_images(tiny_wd, synthetic_dir, tmp_path):
   np.testing.assert_allclose(got.rho, want.rho, atol=1e-6)
   acc = pd.read_csv(wd / "results" / "accuracy.csv")
   pd.testing.assert_series_equal(acc.accuracy, pd.read_csv(tiny_wd / "results" / "accuracy.csv").accuracy)
+
+
+def test_readouts_are_recorded_in_every_row_and_change_only_what_they_read(tiny_wd, tmp_path):
+  """flatten / pca read the whole conv maps (different scores), leave fc1 (16 units <= readout_dims) as it is under
+  flatten, and name themselves in every score row."""
+  import shutil
+
+  from leut import experiment
+
+  wd = tmp_path / "wd"
+  shutil.copytree(tiny_wd, wd)
+  common = ["--config.eval.n_boot=20", "--config.eval.best_layer_splits=1", "--config.eval.readout_dims=64"]
+  tables = {}
+  for how in ("mean", "flatten", "pca"):
+    config = cli._workdir_config(wd, [*common, f"--config.eval.readout={how}"])
+    inputs = experiment.load_eval_inputs(config, experiment.resolve_data(config), progress=False)
+    tables[how] = experiment.evaluate_lib.evaluate_all(config, wd, inputs, progress=False)
+    for name in ("rsa", "partial", "bootstrap", "best_layer_cv"):
+      assert (tables[how][name].readout == how).all(), (how, name)
+  mean, flat, pca = (tables[h]["rsa"] for h in ("mean", "flatten", "pca"))
+  np.testing.assert_allclose(mean.rho, pd.read_csv(tiny_wd / "results" / "rsa.csv").rho, atol=1e-6)  # published
+  conv = (mean.layer == "conv1") & mean.note.eq("")
+  assert np.abs(flat.rho[conv] - mean.rho[conv]).max() > 1e-3
+  assert np.abs(pca.rho[conv] - mean.rho[conv]).max() > 1e-3
+  fc = mean.layer == "fc1"
+  np.testing.assert_allclose(flat.rho[fc], mean.rho[fc], atol=1e-5)
+  # PCA keeps every component here (40 stimuli, 39 components <= readout_components): the same distances as the
+  # flattened map itself, so its correlation-RDM scores differ from flatten's only through the projection
+  assert pca.rho.notna().sum() == mean.rho.notna().sum()
