@@ -211,7 +211,7 @@ LAYERS = [
   ("leut", "leut.defaults", "leut.distributed", "leut.xla_cpu", "leut.optimizers"),
   ("leut.workdir",),  # where each workdir file lives, atomic writes, lock, marker
   ("leut.data", "leut.models", "leut.rsa", "leut.checkpoint", "leut.fetch"),
-  ("leut.rules", "leut.encoding"),  # learning rules over the model; encoding models over leut.rsa
+  ("leut.rules", "leut.encoding", "leut.readout"),  # learning rules, encoding models, conv-map readouts over leut.rsa
   ("leut.config",),  # configs, overrides and the rules' resolved settings
   ("leut.train",),  # the training loop and runner (writes checkpoints)
   ("leut.report.layer_choice",),  # shared by the two layers above it
@@ -221,6 +221,7 @@ LAYERS = [
   ("leut.checks",),  # every config field checked before any work
   ("leut.evaluate",),  # checkpoints → features → RDMs → scores
   ("leut.experiment",),  # train, evaluate, report
+  ("leut.score_features",),  # external features scored like a checkpoint's
   ("leut.cli",),
   ("leut.__main__",),
 ]
