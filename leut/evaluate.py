@@ -1,8 +1,12 @@
 """Score every milestone checkpoint against the brain: stream checkpoints → features → RDMs → RSA tables.
 
-For each rule, checkpoints are restored one at a time (all seeds at once); features for every configured evaluation
-resolution (and the upsampled arm) are extracted in fixed-size chunks on the device; model RDMs and their Spearman
-correlations with each subject's ROI RDM and with the subject-mean RDM are computed in one jitted kernel. Output:
+For each rule, checkpoints are restored one at a time (all seeds at once) into a target built from the config alone
+(no training image is read); features for every configured evaluation resolution (and the upsampled arm) are
+extracted in fixed-size chunks on the device and read out as `eval.readout` says (`leut.readout`); each layer's model
+RDM is built once (`model_rdms`) and every score and statistic of that checkpoint, layer, resolution and arm comes
+from it: the Spearman correlations with each subject's ROI RDM and with the subject-mean RDM (one jitted kernel,
+`score_rdms`), partial RSA, the stimulus bootstrap and the cross-validated best layer. Output (every score row also
+carries `readout`):
 
   results/rsa.csv       rule, seed, epoch, step, layer, roi, subject ('mean' = mean-RDM score), resolution, arm,
                         pairs ('all' | 'cross_run'), rho, note
