@@ -140,8 +140,8 @@ def check_rule_hparams(config) -> None:
 def check_config(config) -> None:
   """Raise a `ConfigError` naming the first field whose value cannot work (see the module docstring)."""
   from leut import rules
-  from leut.report.stimulus_stats import CONTROLS
   from leut.rsa.compare import METHODS
+  from leut.scoring.stimulus_stats import CONTROLS
 
   _int(config, "seed")
   _int(config, "seeds", lo=1)

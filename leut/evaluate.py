@@ -12,11 +12,11 @@ carries `readout`):
                         pairs ('all' | 'cross_run'), rho, note
   results/accuracy.csv  rule, seed, epoch, step, accuracy (held-out CIFAR test images, evaluation mode), note
   results/weights.csv   rule, seed, epoch, layer, rel_displacement = ‖W_e − W_0‖ / ‖W_0‖ (kernels)
-  results/noise_ceiling.csv, partial.csv, bootstrap.csv, best_layer_cv.csv   see `leut.report.stimulus_stats`;
+  results/noise_ceiling.csv, partial.csv, bootstrap.csv, best_layer_cv.csv   see `leut.scoring.stimulus_stats`;
                         partial RSA, the stimulus bootstrap and the cross-validated best layer run at the milestones
                         chosen by `eval.stats_epochs`
   results/bootstrap_draws.npz, bootstrap_differences.csv   the bootstrap draws of every bootstrap.csv row and the
-                        paired differences between rules and epochs (`leut.report.bootstrap_differences`)
+                        paired differences between rules and epochs (`leut.scoring.bootstrap_differences`)
 
 Every configured milestone of every configured rule must have a good checkpoint (`check_checkpoints`, and a damaged
 one found while scoring stops the evaluation): a table never silently lacks a rule or an epoch. The tables are
@@ -42,10 +42,10 @@ from leut import distributed, readout, rsa
 from leut import workdir as workdir_lib
 from leut.checkpoint import DamagedCheckpointError
 from leut.errors import ConfigError, WorkdirError
-from leut.report import bootstrap_differences, stimulus_stats
 from leut.report.tables import layer_for_roi
 from leut.rsa.precision import HIGHEST
 from leut.rules.base import feedforward
+from leut.scoring import bootstrap_differences, stimulus_stats
 from leut.train import run as train_run
 from leut.train import sharding
 from leut.xla_cpu import network_jit

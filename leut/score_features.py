@@ -33,7 +33,7 @@ from leut import evaluate as evaluate_lib
 from leut import rsa
 from leut import workdir as workdir_lib
 from leut.errors import StimulusMismatchError
-from leut.report import bootstrap_differences, stimulus_stats
+from leut.scoring import bootstrap_differences, stimulus_stats
 
 EXTERNAL_ARM = "external"
 EXTERNAL_RESOLUTION = 0

@@ -214,9 +214,9 @@ LAYERS = [
   ("leut.rules", "leut.encoding", "leut.readout"),  # learning rules, encoding models, conv-map readouts over leut.rsa
   ("leut.config",),  # configs, overrides and the rules' resolved settings
   ("leut.train",),  # the training loop and runner (writes checkpoints)
-  ("leut.report.layer_choice",),  # shared by the two layers above it
+  ("leut.scoring.layer_choice",),  # shared by the two layers above it
   # statistics computed per stimulus while scoring; the report's table reductions sit above them
-  ("leut.report.stimulus_stats", "leut.report.bootstrap_differences"),
+  ("leut.scoring.stimulus_stats", "leut.scoring.bootstrap_differences"),
   ("leut.report",),
   ("leut.checks",),  # every config field checked before any work
   ("leut.evaluate",),  # checkpoints → features → RDMs → scores
@@ -344,7 +344,7 @@ def test_the_checks_catch_a_cycle_and_an_upward_or_sideways_import():
     "leut.rules.stdp": {"leut.optimizers"},
     "leut.optimizers": {"leut.train.loop"},
     "leut.train.loop": {"leut.rules.stdp"},
-    "leut.report.stimulus_stats": {"leut.report.tables"},
+    "leut.scoring.stimulus_stats": {"leut.report.tables"},
     "leut.report.tables": set(),
     "leut.rsa.compare": {"leut.data.cifar"},
     "leut.data.cifar": set(),
@@ -354,8 +354,8 @@ def test_the_checks_catch_a_cycle_and_an_upward_or_sideways_import():
   assert layering_violations(graph) == [
     f"leut.optimizers imports leut.train.loop (upward: leut.optimizers is in layer {n['leut.optimizers']}, "
     f"leut.train in layer {n['leut.train']})",
-    f"leut.report.stimulus_stats imports leut.report.tables (upward: leut.report.stimulus_stats is in layer "
-    f"{n['leut.report.stimulus_stats']}, leut.report in layer {n['leut.report']})",
     f"leut.rsa.compare imports leut.data.cifar (sideways: leut.rsa is in layer {n['leut.rsa']}, leut.data in layer "
     f"{n['leut.data']})",
+    f"leut.scoring.stimulus_stats imports leut.report.tables (upward: leut.scoring.stimulus_stats is in layer "
+    f"{n['leut.scoring.stimulus_stats']}, leut.report in layer {n['leut.report']})",
   ]

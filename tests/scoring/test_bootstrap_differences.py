@@ -7,8 +7,8 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from leut.evaluate import model_rdms
-from leut.report import bootstrap_differences as bd
-from leut.report import stimulus_stats
+from leut.scoring import bootstrap_differences as bd
+from leut.scoring import stimulus_stats
 from tests.report.tiny_brain import Brain
 from tests.report.tiny_brain import correlation_rdm as _rdm
 

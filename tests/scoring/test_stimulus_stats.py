@@ -8,7 +8,7 @@ from scipy import stats as sps
 from leut import rsa
 from leut.data.normalization import normalize_01
 from leut.evaluate import model_rdms
-from leut.report import stimulus_stats
+from leut.scoring import stimulus_stats
 from tests.report.tiny_brain import Brain
 from tests.report.tiny_brain import correlation_rdm as _rdm
 

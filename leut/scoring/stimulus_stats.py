@@ -21,7 +21,7 @@ tables, which the report renders when present:
       two distinct pairs drawn, a model constant on them: `rsa.bootstrap`) is undefined; n_undefined counts those, and
       the CI is taken over the other draws (NaN with fewer than `rsa.min_defined_draws()` = 40 of them).
       `bootstrap_draws` also returns each row's B draws (NaN where undefined), from which
-      `leut.report.bootstrap_differences` builds the paired differences between conditions.
+      `leut.scoring.bootstrap_differences` builds the paired differences between conditions.
   results/best_layer_cv.csv  rule, seed, epoch, step, roi, resolution, arm, pairs, n_splits, chosen_layers, cv_layer,
                              cv_score, naive_max, note
       cross-validated best layer (`leut.rsa.cross_validated_best_layer`): per seed, the layer with the highest
@@ -46,8 +46,8 @@ import pandas as pd
 
 from leut import rsa
 from leut.data.normalization import CIFAR_MEAN, CIFAR_STD
-from leut.report.layer_choice import modal_layer
 from leut.rsa.controls import gabor_energy
+from leut.scoring.layer_choice import modal_layer
 
 CONTROLS = {
   "pixel": rsa.pixel_rdm,
