@@ -11,7 +11,9 @@
   pca      the flattened map's first K principal components over the stimuli (Pearson 1901): the scores
            U_k Λ_k^{1/2} of the eigendecomposition of the centred Gram matrix G = X_c X_cᵀ (S x S, so D may be
            large), equal to X_c V_k of the SVD X_c = U Σ Vᵀ; each component's sign is fixed so that its
-           largest-magnitude score is positive.
+           largest-magnitude score is positive. In the evaluation (`leut.evaluate.map_features`) a map with more
+           than `eval.readout_dims` dimensions is first randomly projected as for `flatten` (the stimuli arrive in
+           chunks, and PCA needs them all), so X is then the projection.
 
 All three are vmapped over seeds (a leading `N` axis).
 """
