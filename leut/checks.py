@@ -137,8 +137,8 @@ def check_rule_hparams(config) -> None:
 def check_config(config) -> None:
   """Raise a `ConfigError` naming the first field whose value cannot work (see the module docstring)."""
   from leut import rules
-  from leut.report.stimulus_stats import CONTROLS
   from leut.rsa.compare import METHODS
+  from leut.scoring.stimulus_stats import CONTROLS
 
   _int(config, "seed")
   _int(config, "seeds", lo=1)
@@ -188,6 +188,10 @@ def check_config(config) -> None:
   _int(config, "eval.n_boot", lo=0)
   _choice(config, "eval.stats_epochs", ("first_last", "all"))
   _int(config, "eval.best_layer_splits", lo=0)
+  _choice(config, "eval.readout", ("mean", "flatten", "pca"))
+  _int(config, "eval.readout_dims", lo=1)
+  _int(config, "eval.readout_components", lo=1)
+  _int(config, "eval.readout_seed", lo=0)
 
   mapping = _get(config, "report.layer_for_roi")
   if mapping is not _MISSING:

@@ -1,8 +1,9 @@
-"""Command line: `leut run | evaluate | report | brain-rdms | fetch`.
+"""Command line: `leut run | evaluate | report | score-features | brain-rdms | fetch`.
 
 leut run CONFIG[:arg] --workdir DIR [--config.field=value ...]   train, checkpoint, evaluate, report
 leut evaluate --workdir DIR [--config.field=value ...]           re-score the checkpoints already there
 leut report --workdir DIR [--config.report.field=value ...]      redraw tables, figures and summary.md
+leut score-features FEATURES --workdir DIR [--name NAME] [--config.data.*=...]   score features computed elsewhere
 leut brain-rdms --things-fmri DIR --out OUT [...]                precompute per-subject ROI RDMs
 leut fetch --list | NAME [--dest DIR] [--dry-run] | --verify NAME DIR   download / verify public datasets
 
@@ -103,6 +104,9 @@ def main(argv=None) -> int:
   p_run.add_argument("config", help="config file, e.g. experiments/quickstart.py (optionally FILE:arg)")
   sub.add_parser("evaluate", parents=[common], help="re-score existing checkpoints")
   sub.add_parser("report", parents=[common], help="redraw figures and summary")
+  p_ext = sub.add_parser("score-features", parents=[common], help="score features computed elsewhere (.npz/.h5)")
+  p_ext.add_argument("features", type=Path, help="one stimuli x units array per layer and a `stimuli` name array")
+  p_ext.add_argument("--name", default="", help="the rule column of its rows (default: the file name's stem)")
   sub.add_parser("brain-rdms", help="precompute brain RDMs from THINGS-fMRI (see `leut brain-rdms --help`)")
   sub.add_parser("fetch", help="download or verify public datasets (see `leut fetch --help`)")
   args = parser.parse_args(rest)
@@ -122,6 +126,17 @@ def main(argv=None) -> int:
       elif args.command == "evaluate":
         config = _workdir_config(args.workdir, overrides)
         experiment.evaluate(config, args.workdir, progress=progress, command=command)
+      elif args.command == "score-features":
+        from leut import score_features
+
+        if workdir_lib.Workdir(args.workdir).config.exists():
+          config = _workdir_config(args.workdir, overrides)
+        else:
+          config = config_lib.with_defaults({})
+          for item in overrides:
+            config_lib.apply_override(config, item)
+        name = args.name or args.features.stem
+        score_features.score_features(config, args.workdir, args.features, name, progress=progress)
       elif args.command == "report":
         config_lib.report_only_overrides(overrides)
         experiment.write_report(_workdir_config(args.workdir, overrides), args.workdir)

@@ -74,6 +74,10 @@ def protocol_config() -> ml_collections.ConfigDict:
       n_boot=1000,  # stimulus-bootstrap resamples for CIs (0: none)
       stats_epochs="first_last",  # partial RSA, bootstrap and CV best layer at 'first_last' milestones or at 'all'
       best_layer_splits=10,  # random stimulus halvings for the cross-validated best layer (0: none)
+      readout="mean",  # conv maps -> features (leut.readout): 'mean' (published), 'flatten' (random projection), 'pca'
+      readout_dims=4096,  # flatten / pca: random-projection dimensions of a larger flattened map
+      readout_components=100,  # pca: principal components kept (at most stimuli - 1)
+      readout_seed=0,  # flatten / pca: the projection's key, jax.random.key(readout_seed)
     )
   )
   c.report = ml_collections.ConfigDict(

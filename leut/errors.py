@@ -23,3 +23,7 @@ class WorkdirError(LeutError):
 
 class LeutWarning(UserWarning):
   """Something the user should know that does not stop the run (printed as one `leut: warning:` line)."""
+
+
+class StimulusMismatchError(LeutError, ValueError):
+  """Externally computed features do not name exactly the brain data's stimuli (the message lists the differences)."""

@@ -1,18 +1,22 @@
 """Score every milestone checkpoint against the brain: stream checkpoints → features → RDMs → RSA tables.
 
-For each rule, checkpoints are restored one at a time (all seeds at once); features for every configured evaluation
-resolution (and the upsampled arm) are extracted in fixed-size chunks on the device; model RDMs and their Spearman
-correlations with each subject's ROI RDM and with the subject-mean RDM are computed in one jitted kernel. Output:
+For each rule, checkpoints are restored one at a time (all seeds at once) into a target built from the config alone
+(no training image is read); features for every configured evaluation resolution (and the upsampled arm) are
+extracted in fixed-size chunks on the device and read out as `eval.readout` says (`leut.readout`); each layer's model
+RDM is built once (`model_rdms`) and every score and statistic of that checkpoint, layer, resolution and arm comes
+from it: the Spearman correlations with each subject's ROI RDM and with the subject-mean RDM (one jitted kernel,
+`score_rdms`), partial RSA, the stimulus bootstrap and the cross-validated best layer. Output (every score row also
+carries `readout`):
 
   results/rsa.csv       rule, seed, epoch, step, layer, roi, subject ('mean' = mean-RDM score), resolution, arm,
                         pairs ('all' | 'cross_run'), rho, note
   results/accuracy.csv  rule, seed, epoch, step, accuracy (held-out CIFAR test images, evaluation mode), note
   results/weights.csv   rule, seed, epoch, layer, rel_displacement = ‖W_e − W_0‖ / ‖W_0‖ (kernels)
-  results/noise_ceiling.csv, partial.csv, bootstrap.csv, best_layer_cv.csv   see `leut.report.stimulus_stats`;
+  results/noise_ceiling.csv, partial.csv, bootstrap.csv, best_layer_cv.csv   see `leut.scoring.stimulus_stats`;
                         partial RSA, the stimulus bootstrap and the cross-validated best layer run at the milestones
                         chosen by `eval.stats_epochs`
   results/bootstrap_draws.npz, bootstrap_differences.csv   the bootstrap draws of every bootstrap.csv row and the
-                        paired differences between rules and epochs (`leut.report.bootstrap_differences`)
+                        paired differences between rules and epochs (`leut.scoring.bootstrap_differences`)
 
 Every configured milestone of every configured rule must have a good checkpoint (`check_checkpoints`, and a damaged
 one found while scoring stops the evaluation): a table never silently lacks a rule or an epoch. The tables are
@@ -34,13 +38,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from leut import config as config_lib
-from leut import distributed, rsa
+from leut import distributed, readout, rsa
 from leut import workdir as workdir_lib
 from leut.checkpoint import DamagedCheckpointError
-from leut.errors import WorkdirError
-from leut.report import bootstrap_differences, stimulus_stats
+from leut.errors import ConfigError, WorkdirError
 from leut.report.tables import layer_for_roi
 from leut.rsa.precision import HIGHEST
+from leut.rules.base import feedforward
+from leut.scoring import bootstrap_differences, stimulus_stats
 from leut.train import run as train_run
 from leut.train import sharding
 from leut.xla_cpu import network_jit
@@ -215,15 +220,20 @@ def brain_targets(brain_RxJxSxS, mask_SxS, *, method: str = "spearman") -> Brain
   return BrainTargets(per_RxJxP, mean_RxP, w_P)
 
 
-@partial(jax.jit, static_argnames=("metric", "method"))
-def score_kernel(feats_NxSxU, targets: BrainTargets, *, metric="correlation", method="spearman"):
-  """Per-subject and mean-RDM scores of N model feature sets against R ROIs × J subjects (`brain_targets`).
+def model_rdms(feats_NxSxU, metric: str = "correlation") -> jax.Array:
+  """The `NxSxS` RDMs of N seeds' features (`rsa.rdm`): built once per checkpoint, layer, resolution and arm; every
+  score and statistic of that condition (RSA rows, partial RSA, bootstrap, CV best layer) is computed from them."""
+  return rsa.rdm(jnp.asarray(feats_NxSxU), metric=metric)
+
+
+@partial(jax.jit, static_argnames=("method",))
+def score_rdms(model_NxP, targets: BrainTargets, *, method="spearman"):
+  """Per-subject and mean-RDM scores of N model RDMs (upper triangles) against R ROIs × J subjects (`brain_targets`).
 
   Returns `(rho_NxRxJ, rho_mean_NxR)`, restricted to the pairs of the targets' pair set; NaN where undefined (a
   constant model RDM on those pairs, NaN/inf features: `rsa.compare`). Products at full float32 on every backend
   (`leut.rsa.precision`).
   """
-  model_NxP = rsa.upper_tri(rsa.rdm(feats_NxSxU, metric=metric))
   w_P = targets.weights_P
   if method in ("spearman", "pearson"):
     z_NxP = rsa.centred_unit(rsa.rank_average(model_NxP, w_P) if method == "spearman" else model_NxP, w_P)
@@ -234,6 +244,11 @@ def score_kernel(feats_NxSxU, targets: BrainTargets, *, metric="correlation", me
   per_subject = rsa.compare(model_NxP[:, None, None], targets.per_subject_RxJxP[None], method, pair_mask=w_P)
   mean_rdm = rsa.compare(model_NxP[:, None], targets.mean_RxP[None], method, pair_mask=w_P)
   return per_subject, mean_rdm
+
+
+def score_kernel(feats_NxSxU, targets: BrainTargets, *, metric="correlation", method="spearman"):
+  """`score_rdms` of the RDMs of N feature sets (`model_rdms`), for callers holding features only."""
+  return score_rdms(rsa.upper_tri(model_rdms(feats_NxSxU, metric)), targets, method=method)
 
 
 def pair_masks(brain, pairs) -> dict[str, np.ndarray]:
@@ -282,6 +297,53 @@ def brain_targets_for(brain, masks: dict, method: str) -> dict[str, BrainTargets
   return {name: brain_targets(rdms, jnp.asarray(mask), method=method) for name, mask in masks.items()}
 
 
+_MAP_FEATURES = {}
+
+
+def map_features(network, dims: int, seed: int):
+  """An evaluation function like `rules.base.feedforward(network)` whose features are each layer's whole activation
+  map, flattened and, when it has more than `dims` dimensions, randomly projected to `dims`
+  (`readout.random_projection`, key `jax.random.key(seed)`), chunk by chunk on the device. One object per
+  (network, dims, seed), so its compilation is shared by every checkpoint."""
+  cache_key = (network, dims, seed)
+  if cache_key not in _MAP_FEATURES:
+
+    def represent(params, model_state, rule_state, x_NxHxWx3):
+      del rule_state
+      logits, acts, _ = network.apply(params, model_state, x_NxHxWx3, train=False)
+      feats = {}
+      for name, a in acts.items():
+        flat = a.reshape(a.shape[0], -1)
+        feats[name] = readout.random_projection(flat, jax.random.key(seed), dims=dims) if flat.shape[1] > dims else flat
+      return logits, feats
+
+    _MAP_FEATURES[cache_key] = represent
+  return _MAP_FEATURES[cache_key]
+
+
+def readout_function(config, rule, network, rule_name: str):
+  """The evaluation function of `eval.readout`: the rule's own (`mean`, the published spatial means) or
+  `map_features` (`flatten`, `pca`), which needs the plain network's maps and so a rule that evaluates with it."""
+  how = config.eval.get("readout", "mean")
+  if how == "mean":
+    return rule.represent
+  if rule.represent is not feedforward(network):
+    raise ConfigError(
+      f"eval.readout={how!r} reads the network's activation maps, but rule {rule_name!r} computes its own features "
+      "(an inference loop or spikes); use --config.eval.readout=mean for it"
+    )
+  return map_features(network, int(config.eval.readout_dims), int(config.eval.readout_seed))
+
+
+def apply_readout(config, feats: dict) -> dict:
+  """`pca`: each layer's `NxSxU` features (maps flattened or projected by `map_features`) to their principal
+  component scores (`readout.readout`); other readouts unchanged."""
+  if config.eval.get("readout", "mean") != "pca":
+    return feats
+  k = int(config.eval.readout_components)
+  return {layer: np.asarray(readout.readout(f, "pca", components=k)) for layer, f in feats.items()}
+
+
 def missing_milestones(config, workdir: Path, rule_name: str) -> list[int]:
   """Configured milestone epochs of `rule_name` without a finished (digest-recorded) checkpoint in `workdir`."""
   folder = workdir_lib.Workdir(workdir).checkpoints(rule_name)
@@ -318,13 +380,13 @@ def _damaged(rule_name: str, epoch: int, step: int, err: Exception) -> WorkdirEr
   )
 
 
-def verify_checkpoints(config, workdir: Path, train_data) -> None:
+def verify_checkpoints(config, workdir: Path) -> None:
   """Restore and check every configured milestone of every rule before any scoring, so a damaged one stops the
   evaluation in seconds (it is set aside and named with its rule and epoch)."""
   check_checkpoints(config, workdir)
   spe = train_run.steps_per_epoch(config)
   for rule_name in config.rules:
-    _, trainer = train_run.build(config, rule_name, train_data)
+    _, trainer = train_run.build(config, rule_name)
     ckpts = train_run.checkpoints_for(workdir, rule_name)
     abstract = trainer.abstract_state(config.seeds)
     for epoch in config_lib.milestone_epochs(config, rule_name):
@@ -340,16 +402,16 @@ def evaluate_rule(
   workdir: Path,
   rule_name: str,
   inputs: EvalInputs,
-  train_data,
   *,
   masks=None,
   controls=None,
   targets=None,
   progress=True,
 ):
-  """Score every verified checkpoint of one rule; returns its `RuleResults`."""
-  rule, trainer = train_run.build(config, rule_name, train_data)
-  rule_fn = rule.represent
+  """Score every verified checkpoint of one rule; returns its `RuleResults`. The restore target comes from the
+  config alone (`train_run.build` without training data): no training image is read."""
+  rule, trainer = train_run.build(config, rule_name)
+  rule_fn = readout_function(config, rule, trainer.network, rule_name)
   ckpts = train_run.checkpoints_for(workdir, rule_name)
   spe = train_run.steps_per_epoch(config)
   masks = masks if masks is not None else pair_masks(inputs.brain, list(config.eval.pairs))
@@ -403,14 +465,24 @@ def evaluate_rule(
       )
     for (px, arm), images in inputs.stimuli.items():
       _, feats = extract(rule_fn, state, images, config.eval.batch_size, plan(images))
+      feats = apply_readout(config, feats)
+      stats_here = step in stats_steps
+      n_splits = config.eval.get("best_layer_splits", 0) if stats_here and len(feats) > 1 else 0
+      layer_rdms = {}  # layer -> NxP upper triangles, for the cross-validated best layer
+      layer_flags = {}  # layer -> (constant_N, non_finite_N)
       for layer, f_NxSxU in feats.items():
-        const = np.asarray(rsa.constant_rows(jnp.asarray(f_NxSxU)))  # N x S
-        non_finite_N = np.asarray(rsa.non_finite_rows(jnp.asarray(f_NxSxU))).any(1)
+        f = jnp.asarray(f_NxSxU)
+        const = np.asarray(rsa.constant_rows(f))  # N x S
+        non_finite_N = np.asarray(rsa.non_finite_rows(f)).any(1)
+        model_NxSxS = model_rdms(f, config.eval.metric)  # the one RDM of this checkpoint, layer, resolution, arm
+        del f
+        model_NxP = rsa.upper_tri(model_NxSxS)
+        if n_splits:
+          layer_rdms[layer] = model_NxP
+          layer_flags[layer] = (const.any(1), non_finite_N)
         invalid_N = const.any(1) | non_finite_N | diverged_N  # scored NaN (rsa.csv), left out of the statistics
         for pairs in masks:
-          per_subj, mean_rdm = jax.device_get(
-            score_kernel(jnp.asarray(f_NxSxU), targets[pairs], metric=config.eval.metric, method=config.eval.method)
-          )
+          per_subj, mean_rdm = jax.device_get(score_rdms(model_NxP, targets[pairs], method=config.eval.method))
           undefined_N = np.isnan(per_subj).all(axis=(1, 2))
           invalid_N |= undefined_N
           for seed in range(config.seeds):
@@ -447,41 +519,40 @@ def evaluate_rule(
                     "note": note,
                   }
                 )
-        if step not in stats_steps:
+        if not stats_here:
           continue
         where = dict(
           rule=rule_name,
           epoch=epoch,
           step=step,
           layer=layer,
-          feats_NxSxU=f_NxSxU,
           brain=inputs.brain,
           masks=masks,
           resolution=px,
           arm=arm,
-          metric=config.eval.metric,
         )
         if controls:
-          partial_rows += stimulus_stats.partial_rows(**where, controls=controls[(px, arm)], invalid_N=invalid_N)
+          partial_rows += stimulus_stats.partial_rows(
+            **where, model_NxP=model_NxP, controls=controls[(px, arm)], invalid_N=invalid_N
+          )
         rois = [r for r in inputs.brain.rois if headline.get(r) == layer]
         if config.eval.n_boot and rois and (~invalid_N).any():
           rows, draws = stimulus_stats.bootstrap_draws(
-            **where, n_boot=config.eval.n_boot, rois=rois, valid_N=~invalid_N
+            **where, model_NxSxS=model_NxSxS, n_boot=config.eval.n_boot, rois=rois, valid_N=~invalid_N
           )
           boot_rows += rows
           boot_draws += draws
-      n_splits = config.eval.get("best_layer_splits", 0)
-      if step in stats_steps and n_splits and len(feats) > 1:
+      if n_splits:
         best_rows += stimulus_stats.best_layer_rows(
           rule=rule_name,
           epoch=epoch,
           step=step,
-          feats=feats,
+          rdms=layer_rdms,
+          flags=layer_flags,
           brain=inputs.brain,
           masks=masks,
           resolution=px,
           arm=arm,
-          metric=config.eval.metric,
           method=config.eval.method,
           n_splits=n_splits,
           seed=config.seed,
@@ -490,10 +561,13 @@ def evaluate_rule(
     bar.update(1)
   bar.close()
   ckpts.close()
+  how = config.eval.get("readout", "mean")
+  for row in (*rsa_rows, *partial_rows, *boot_rows, *best_rows):
+    row["readout"] = how  # every score row says how its features were read out
   return RuleResults(rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws)
 
 
-def evaluate_all(config, workdir: Path, inputs: EvalInputs, train_data, *, progress=True) -> dict[str, pd.DataFrame]:
+def evaluate_all(config, workdir: Path, inputs: EvalInputs, *, progress=True) -> dict[str, pd.DataFrame]:
   """Evaluate every configured rule and write the tidy tables under `workdir/results/` (`write_tables`)."""
   masks = pair_masks(inputs.brain, list(config.eval.pairs))
   targets = brain_targets_for(inputs.brain, masks, config.eval.method)
@@ -502,7 +576,7 @@ def evaluate_all(config, workdir: Path, inputs: EvalInputs, train_data, *, progr
   rows = RuleResults(*([] for _ in RuleResults._fields))
   for rule_name in config.rules:
     part = evaluate_rule(
-      config, workdir, rule_name, inputs, train_data, masks=masks, controls=controls, targets=targets, progress=progress
+      config, workdir, rule_name, inputs, masks=masks, controls=controls, targets=targets, progress=progress
     )
     for acc, new in zip(rows, part):
       acc += new

@@ -41,7 +41,7 @@ class CodeVersionWarning(LeutWarning):
 
 
 class DataPaths(NamedTuple):
-  cifar_dir: Path
+  cifar_dir: Path | None  # None only with resolve_data(brain_only=True)
   things_fmri_dir: Path | None
   things_images_dir: Path | None  # None for the Brain-Score datasets, which carry their own stimulus images
   brain_rdms_dir: Path | None
@@ -69,8 +69,11 @@ def _check_brain_fields(config) -> None:
     )
 
 
-def resolve_data(config) -> DataPaths:
-  """Where each dataset lives: the embedded synthetic default (written on first use) or the configured paths."""
+def resolve_data(config, *, brain_only: bool = False) -> DataPaths:
+  """Where each dataset lives: the embedded synthetic default (written on first use) or the configured paths.
+
+  `brain_only` (`leut score-features`): CIFAR and the stimulus images may be left unset (their paths are then None).
+  """
   d = config.data
   _check_brain_fields(config)
   brain = _brain(config)
@@ -85,8 +88,8 @@ def resolve_data(config) -> DataPaths:
   if d.source != "files":
     raise ConfigError(f"data.source must be 'synthetic' or 'files', not {d.source!r}")
   if brain != "things_fmri":
-    return _macaque_files(config, brain)
-  for field in ("cifar_dir", "things_images_dir"):
+    return _macaque_files(config, brain, brain_only=brain_only)
+  for field in () if brain_only else ("cifar_dir", "things_images_dir"):
     if not d[field]:
       raise MissingDatasetError(f"data.source='files' needs data.{field}: set --config.data.{field}=PATH")
   if not d.things_fmri_dir and not d.brain_rdms_dir:
@@ -96,13 +99,14 @@ def resolve_data(config) -> DataPaths:
       "(precomputed fmri_rdm_{ROI}_{sub}.npy + stim_order_{sub}.txt)"
     )
   opt = lambda p: Path(p) if p else None  # noqa: E731
-  return DataPaths(Path(d.cifar_dir), opt(d.things_fmri_dir), Path(d.things_images_dir), opt(d.brain_rdms_dir))
+  return DataPaths(opt(d.cifar_dir), opt(d.things_fmri_dir), opt(d.things_images_dir), opt(d.brain_rdms_dir))
 
 
-def _macaque_files(config, brain: str) -> DataPaths:
+def _macaque_files(config, brain: str, *, brain_only: bool = False) -> DataPaths:
   """Paths of a macaque `data.brain` with data.source='files': its release folder, and THINGS images for TVSD."""
   d = config.data
   fields = ("cifar_dir", "things_images_dir") if brain == "tvsd" else ("cifar_dir",)
+  fields = () if brain_only else fields
   for field in fields:
     if not d[field]:
       raise MissingDatasetError(f"data.source='files' needs data.{field}: set --config.data.{field}=PATH")
@@ -114,8 +118,8 @@ def _macaque_files(config, brain: str) -> DataPaths:
       assembly_path(Path(d.brain_dir).expanduser(), ASSEMBLIES[brain].identifier)
     except MissingDatasetError as err:
       raise missing_dataset(brain, Path(d.brain_dir).expanduser(), f"no {Path(err.path).name}") from None
-  images = Path(d.things_images_dir) if brain == "tvsd" else None
-  return DataPaths(Path(d.cifar_dir), None, images, None, Path(d.brain_dir).expanduser())
+  images = Path(d.things_images_dir) if brain == "tvsd" and d.things_images_dir else None
+  return DataPaths(Path(d.cifar_dir) if d.cifar_dir else None, None, images, None, Path(d.brain_dir).expanduser())
 
 
 def load_train_data(paths: DataPaths) -> tuple[batches.TrainData, cifar.CifarData]:
@@ -168,7 +172,11 @@ def load_brain(config, paths: DataPaths, *, progress: bool = True):
   )
 
 
-def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData, *, progress=True):
+def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData | None = None, *, progress=True):
+  """The brain data, the stimuli at every evaluated resolution and arm, and the held-out CIFAR test images (read
+  from `paths.cifar_dir` without its training batches unless `cifar_data` is given)."""
+  if cifar_data is None:
+    cifar_data = cifar.load_cifar10(paths.cifar_dir, train=False)
   if paths.brain_dir is not None:  # a macaque dataset: its responses give the RDMs and the stimulus images
     resp = load_macaque_responses(config, paths)
     brain = _macaque_rdms(config, paths, resp)
@@ -195,10 +203,10 @@ def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData, *, p
 # ----- step 2: the data and the networks, before any training ------------------------------------------------
 
 
-def _traced_network(config, rule_name: str, train_data) -> tuple[int, set[str]]:
+def _traced_network(config, rule_name: str) -> tuple[int, set[str]]:
   """(classes, feature layer names) of `rule_name`'s network, by tracing its evaluation on one 32-px image."""
   try:
-    rule, trainer = train_run.build(config, rule_name, train_data)
+    rule, trainer = train_run.build(config, rule_name)
   except LeutError:
     raise
   except ValueError as err:  # a rule factory or the trainer refusing a value of the config
@@ -213,17 +221,18 @@ def _traced_network(config, rule_name: str, train_data) -> tuple[int, set[str]]:
   return int(logits.shape[-1]), set(feats)
 
 
-def preflight(config, paths: DataPaths, train_data, cifar_data: cifar.CifarData) -> None:
+def preflight(config, paths: DataPaths, cifar_data: cifar.CifarData, *, training: bool = True) -> None:
   """Check everything the run will need that can be checked in seconds: the training set against the model and the
-  config, each rule's network, the brain data's files and tables and every stimulus image. Raises a `LeutError`."""
+  config (`training`; an evaluation reads only the test set), each rule's network, the brain data's files and tables
+  and every stimulus image. Raises a `LeutError`."""
   n_train = len(cifar_data.train_labels)
-  if config.data.train_subset > n_train:
+  if training and config.data.train_subset > n_train:
     raise ConfigError(
       f"data.train_subset={config.data.train_subset} exceeds the {n_train} training images in {paths.cifar_dir}"
     )
   layers = set()
   for name in config.rules:
-    n_classes, rule_layers = _traced_network(config, name, train_data)
+    n_classes, rule_layers = _traced_network(config, name)
     layers |= rule_layers
     labels = np.concatenate([np.asarray(cifar_data.train_labels), np.asarray(cifar_data.test_labels)])
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
@@ -320,36 +329,39 @@ def run(config, workdir, *, progress: bool = True, command: str = "") -> dict:
       _check_against_workdir(wd, _record(config, command), code)
     paths = resolve_data(config)
     train_data, cifar_data = load_train_data(paths)
-    preflight(config, paths, train_data, cifar_data)
+    preflight(config, paths, cifar_data)
     if not existed:
       prepare_workdir(config, wd.root, command=command, code=code)
     for rule_name in config.rules:
       train_run.train_rule(config, wd.root, rule_name, train_data, progress=progress)
-    return _evaluate(config, wd, paths, train_data, cifar_data, code, progress=progress, command=command, fresh=True)
+    return _evaluate(config, wd, paths, cifar_data, code, progress=progress, command=command, fresh=True)
 
 
 def evaluate(config, workdir, *, progress: bool = True, command: str = "") -> dict:
-  """Re-score existing checkpoints (new brain data, resolutions or statistics) and rewrite results and report."""
+  """Re-score existing checkpoints (new brain data, resolutions or statistics) and rewrite results and report.
+
+  No training image is read: restore targets come from the config (`train_run.build`), accuracy from the test set.
+  """
   wd = workdir_lib.Workdir(workdir)
   checks.check_config(config)
   with workdir_lib.locked(wd, command or "leut evaluate"):
     code = config_lib.provenance(config)
     _check_against_workdir(wd, _record(config, command), code)
     paths = resolve_data(config)
-    train_data, cifar_data = load_train_data(paths)
-    preflight(config, paths, train_data, cifar_data)
-    return _evaluate(config, wd, paths, train_data, cifar_data, code, progress=progress, command=command)
+    cifar_data = cifar.load_cifar10(paths.cifar_dir, train=False)
+    preflight(config, paths, cifar_data, training=False)
+    return _evaluate(config, wd, paths, cifar_data, code, progress=progress, command=command)
 
 
-def _evaluate(config, wd, paths, train_data, cifar_data, code, *, progress: bool, command: str, fresh=False) -> dict:
+def _evaluate(config, wd, paths, cifar_data, code, *, progress: bool, command: str, fresh=False) -> dict:
   """Score, then write tables, config.json, the completion marker and the report, in that order. `fresh`: training
   has just verified or written every milestone, so they are not read an extra time before scoring."""
   if fresh:
     evaluate_lib.check_checkpoints(config, wd.root)
   else:
-    evaluate_lib.verify_checkpoints(config, wd.root, train_data)
+    evaluate_lib.verify_checkpoints(config, wd.root)
   inputs = load_eval_inputs(config, paths, cifar_data, progress=progress)
-  tables = evaluate_lib.evaluate_all(config, wd.root, inputs, train_data, progress=progress)
+  tables = evaluate_lib.evaluate_all(config, wd.root, inputs, progress=progress)
   # Only now, with every table in place, does config.json describe this evaluation; the marker comes last.
   record = _record(config, command)
   saved_code = workdir_lib.read_config(wd)[1] if wd.config.exists() else {}

@@ -211,16 +211,17 @@ LAYERS = [
   ("leut", "leut.defaults", "leut.distributed", "leut.xla_cpu", "leut.optimizers"),
   ("leut.workdir",),  # where each workdir file lives, atomic writes, lock, marker
   ("leut.data", "leut.models", "leut.rsa", "leut.checkpoint", "leut.fetch"),
-  ("leut.rules", "leut.encoding"),  # learning rules over the model; encoding models over leut.rsa
+  ("leut.rules", "leut.encoding", "leut.readout"),  # learning rules, encoding models, conv-map readouts over leut.rsa
   ("leut.config",),  # configs, overrides and the rules' resolved settings
   ("leut.train",),  # the training loop and runner (writes checkpoints)
-  ("leut.report.layer_choice",),  # shared by the two layers above it
+  ("leut.scoring.layer_choice",),  # shared by the two layers above it
   # statistics computed per stimulus while scoring; the report's table reductions sit above them
-  ("leut.report.stimulus_stats", "leut.report.bootstrap_differences"),
+  ("leut.scoring.stimulus_stats", "leut.scoring.bootstrap_differences"),
   ("leut.report",),
   ("leut.checks",),  # every config field checked before any work
   ("leut.evaluate",),  # checkpoints → features → RDMs → scores
   ("leut.experiment",),  # train, evaluate, report
+  ("leut.score_features",),  # external features scored like a checkpoint's
   ("leut.cli",),
   ("leut.__main__",),
 ]
@@ -343,7 +344,7 @@ def test_the_checks_catch_a_cycle_and_an_upward_or_sideways_import():
     "leut.rules.stdp": {"leut.optimizers"},
     "leut.optimizers": {"leut.train.loop"},
     "leut.train.loop": {"leut.rules.stdp"},
-    "leut.report.stimulus_stats": {"leut.report.tables"},
+    "leut.scoring.stimulus_stats": {"leut.report.tables"},
     "leut.report.tables": set(),
     "leut.rsa.compare": {"leut.data.cifar"},
     "leut.data.cifar": set(),
@@ -353,10 +354,10 @@ def test_the_checks_catch_a_cycle_and_an_upward_or_sideways_import():
   assert layering_violations(graph) == [
     f"leut.optimizers imports leut.train.loop (upward: leut.optimizers is in layer {n['leut.optimizers']}, "
     f"leut.train in layer {n['leut.train']})",
-    f"leut.report.stimulus_stats imports leut.report.tables (upward: leut.report.stimulus_stats is in layer "
-    f"{n['leut.report.stimulus_stats']}, leut.report in layer {n['leut.report']})",
     f"leut.rsa.compare imports leut.data.cifar (sideways: leut.rsa is in layer {n['leut.rsa']}, leut.data in layer "
     f"{n['leut.data']})",
+    f"leut.scoring.stimulus_stats imports leut.report.tables (upward: leut.scoring.stimulus_stats is in layer "
+    f"{n['leut.scoring.stimulus_stats']}, leut.report in layer {n['leut.report']})",
   ]
 
 

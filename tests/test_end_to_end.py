@@ -168,7 +168,7 @@ def test_partial_and_bootstrap_run_at_the_first_and_last_milestone(workdir):
 
 
 def test_bootstrap_differences_equal_numpy_on_the_saved_draws(workdir):
-  from leut.report import bootstrap_differences
+  from leut.scoring import bootstrap_differences
 
   boot = pd.read_csv(workdir / "results" / "bootstrap.csv")
   diffs = pd.read_csv(workdir / "results" / "bootstrap_differences.csv")

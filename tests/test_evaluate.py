@@ -166,7 +166,7 @@ def test_a_diverged_seed_is_flagged_scored_nan_and_left_out_of_the_report(tmp_pa
     rule, tx = real_make(name, hparams, **kw)
     return rule, _seed_scaled(tx)
 
-  def build(config, rule_name, data):
+  def build(config, rule_name, data=None):
     rule, trainer = real_build(config, rule_name, data)
 
     def init_all(keys):
@@ -231,3 +231,96 @@ def test_a_diverged_seed_is_flagged_scored_nan_and_left_out_of_the_report(tmp_pa
   summary = (tmp_path / "summary.md").read_text()
   assert "Seeds left out: in 8 of 12 headline conditions" in summary  # 4 ROIs x epochs 1, 2 of 3 epochs
   assert "Source: `results/excluded_seeds.csv` where n_excluded=1 or more" in summary
+
+
+@pytest.fixture(scope="module")
+def tiny_wd(tmp_path_factory, synthetic_dir):
+  """The report tests' tiny run (untrained + backprop, 5 seeds, milestones 0 1 2, 40 stimuli at 32 px)."""
+  from tests.report.conftest import tiny_workdir_path
+
+  return tiny_workdir_path(tmp_path_factory, synthetic_dir)
+
+
+def test_each_model_rdm_is_built_once_per_checkpoint_layer_resolution_and_arm(tiny_wd, tmp_path, monkeypatch):
+  """Every statistic (RSA rows, partial RSA, bootstrap, CV best layer) at every milestone: one RDM per condition."""
+  import shutil
+
+  from leut import config as config_lib
+  from leut import experiment, rsa
+
+  wd = tmp_path / "wd"
+  shutil.copytree(tiny_wd, wd)
+  stats = ["--config.eval.upsampled=True", "--config.eval.stats_epochs=all", "--config.eval.n_boot=20"]
+  config = cli._workdir_config(wd, [*stats, "--config.eval.best_layer_splits=1"])
+  paths = experiment.resolve_data(config)
+  inputs = experiment.load_eval_inputs(config, paths, progress=False)
+  built = []
+  real_rdm = rsa.rdm
+
+  def counting_rdm(feats, metric="correlation"):
+    if np.ndim(feats) == 3:  # N seeds x S stimuli x U units: a model RDM (control RDMs are S x F)
+      built.append(np.shape(feats))
+    return real_rdm(feats, metric)
+
+  monkeypatch.setattr(rsa, "rdm", counting_rdm)
+  tables = experiment.evaluate_lib.evaluate_all(config, wd, inputs, progress=False)
+  checkpoints = sum(len(config_lib.milestone_epochs(config, r)) for r in config.rules)
+  layers = tables["rsa"].layer.nunique()
+  conditions = len(inputs.stimuli)
+  assert (checkpoints, layers, conditions) == (4, 4, 2)
+  assert len(built) == checkpoints * layers * conditions  # 88 before issue 16 (score, partial, bootstrap, CV)
+  assert {"partial", "bootstrap", "best_layer_cv"} <= set(tables)  # every statistic was computed from them
+
+
+def test_evaluate_needs_no_training_images(tiny_wd, synthetic_dir, tmp_path):
+  """`leut evaluate` on a copy of a workdir whose dataset has lost its five CIFAR training batches: restore targets
+  come from the config, so the scores equal those of the run that trained the checkpoints."""
+  import json
+  import shutil
+
+  data = tmp_path / "data"
+  shutil.copytree(synthetic_dir, data)
+  batches = sorted(data.glob("cifar/*/data_batch_*"))
+  assert len(batches) == 5
+  for f in batches:
+    f.unlink()
+  wd = tmp_path / "wd"
+  shutil.copytree(tiny_wd, wd, ignore=shutil.ignore_patterns("results", "figures", "summary.md"))
+  record = json.loads((wd / "config.json").read_text())
+  record["data"]["synthetic_dir"] = str(data)  # the workdir's data now lives where no training image is
+  (wd / "config.json").write_text(json.dumps(record))
+  assert cli.main(["evaluate", "--workdir", str(wd), "--no-progress"]) == 0
+  got = pd.read_csv(wd / "results" / "rsa.csv")
+  want = pd.read_csv(tiny_wd / "results" / "rsa.csv")
+  np.testing.assert_allclose(got.rho, want.rho, atol=1e-6)
+  acc = pd.read_csv(wd / "results" / "accuracy.csv")
+  pd.testing.assert_series_equal(acc.accuracy, pd.read_csv(tiny_wd / "results" / "accuracy.csv").accuracy)
+
+
+def test_readouts_are_recorded_in_every_row_and_change_only_what_they_read(tiny_wd, tmp_path):
+  """flatten / pca read the whole conv maps (different scores), leave fc1 (16 units <= readout_dims) as it is under
+  flatten, and name themselves in every score row."""
+  import shutil
+
+  from leut import experiment
+
+  wd = tmp_path / "wd"
+  shutil.copytree(tiny_wd, wd)
+  common = ["--config.eval.n_boot=20", "--config.eval.best_layer_splits=1", "--config.eval.readout_dims=64"]
+  tables = {}
+  for how in ("mean", "flatten", "pca"):
+    config = cli._workdir_config(wd, [*common, f"--config.eval.readout={how}"])
+    inputs = experiment.load_eval_inputs(config, experiment.resolve_data(config), progress=False)
+    tables[how] = experiment.evaluate_lib.evaluate_all(config, wd, inputs, progress=False)
+    for name in ("rsa", "partial", "bootstrap", "best_layer_cv"):
+      assert (tables[how][name].readout == how).all(), (how, name)
+  mean, flat, pca = (tables[h]["rsa"] for h in ("mean", "flatten", "pca"))
+  np.testing.assert_allclose(mean.rho, pd.read_csv(tiny_wd / "results" / "rsa.csv").rho, atol=1e-6)  # published
+  conv = (mean.layer == "conv1") & mean.note.eq("")
+  assert np.abs(flat.rho[conv] - mean.rho[conv]).max() > 1e-3
+  assert np.abs(pca.rho[conv] - mean.rho[conv]).max() > 1e-3
+  fc = mean.layer == "fc1"
+  np.testing.assert_allclose(flat.rho[fc], mean.rho[fc], atol=1e-5)
+  # PCA keeps every component here (40 stimuli, 39 components <= readout_components): the same distances as the
+  # flattened map itself, so its correlation-RDM scores differ from flatten's only through the projection
+  assert pca.rho.notna().sum() == mean.rho.notna().sum()

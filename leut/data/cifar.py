@@ -85,12 +85,12 @@ def _read_names_bin(raw: bytes, where: str) -> tuple[str, ...]:
   return tuple(line.strip() for line in raw.decode("ascii", "replace").splitlines() if line.strip())
 
 
-def _assemble(read: Callable[[str], bytes], fmt: str, where: Callable[[str], str]) -> CifarData:
+def _assemble(read: Callable[[str], bytes], fmt: str, where: Callable[[str], str], train: bool = True) -> CifarData:
   if fmt == "py":
     parse, test_name, meta_name, names = _py_batch, "test_batch", "batches.meta", _read_names_py
   else:
     parse, test_name, meta_name, names = _bin_batch, "test_batch.bin", "batches.meta.txt", _read_names_bin
-  train_names = _TRAIN if fmt == "py" else tuple(n + ".bin" for n in _TRAIN)
+  train_names = (_TRAIN if fmt == "py" else tuple(n + ".bin" for n in _TRAIN)) if train else ()
   parts = [parse(read(n), where(n)) for n in train_names]
   test_x, test_y = parse(read(test_name), where(test_name))
   class_names = names(read(meta_name), where(meta_name))
@@ -102,22 +102,24 @@ def _assemble(read: Callable[[str], bytes], fmt: str, where: Callable[[str], str
         f"labels outside 0..{len(class_names) - 1} ({len(class_names)} class names in {meta_name}), e.g. "
         f"{int(y[bad][0])} at row {int(np.flatnonzero(bad)[0])}",
       )
+  if not parts:  # the test set only (`load_cifar10(..., train=False)`)
+    parts = [(np.zeros((0,) + test_x.shape[1:], test_x.dtype), np.zeros((0,), test_y.dtype))]
   train_x = np.concatenate([p[0] for p in parts])
   train_y = np.concatenate([p[1] for p in parts])
   return CifarData(train_x, train_y, test_x, test_y, class_names)
 
 
-def _load_dir(folder: Path, fmt: str) -> CifarData:
+def _load_dir(folder: Path, fmt: str, train: bool = True) -> CifarData:
   def read(name: str) -> bytes:
     f = folder / name
     if not f.is_file():
       raise missing_dataset("cifar10", folder, f"file {name} is missing")
     return f.read_bytes()
 
-  return _assemble(read, fmt, lambda n: str(folder / n))
+  return _assemble(read, fmt, lambda n: str(folder / n), train)
 
 
-def _load_tar(archive: Path) -> CifarData:
+def _load_tar(archive: Path, train: bool = True) -> CifarData:
   try:
     with tarfile.open(archive, "r:*") as tar:
       members = {}
@@ -135,7 +137,7 @@ def _load_tar(archive: Path) -> CifarData:
           raise DataFormatError(archive, f"archive lacks {fmt_dir}/{name} (truncated?)")
         return tar.extractfile(m).read()
 
-      return _assemble(read, "py" if fmt_dir == PY_DIR else "bin", lambda n: f"{archive}::{fmt_dir}/{n}")
+      return _assemble(read, "py" if fmt_dir == PY_DIR else "bin", lambda n: f"{archive}::{fmt_dir}/{n}", train)
   except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
     if isinstance(e, FileNotFoundError):
       raise
@@ -144,11 +146,13 @@ def _load_tar(archive: Path) -> CifarData:
     ) from None
 
 
-def load_cifar10(path: os.PathLike | str) -> CifarData:
+def load_cifar10(path: os.PathLike | str, *, train: bool = True) -> CifarData:
   """Loads CIFAR-10 from any official archive layout (see the module docstring).
 
   Args:
     path: folder or archive; see the module docstring for the accepted layouts.
+    train: also read the five training batches; False reads the test batch only (the evaluation needs no training
+      image) and returns empty training arrays.
 
   Returns:
     CifarData with train (50,000 for the official set) and test (10,000) images.
@@ -164,17 +168,17 @@ def load_cifar10(path: os.PathLike | str) -> CifarData:
   """
   p = Path(path).expanduser()
   if p.is_file():
-    return _load_tar(p)
+    return _load_tar(p, train)
   for d, fmt in ((p / PY_DIR, "py"), (p / BIN_DIR, "bin")):
     if d.is_dir():
-      return _load_dir(d, fmt)
-  if (p / "data_batch_1").is_file() or (p.name == PY_DIR and p.is_dir()):
-    return _load_dir(p, "py")
-  if (p / "data_batch_1.bin").is_file() or (p.name == BIN_DIR and p.is_dir()):
-    return _load_dir(p, "bin")
+      return _load_dir(d, fmt, train)
+  if (p / "data_batch_1").is_file() or (p / "test_batch").is_file() or (p.name == PY_DIR and p.is_dir()):
+    return _load_dir(p, "py", train)
+  if (p / "data_batch_1.bin").is_file() or (p / "test_batch.bin").is_file() or (p.name == BIN_DIR and p.is_dir()):
+    return _load_dir(p, "bin", train)
   for name in _ARCHIVES:
     if (p / name).is_file():
-      return _load_tar(p / name)
+      return _load_tar(p / name, train)
   if any((p / "cifar10").glob("*/dataset_info.json")):  # a prepared TFDS data_dir
     from leut.data.cifar_tfds import load_cifar10_tfds
 

@@ -494,7 +494,7 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
       "results/partial_summary.csv",
     )
   else:
-    L += ["Not available: this evaluation wrote no `results/partial.csv` (see `leut.report.stimulus_stats`).", ""]
+    L += ["Not available: this evaluation wrote no `results/partial.csv` (see `leut.scoring.stimulus_stats`).", ""]
   acc = r["accuracy"]
   L += ["## Held-out accuracy (fraction correct)", ""]
   acc_last = acc.loc[acc.groupby("rule", sort=False)["epoch"].idxmax()]

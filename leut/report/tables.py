@@ -18,7 +18,7 @@ import pandas as pd
 
 from leut import models
 from leut.report import seed_stats
-from leut.report.layer_choice import modal_layer
+from leut.scoring.layer_choice import modal_layer
 
 # Where each ROI sits along the network's blocks, as a fraction of their depth (0 = the first block, 1 = the last);
 # the ROIs in READOUT_ROIS read the layer after the blocks (fc1). For the 3-block protocol CNN this is paper A's

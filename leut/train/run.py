@@ -13,6 +13,8 @@ import time
 import warnings
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -27,8 +29,22 @@ def steps_per_epoch(config) -> int:
   return config.data.train_subset // config.batch_size
 
 
-def build(config, rule_name: str, train_data: batches.TrainData) -> tuple[rules.LearningRule, loop.Trainer]:
-  """The rule named `rule_name` with its configured hyperparameters, and its seed-vmapped trainer."""
+def shapes_only(config) -> batches.TrainData:
+  """A training set of `config.data.train_subset` images that holds only shapes and dtypes: enough to build a trainer
+  for its restore target (`Trainer.abstract_state`) and its evaluation, without reading a training image."""
+  n = int(config.data.train_subset)
+  return batches.TrainData(jax.ShapeDtypeStruct((n, 32, 32, 3), jnp.uint8), jax.ShapeDtypeStruct((n,), jnp.int32))
+
+
+def build(
+  config, rule_name: str, train_data: batches.TrainData | None = None
+) -> tuple[rules.LearningRule, loop.Trainer]:
+  """The rule named `rule_name` with its configured hyperparameters, and its seed-vmapped trainer.
+
+  Without `train_data` (evaluation, restoring checkpoints) the trainer is built on `shapes_only(config)`: its
+  restore targets and evaluation work, its training segments cannot run.
+  """
+  train_data = shapes_only(config) if train_data is None else train_data
   hparams = dict(config.rule_hparams.get(rule_name, {}))
   network = models.build(config.model)
   rule, tx = rules.make(

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from leut import cli
-from leut.report import bootstrap_differences, write_report
+from leut.report import write_report
+from leut.scoring import bootstrap_differences
 
 TINY = [
   "--config.rules=untrained,backprop",

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from leut.report import bootstrap_differences as bd
-from leut.report import stimulus_stats
+from leut.evaluate import model_rdms
+from leut.scoring import bootstrap_differences as bd
+from leut.scoring import stimulus_stats
 from tests.report.tiny_brain import Brain
 from tests.report.tiny_brain import correlation_rdm as _rdm
 
@@ -106,7 +107,7 @@ def test_identical_conditions_differ_by_exactly_zero_with_p_one(tmp_path):
       epoch=epoch,
       step=epoch,
       layer="conv1",
-      feats_NxSxU=f,
+      model_NxSxS=model_rdms(f),
       brain=brain,
       masks=masks,
       resolution=16,

@@ -5,8 +5,10 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from leut import rsa
 from leut.data.normalization import normalize_01
-from leut.report import stimulus_stats
+from leut.evaluate import model_rdms
+from leut.scoring import stimulus_stats
 from tests.report.tiny_brain import Brain
 from tests.report.tiny_brain import correlation_rdm as _rdm
 
@@ -44,7 +46,7 @@ def test_partial_rows_match_the_plain_score_and_lower_it_for_a_copied_control(se
       epoch=1,
       step=3,
       layer="conv1",
-      feats_NxSxU=feats,
+      model_NxP=rsa.upper_tri(model_rdms(feats)),
       brain=brain,
       controls=controls,
       masks=masks,
@@ -63,7 +65,7 @@ def test_partial_rows_match_the_plain_score_and_lower_it_for_a_copied_control(se
     epoch=1,
     step=3,
     layer="conv1",
-    feats_NxSxU=feats[:1],
+    model_NxP=rsa.upper_tri(model_rdms(feats[:1])),
     brain=brain,
     controls={"copy": _rdm(feats[0])},
     masks=masks,
@@ -87,7 +89,7 @@ def test_bootstrap_rows_bracket_the_observed_score(setup):
       epoch=0,
       step=0,
       layer="conv1",
-      feats_NxSxU=feats,
+      model_NxSxS=model_rdms(feats),
       brain=brain,
       masks=masks,
       resolution=16,
@@ -118,9 +120,10 @@ def test_best_layer_rows_choose_the_truly_best_layer_and_score_it_on_held_out_st
   }
   feats = {k: v.astype(np.float32) for k, v in feats.items()}
   masks = {"all": np.ones((S, S), bool)}
+  layer_rdms = {layer: rsa.upper_tri(model_rdms(f)) for layer, f in feats.items()}
   rows = pd.DataFrame(
     stimulus_stats.best_layer_rows(
-      rule="r", epoch=1, step=3, feats=feats, brain=brain, masks=masks, resolution=16, arm="native", n_splits=4
+      rule="r", epoch=1, step=3, rdms=layer_rdms, brain=brain, masks=masks, resolution=16, arm="native", n_splits=4
     )
   )
   assert list(rows.columns) == stimulus_stats.BEST_LAYER_CV_COLUMNS and len(rows) == N
@@ -128,7 +131,7 @@ def test_best_layer_rows_choose_the_truly_best_layer_and_score_it_on_held_out_st
     rule="r",
     epoch=1,
     step=3,
-    feats=feats,
+    rdms=layer_rdms,
     brain=brain,
     masks=masks,
     resolution=16,
@@ -150,7 +153,16 @@ def test_best_layer_rows_choose_the_truly_best_layer_and_score_it_on_held_out_st
   dead = dict(feats, conv1=np.zeros_like(feats["conv1"]))
   bad = pd.DataFrame(
     stimulus_stats.best_layer_rows(
-      rule="r", epoch=1, step=3, feats=dead, brain=brain, masks=masks, resolution=16, arm="native", n_splits=1
+      rule="r",
+      epoch=1,
+      step=3,
+      rdms={layer: rsa.upper_tri(model_rdms(f)) for layer, f in dead.items()},
+      flags={layer: stimulus_stats.feature_flags(f) for layer, f in dead.items()},
+      brain=brain,
+      masks=masks,
+      resolution=16,
+      arm="native",
+      n_splits=1,
     )
   )
   assert bad.cv_score.isna().all() and bad.note.str.contains("constant").all()

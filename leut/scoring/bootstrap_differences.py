@@ -1,7 +1,7 @@
 """Paired stimulus-bootstrap differences between conditions (PROTOCOL §3.6), from the draws behind bootstrap.csv.
 
 Every row of `results/bootstrap.csv` comes with B draws θ*_b (seed- and subject-mean ρ in resample b), and every
-condition is scored on the same B stimulus resamples (`leut.report.stimulus_stats.bootstrap_draws`). A contrast
+condition is scored on the same B stimulus resamples (`leut.scoring.stimulus_stats.bootstrap_draws`). A contrast
 between two conditions a and b of the same ROI, layer, resolution, arm and pair set is therefore paired draw by draw:
 d_b = θ*_{a,b} − θ*_{b,b}. `leut.evaluate` writes
 

@@ -21,7 +21,7 @@ tables, which the report renders when present:
       two distinct pairs drawn, a model constant on them: `rsa.bootstrap`) is undefined; n_undefined counts those, and
       the CI is taken over the other draws (NaN with fewer than `rsa.min_defined_draws()` = 40 of them).
       `bootstrap_draws` also returns each row's B draws (NaN where undefined), from which
-      `leut.report.bootstrap_differences` builds the paired differences between conditions.
+      `leut.scoring.bootstrap_differences` builds the paired differences between conditions.
   results/best_layer_cv.csv  rule, seed, epoch, step, roi, resolution, arm, pairs, n_splits, chosen_layers, cv_layer,
                              cv_score, naive_max, note
       cross-validated best layer (`leut.rsa.cross_validated_best_layer`): per seed, the layer with the highest
@@ -46,8 +46,8 @@ import pandas as pd
 
 from leut import rsa
 from leut.data.normalization import CIFAR_MEAN, CIFAR_STD
-from leut.report.layer_choice import modal_layer
 from leut.rsa.controls import gabor_energy
+from leut.scoring.layer_choice import modal_layer
 
 CONTROLS = {
   "pixel": rsa.pixel_rdm,
@@ -183,22 +183,22 @@ def partial_rows(
   epoch: int,
   step: int,
   layer: str,
-  feats_NxSxU,
+  model_NxP,
   brain,
   controls: dict[str, np.ndarray],
   masks: dict[str, np.ndarray],
   resolution: int,
   arm: str,
-  metric: str = "correlation",
   invalid_N=None,
 ) -> list[dict]:
   """ρ and both partial ρ of every seed's model RDM against every ROI × subject RDM, per control and jointly ('all').
 
-  Per-subject rows only (aggregate over subjects as for `rsa.csv`, PROTOCOL §3.3). Seeds flagged in `invalid_N`
-  (constant or non-finite features, a diverged network: NaN in `rsa.csv`) get NaN here too.
+  `model_NxP`: the upper triangles of N seeds' model RDMs (`leut.evaluate.model_rdms`). Per-subject rows only
+  (aggregate over subjects as for `rsa.csv`, PROTOCOL §3.3). Seeds flagged in `invalid_N` (constant or non-finite
+  features, a diverged network: NaN in `rsa.csv`) get NaN here too.
   """
-  invalid = np.zeros(np.shape(feats_NxSxU)[0], bool) if invalid_N is None else np.asarray(invalid_N, bool)
-  model_NxP = rsa.upper_tri(rsa.rdm(jnp.asarray(feats_NxSxU), metric=metric))
+  model_NxP = jnp.asarray(model_NxP)
+  invalid = np.zeros(model_NxP.shape[0], bool) if invalid_N is None else np.asarray(invalid_N, bool)
   brain_RxJxP = rsa.upper_tri(jnp.asarray(brain.rdms_RxJxSxS))
   ctrl = {n: rsa.upper_tri(jnp.asarray(c))[None] for n, c in controls.items()}
   if len(ctrl) > 1:
@@ -241,12 +241,11 @@ def bootstrap_draws(
   epoch: int,
   step: int,
   layer: str,
-  feats_NxSxU,
+  model_NxSxS,
   brain,
   masks: dict[str, np.ndarray],
   resolution: int,
   arm: str,
-  metric: str = "correlation",
   n_boot: int = 1000,
   seed: int = BOOTSTRAP_SEED,
   rois=None,
@@ -254,14 +253,15 @@ def bootstrap_draws(
 ) -> tuple[list[dict], list[np.ndarray]]:
   """Stimulus-bootstrap CI of the seed- and subject-mean ρ of one layer against each ROI (see module docstring).
 
-  Returns `(rows, draws)`: one `BOOTSTRAP_COLUMNS` row per ROI and pair set, and for each row the `B` float64
-  draws θ*_b = mean over seeds n and subjects j of ρ_{n,j}(resample b), NaN when any of those ρ is undefined in
-  that resample (n_undefined counts them; the CI uses the others, `rsa.percentile_ci`). The resample indices depend
-  only on `seed` and the stimulus count, so draws of different rules, epochs, layers and ROIs are paired draw by
-  draw. `rois` restricts the ROIs (e.g. to those whose headline layer this is: bootstrap cost ~ n_boot × P per RDM);
+  `model_NxSxS`: N seeds' model RDMs (`leut.evaluate.model_rdms`). Returns `(rows, draws)`: one
+  `BOOTSTRAP_COLUMNS` row per ROI and pair set, and for each row the `B` float64 draws θ*_b = mean over seeds n and
+  subjects j of ρ_{n,j}(resample b), NaN when any of those ρ is undefined in that resample (n_undefined counts them;
+  the CI uses the others, `rsa.percentile_ci`). The resample indices depend only on `seed` and the stimulus count, so
+  draws of different rules, epochs, layers and ROIs are paired draw by draw. `rois` restricts the ROIs (e.g. to those
+  whose headline layer this is: bootstrap cost ~ n_boot × P per RDM);
   `valid_N` drops seeds (constant or non-finite features, diverged networks) from the seed average.
   """
-  model_NxSxS = rsa.rdm(jnp.asarray(feats_NxSxU), metric=metric)
+  model_NxSxS = jnp.asarray(model_NxSxS)
   if valid_N is not None:
     model_NxSxS = model_NxSxS[np.asarray(valid_N, bool)]
   S = model_NxSxS.shape[-1]
@@ -301,6 +301,12 @@ def bootstrap_draws(
   return rows, draws
 
 
+def feature_flags(feats_NxSxU) -> tuple[np.ndarray, np.ndarray]:
+  """`(constant_N, non_finite_N)`: seeds with a constant feature row for some stimulus, and with a NaN/inf feature."""
+  f = jnp.asarray(feats_NxSxU)
+  return np.asarray(rsa.constant_rows(f)).any(1), np.asarray(rsa.non_finite_rows(f)).any(1)
+
+
 def bootstrap_rows(**kwargs) -> list[dict]:
   """The rows of `bootstrap_draws(**kwargs)` without the draws."""
   return bootstrap_draws(**kwargs)[0]
@@ -321,12 +327,12 @@ def best_layer_rows(
   rule: str,
   epoch: int,
   step: int,
-  feats: dict[str, np.ndarray],
+  rdms: dict,
   brain,
   masks: dict[str, np.ndarray],
   resolution: int,
   arm: str,
-  metric: str = "correlation",
+  flags: dict | None = None,
   method: str = "spearman",
   n_splits: int = 10,
   seed: int = 0,
@@ -335,7 +341,9 @@ def best_layer_rows(
 ) -> list[dict]:
   """Cross-validated best layer per seed and ROI (`BEST_LAYER_CV_COLUMNS`; see module docstring).
 
-  `feats` maps every layer to its `NxSxU` features. For a halving (A, B) of the stimuli and per seed,
+  `rdms` maps every layer to the upper triangles `NxP` of its N seeds' model RDMs (`leut.evaluate.model_rdms`), and
+  `flags` each layer to `(constant_N, non_finite_N)`, the seeds whose features in that layer are constant for some
+  stimulus or hold NaN/inf (`feature_flags`). For a halving (A, B) of the stimuli and per seed,
   l_A = argmax_l mean_j ρ_{l,j}(pairs within A) and the held-out score is mean_j ρ_{l_A,j}(pairs within B), and the
   other way round; cv_score averages the 2 × n_splits held-out scores (Kriegeskorte et al. 2009, selection on
   independent data). The halvings come from `jax.random.key(seed)`, so every rule and epoch is split alike. A seed
@@ -343,19 +351,17 @@ def best_layer_rows(
   does one with non-finite features in any layer or flagged in `invalid_N` (a diverged network). Seeds are scored
   `seed_chunk` at a time (memory ~ 7 × seed_chunk × layers × P floats; the result does not depend on it).
   """
-  layers = list(feats)
-  n_seeds = np.shape(feats[layers[0]])[0]
+  layers = list(rdms)
+  n_seeds = np.shape(rdms[layers[0]])[0]
   constant_N = np.zeros(n_seeds, bool)
   non_finite_N = np.zeros(n_seeds, bool) if invalid_N is None else np.asarray(invalid_N, bool).copy()
-  models = []
   for layer in layers:
-    f = jnp.asarray(feats[layer])
-    constant_N |= np.asarray(rsa.constant_rows(f)).any(1)
-    non_finite_N |= np.asarray(rsa.non_finite_rows(f)).any(1)
-    models.append(rsa.upper_tri(rsa.rdm(f, metric=metric)))
+    if flags is not None and layer in flags:
+      constant_N |= np.asarray(flags[layer][0], bool)
+      non_finite_N |= np.asarray(flags[layer][1], bool)
   invalid_N = constant_N | non_finite_N
   notes = np.where(non_finite_N, "non_finite_features", np.where(constant_N, "constant features in some layer", ""))
-  models_NxLxP = jnp.stack(models, axis=1)
+  models_NxLxP = jnp.stack([jnp.asarray(rdms[layer]) for layer in layers], axis=1)
   brain_RxJxP = rsa.upper_tri(jnp.asarray(brain.rdms_RxJxSxS))
   key = jax.random.key(seed)
   rows = []
