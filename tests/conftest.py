@@ -29,3 +29,27 @@ def synthetic_dir(tmp_path_factory):
   from tests.helpers import shared_dir
 
   return shared_dir(tmp_path_factory, "synthetic", synthetic.ensure_default)
+
+
+# The longest test files (one end-to-end run or several subprocesses each), started first so that pytest-xdist
+# (`-n 2 --dist loadfile`, as .ci/run runs) does not leave one of them for last on a single worker.
+LONG_FIRST = (
+  "tests/models/test_architectures.py",
+  "tests/test_launch.py",
+  "tests/test_distributed.py",
+  "tests/test_end_to_end.py",
+  "tests/report/test_report_outputs.py",
+  "tests/test_experiment.py",
+  "tests/models/test_linen.py",
+  "tests/test_real_data_configs.py",
+  "tests/test_evaluate.py",
+  "tests/train/test_sharding.py",
+  "tests/test_checkpoint.py",
+  "tests/test_notebooks.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+  rank = {path: i for i, path in enumerate(LONG_FIRST)}
+  root = config.rootpath
+  items.sort(key=lambda item: rank.get(item.path.relative_to(root).as_posix(), len(rank)))

@@ -53,6 +53,7 @@ def test_every_public_name_is_covered_here():
     "mean_rgb_rdm",
     "color_histogram_rdm",
     "gabor_energy_rdm",
+    "cka",
   }
   no_numbers = {  # shapes, labels, keys, masks, errors and result types
     "DegenerateFeaturesError",
@@ -86,6 +87,11 @@ def test_ranks_comparisons_and_aggregates_return_nan():
     per = np.asarray(rsa.mean_subject_score(good[:2], bad, method, return_per_subject=True)[1])
     assert np.isnan(per[:, 0]).all() and np.isfinite(per[:, 1:]).all(), method
     assert _all_nan(rsa.mean_subject_score(good[:2], bad, method))
+  feats = np.random.default_rng(1).normal(size=(S, 6))
+  feats_bad = feats.copy()
+  feats_bad[2, 3] = np.nan
+  for debiased in (False, True):  # one non-finite feature makes CKA undefined, whichever side it is on
+    assert _all_nan(rsa.cka(feats_bad, feats, debiased=debiased)) and _all_nan(rsa.cka(feats, feats_bad, debiased))
 
 
 def test_bootstrap_refuses_and_its_helpers_skip_undefined_draws():

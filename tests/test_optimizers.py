@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from leut.train import optimizers
+from leut import optimizers
 
 
 def _torch_clip_reference(grads: dict, max_norm: float) -> dict:
