@@ -3,11 +3,11 @@
 jax 0.10's XLA:CPU hands matrix products, convolutions, element-wise and reduction fusions to the YNNPACK library.
 Two programs run faster with less of that (each measured side by side, see `benchmarks/README.md`):
 
-- the stimulus bootstrap (gathers, cumulative sums, dot products) with YNNPACK kept to matrix products: ~1.35x
-  less CPU per resample (`dot_only_library_fusion`, `benchmarks/rsa_engine.py`);
+- the stimulus bootstrap (gathers, cumulative sums, dot products) with YNNPACK kept to matrix products: less CPU
+  per resample (`dot_only_library_fusion`, `benchmarks/rsa_engine.py`);
 - the CNN (training steps and feature extraction) with YNNPACK kept to matrix products and reductions, so that
-  convolutions go to XLA's own convolution kernels: 1.2-1.3x the backprop seed-steps/s on 2 cores, the conv2/conv3
-  forward ~1.6-1.9x faster alone (`network_library_fusion`, `benchmarks/train_throughput.py`). Reductions stay
+  convolutions go to XLA's own convolution kernels: more backprop seed-steps/s, and a faster conv2/conv3 forward
+  (`network_library_fusion`, `benchmarks/train_throughput.py`). Reductions stay
   with YNNPACK there: XLA's own reduce-window emitter made the BatchNorm statistics the slowest part of the step.
   Not every program keeps its convolutions out: in a 1-seed predictive-coding inference XLA put convolutions
   inside YNNPACK reduction fusions (with 2+ seeds the per-seed stacking kept them apart; `benchmarks/README.md`).

@@ -135,7 +135,8 @@ def _block_backward(
 
 # The transposes of `conv3x3_direct`, written as convolutions in its own canonical (NHWC, HWIO) form. Autodiff's
 # transposes carry permuted dimension labels instead, which XLA:CPU canonicalises for its fast convolution outside
-# loops but not inside a `while` body (a `scan` over training steps), where they ran ~70x slower.
+# loops but not inside a `while` body (a `scan` over training steps), where they were far slower
+# (`benchmarks/README.md`).
 def _conv3x3_input_grad(g_NxHxWxO, kernel_3x3xCxO):
   """∂x = g ⋆ flip(W)ᵀ: a 'SAME' correlation with the spatially flipped, in/out-swapped kernel."""
   return conv3x3_direct(g_NxHxWxO, jnp.transpose(kernel_3x3xCxO[::-1, ::-1], (0, 1, 3, 2)))

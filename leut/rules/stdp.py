@@ -110,8 +110,8 @@ _CORRELATION_CHUNK = 64
 
 def _chunked_patch_correlation(x_BxHxWxC, delta_BxHxWxO):
   """`patch_correlation` summed over chunks of at most 64 batch entries in a `scan`: XLA:CPU's weight-gradient
-  convolution got slower per image as its batch grew (conv2: 1280 images at once ~2x the time of 20 chunks of 64);
-  the STDP step ran 1.17-1.26x faster than with one correlation (`benchmarks/README.md`)."""
+  convolution gets slower per image as its batch grows, so chunks make the STDP step faster than one correlation
+  (measurements in `benchmarks/README.md`)."""
   b = x_BxHxWxC.shape[0]
   chunk = max(d for d in range(1, min(b, _CORRELATION_CHUNK) + 1) if b % d == 0)
   xs = x_BxHxWxC.reshape((b // chunk, chunk) + x_BxHxWxC.shape[1:])
@@ -126,7 +126,7 @@ def counter_bits(key, shape: tuple[int, ...]) -> jax.Array:
   a pair of counters giving two words, under a cipher key of two words drawn from `key`.
 
   The construction of `jax.random.bits` without `jax_threefry_partitionable` (the default in current jax spends one
-  cipher call per output word instead): 1.7-2.2x faster on CPU (`benchmarks/README.md`). A pure function of the key
+  cipher call per output word instead): faster on CPU (`benchmarks/README.md`). A pure function of the key
   and the counters, so every backend, device count and sharding draws the same words.
   """
   cipher_key = jax.random.bits(key, (2,), jnp.uint32)
@@ -139,8 +139,8 @@ def rate_spikes(key, rates, time_steps: int, max_prob: float):
 
   spike = u < round(p · 2¹⁶) with u uniform on {0, ..., 2¹⁶ − 1}, two u from each random 32-bit word: P(spike) is
   p rounded to a multiple of 2⁻¹⁶ (|error| ≤ 7.7e-6), from half the random bits of a float-uniform draw. The words
-  come from `counter_bits` and are split by a bitcast. The draws were about half of an STDP step; the 16-bit draws
-  made it ~1.2x faster, the cheaper words and split ~1.3x more (`benchmarks/README.md`).
+  come from `counter_bits` and are split by a bitcast: the draws were a large part of an STDP step, and both halve
+  their cost per spike (measurements in `benchmarks/README.md`).
   """
   n = rates.size
   words_TxW = counter_bits(key, (time_steps, -(-n // 2)))

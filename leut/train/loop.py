@@ -165,7 +165,7 @@ def make_trainer(
 
   def segment_one(state, key, n_steps):
     # Each epoch the segment touches is shuffled once, here, not in every step: a permutation of an 8,000-image
-    # subset is two sorts, ~2 ms per seed-step on 2 CPU cores (~4% of a backprop step). Same batches as `batch_at`.
+    # subset is two sorts, a few percent of a backprop step if done every step. Same batches as `batch_at`.
     n_epochs = max(n_steps - 1, 0) // steps_per_epoch + 2  # at least the epochs n_steps consecutive steps touch
     first_epoch = state.step // steps_per_epoch
     shuffle_key = jax.random.fold_in(key, TAG_SHUFFLE)
