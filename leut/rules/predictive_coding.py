@@ -39,8 +39,8 @@ tree). The rule itself steps them with an optax transformation of ∂F/∂G / P_
 SGD at `lr_g`, replaceable by any optax optimiser); the recognition convs get plain SGD at `lr_w` from the optimiser.
 G_l ~ U(±1/sqrt(9 C_l)), PyTorch's conv default. φ = identity (default) or tanh.
 
-Cost: one step costs about as many backprop steps as it has inference steps, mostly convolutions (measurements
-in `benchmarks/README.md`); `represent`
+Cost: each inference step costs a little over half a backprop step, mostly convolutions (measurements in
+`benchmarks/README.md`); `represent`
 runs the same inference. Measured on random images at the defaults: energy falls steadily over 300 steps and
 conv1/conv2/conv3 move 1%/26%/30% with filter norms within 1%.
 """
