@@ -8,7 +8,6 @@ Adam(1e-3, β=(0.9, 0.999), ε=1e-8), learning rate on a per-epoch cosine schedu
 
 from __future__ import annotations
 
-import jax
 import optax
 
 from leut import optimizers
@@ -24,13 +23,9 @@ def backprop(network: Network, *, dropout_rate: float = 0.3) -> base.LearningRul
     return base.EmptyState()
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
-    def loss_fn(p):
-      logits, _, new_state = network.apply(
-        p, model_state, batch.images, train=True, dropout_key=key, dropout_rate=dropout_rate
-      )
-      return base.cross_entropy(logits, batch.labels), (logits, new_state)
-
-    (loss, (logits, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    loss, logits, new_state, grads = base.supervised_gradients(
+      network, params, model_state, batch, key, dropout_rate=dropout_rate
+    )
     return base.RuleUpdate(grads, new_state, rule_state, base.classification_metrics(loss, logits, batch.labels))
 
   return base.LearningRule(init, update, base.feedforward(network))

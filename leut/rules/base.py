@@ -90,5 +90,24 @@ def cross_entropy(logits_NxK: jax.Array, labels_N: jax.Array) -> jax.Array:
   return optax.softmax_cross_entropy_with_integer_labels(logits_NxK, labels_N).mean()
 
 
+def supervised_gradients(
+  network: Network, params, model_state, batch: Batch, key, *, dropout_rate: float, feedback: dict | None = None
+) -> tuple[jax.Array, jax.Array, Any, Any]:
+  """(loss, logits, new model state, ∂loss/∂params) of the cross-entropy on `batch`, in training mode.
+
+  With `feedback` ({linear layer name: B}) every listed layer sends its error back through B instead of Wᵀ, the
+  error path of feedback alignment, sign symmetry and Kolen–Pollack (`Network.apply`); without it, exact backprop.
+  """
+
+  def loss_fn(p):
+    logits, _, new_state = network.apply(
+      p, model_state, batch.images, train=True, dropout_key=key, dropout_rate=dropout_rate, feedback=feedback
+    )
+    return cross_entropy(logits, batch.labels), (logits, new_state)
+
+  (loss, (logits, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+  return loss, logits, new_state, grads
+
+
 def classification_metrics(loss: jax.Array, logits_NxK: jax.Array, labels_N: jax.Array) -> dict:
   return {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits_NxK, -1) == labels_N)}

@@ -78,19 +78,9 @@ def feedback_alignment(
     )
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
-    def loss_fn(p):
-      logits, _, new_state = network.apply(
-        p,
-        model_state,
-        batch.images,
-        train=True,
-        dropout_key=key,
-        dropout_rate=dropout_rate,
-        feedback=rule_state.feedback,
-      )
-      return base.cross_entropy(logits, batch.labels), (logits, new_state)
-
-    (loss, (logits, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    loss, logits, new_state, grads = base.supervised_gradients(
+      network, params, model_state, batch, key, dropout_rate=dropout_rate, feedback=rule_state.feedback
+    )
     return base.RuleUpdate(grads, new_state, rule_state, base.classification_metrics(loss, logits, batch.labels))
 
   return base.LearningRule(init, update, base.feedforward(network))

@@ -73,19 +73,9 @@ def kolen_pollack(
     return KolenPollackState(feedback, feedback_tx.init(feedback))
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
-    def loss_fn(p):
-      logits, _, new_state = network.apply(
-        p,
-        model_state,
-        batch.images,
-        train=True,
-        dropout_key=key,
-        dropout_rate=dropout_rate,
-        feedback=rule_state.feedback,
-      )
-      return base.cross_entropy(logits, batch.labels), (logits, new_state)
-
-    (loss, (logits, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    loss, logits, new_state, grads = base.supervised_gradients(
+      network, params, model_state, batch, key, dropout_rate=dropout_rate, feedback=rule_state.feedback
+    )
     kernel_grads = {lin.name: kernel_at(grads, lin) for lin in kp_layers}  # x ⊗ δ of each layer
     b_updates, b_opt_state = feedback_tx.update(kernel_grads, rule_state.feedback_opt_state, rule_state.feedback)
     feedback = optax.apply_updates(rule_state.feedback, b_updates)
