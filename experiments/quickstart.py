@@ -4,7 +4,7 @@ Command (from the repository root, after `pip install -e .`):
 
     leut run experiments/quickstart.py --workdir workdirs/quickstart
 
-Runtime: about 5½ minutes on 2 CPU cores, JIT compilation included (the first run also writes the synthetic
+Runtime: about 6 minutes on 2 CPU cores, JIT compilation included (the first run also writes the synthetic
 dataset to `data_cache/synthetic`, ~20 s).
 
 What it does: trains the protocol CNN from the same initialisation with each learning rule, 3 seeds vmapped in one
