@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from leut.models import layers
+from leut.models.network import Network, with_batch_stats
 
 
 def patch_correlation(x_NxHxWxC: jax.Array, delta_NxHxWxO: jax.Array) -> jax.Array:
@@ -78,3 +79,20 @@ def needs_protocol_cnn(rule_name: str, network) -> None:
       f"widths, every block pooled); this network is {network.name!r} with blocks "
       f"{[b.name for b in network.blocks]}. Use its textbook counterpart for other architectures."
     )
+
+
+def forward_fixed_kernels(network: Network, params, model_state, x_NxHxWx3):
+  """Train-mode forward with the conv kernels held fixed: (logits, [(conv name, pre, post)] per conv, new_state).
+
+  Used by the local rules that learn the convs from their taps (STDP, SoftHebb) while fc1/fc2 learn by backprop."""
+  fixed = dict(params)
+  for block in network.blocks:
+    for conv in block.convs:
+      fixed[conv.name] = dict(params[conv.name], kernel=jax.lax.stop_gradient(params[conv.name]["kernel"]))
+  h, taps, new_state = x_NxHxWx3, [], dict(model_state)
+  for block in network.blocks:
+    res = block.apply(fixed, model_state, h, train=True, taps=True)
+    taps += list(res.taps)
+    new_state = with_batch_stats(new_state, res.batch_stats)
+    h = res.out
+  return network.readout(params, network.head(params, h)), taps, new_state

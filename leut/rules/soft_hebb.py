@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import optax
 
 from leut.models import layers
-from leut.models.network import Network, with_batch_stats
+from leut.models.network import Network
 from leut.rules import _local, base
 
 
@@ -49,21 +49,6 @@ def soft_hebb_update(pre_NxHxWxC: jax.Array, kernel: jax.Array, temperature: flo
   return (hebb - kernel * decay_O[None, None, None, :]) / positions
 
 
-def _forward_fixed_kernels(network: Network, params, model_state, x_NxHxWx3):
-  """Train-mode forward with the conv kernels held fixed: (logits, [(conv, pre)], new model state)."""
-  fixed = dict(params)
-  for block in network.blocks:
-    for conv in block.convs:
-      fixed[conv.name] = dict(params[conv.name], kernel=jax.lax.stop_gradient(params[conv.name]["kernel"]))
-  h, pres, new_state = x_NxHxWx3, [], dict(model_state)
-  for block in network.blocks:
-    res = block.apply(fixed, model_state, h, train=True, taps=True)
-    pres += [(name, pre) for name, pre, _ in res.taps]
-    new_state = with_batch_stats(new_state, res.batch_stats)
-    h = res.out
-  return network.readout(params, network.head(params, h)), pres, new_state
-
-
 def soft_hebb(network: Network, *, temperature: float = 0.1) -> base.LearningRule:
   """SoftHebb on every convolution of `network` as a `LearningRule` (equations in the module docstring).
 
@@ -82,7 +67,8 @@ def soft_hebb(network: Network, *, temperature: float = 0.1) -> base.LearningRul
     del key
 
     def loss_fn(p):
-      logits, pres, new_state = _forward_fixed_kernels(network, p, model_state, batch.images)
+      logits, taps, new_state = _local.forward_fixed_kernels(network, p, model_state, batch.images)
+      pres = [(name, pre) for name, pre, _ in taps]
       return base.cross_entropy(logits, batch.labels), (logits, pres, new_state)
 
     (loss, (logits, pres, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)

@@ -53,7 +53,7 @@ import jax.extend.random
 import jax.numpy as jnp
 import optax
 
-from leut.models.network import Network, with_batch_stats
+from leut.models.network import Network
 from leut.rules import _local, base
 
 
@@ -194,21 +194,6 @@ def filter_norm_bound(norm_decay: float = 1.0) -> optax.GradientTransformation:
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def _forward(network: Network, params, model_state, x_NxHxWx3):
-  """Train-mode forward with the conv kernels held fixed; returns (logits, [(pre, post)] per conv, new_state)."""
-  fixed = dict(params)
-  for block in network.blocks:
-    for conv in block.convs:
-      fixed[conv.name] = dict(params[conv.name], kernel=jax.lax.stop_gradient(params[conv.name]["kernel"]))
-  h, pairs, new_state = x_NxHxWx3, [], dict(model_state)
-  for block in network.blocks:
-    res = block.apply(fixed, model_state, h, train=True, taps=True)
-    pairs += [(pre, post) for _, pre, post in res.taps]
-    new_state = with_batch_stats(new_state, res.batch_stats)
-    h = res.out
-  return network.readout(params, network.head(params, h)), pairs, new_state
-
-
 def conv_correlation(pre_TxNxHxWxC, post_TxNxHxWxO, window: STDPParams, size: int):
   """`stdp_correlation` over 3x3 patches (size 3), or per position for a 1x1 convolution (size 1)."""
   if size == 3:
@@ -257,7 +242,8 @@ def stdp(
 
   def update(params, model_state, rule_state, batch: base.Batch, key):
     def loss_fn(p):
-      logits, pairs, new_state = _forward(network, p, model_state, batch.images)
+      logits, taps, new_state = _local.forward_fixed_kernels(network, p, model_state, batch.images)
+      pairs = [(pre, post) for _, pre, post in taps]
       return base.cross_entropy(logits, batch.labels), (logits, pairs, new_state)
 
     (loss, (logits, pairs, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
