@@ -191,17 +191,23 @@ class Bench:
     return seconds, f"{s.n_boot / seconds:.1f} resamples/s", max(first - seconds, 0.0)
 
   def run(self):
+    """The rows the extrapolation needs first (the protocol's rules' epochs, features, bootstrap), then the seed
+    scaling and the control rules' epochs, so that a budget that runs out still leaves the full-protocol estimate."""
     s = self.sizes
-    for name in s.seed_step_rules:
-      for n in s.seed_counts:
-        self.row(f"train {name}", n, f"{s.steps} steps", lambda: self.seed_steps(name, n))  # noqa: B023
-    for name in self.trained:
+    protocol_rules = [name for name in self.trained if name in cost_model.TRAINED]
+    for name in protocol_rules:
       self.row(f"one epoch {name}", s.seeds, f"{self.spe} steps", lambda: self.epoch(name))  # noqa: B023
     for name in s.readouts:
       what = "feed-forward" if name == "backprop" else f"{name} after inference"
       work = f"{s.stimuli} stimuli at {s.px} px"
       self.row(f"features, {what}", s.seeds, work, lambda: self.features(name))  # noqa: B023
     self.row("bootstrap", s.seeds, f"{s.n_boot} resamples, {s.stimuli} stimuli", self.bootstrap)
+    for name in s.seed_step_rules:
+      for n in s.seed_counts:
+        self.row(f"train {name}", n, f"{s.steps} steps", lambda: self.seed_steps(name, n))  # noqa: B023
+    for name in self.trained:
+      if name not in protocol_rules:
+        self.row(f"one epoch {name}", s.seeds, f"{self.spe} steps", lambda: self.epoch(name))  # noqa: B023
     self.rows.append(("full protocol (extrapolated)", s.seeds, "", *self.extrapolate(), "", ""))
 
   def extrapolate(self) -> tuple[str]:
