@@ -93,10 +93,11 @@ def test_the_emulation_changes_a_default_precision_product_and_the_old_sign_flip
   rng = np.random.default_rng(1)
   a, b = rng.normal(size=(16, 16)).astype(np.float32), rng.normal(size=(16, 16)).astype(np.float32)
   f = jax.jit(lambda x, y: x @ y)
-  exact = np.asarray(f(a, b))
+  highest = jax.jit(lambda x, y: jnp.matmul(x, y, precision=jax.lax.Precision.HIGHEST))
+  exact = np.asarray(highest(a, b))  # not `f`: a GPU's default product is already TF32
   with reduced_matmul_precision(mode):
     lowered = np.asarray(f(a, b))
-    kept = np.asarray(jax.jit(lambda x, y: jnp.matmul(x, y, precision=jax.lax.Precision.HIGHEST))(a, b))
+    kept = np.asarray(highest(a, b))
   assert np.abs(lowered - exact).max() > 1e-4
   np.testing.assert_array_equal(kept, exact)
 
