@@ -15,8 +15,9 @@ reductions (`jnp.sum(a * b)`, `jnp.mean`) are not matrix products and are never 
 
 Where reduced precision may be allowed: training (the network's forward and backward passes), and only where it is
 measured to be harmless for the question asked. leut leaves the backend default there and does not set
-`jax_default_matmul_precision` itself; no such measurement is recorded yet (it belongs in `benchmarks/README.md`),
-so on a GPU or TPU start training with `JAX_DEFAULT_MATMUL_PRECISION=float32` to rule the question out.
+`jax_default_matmul_precision` itself. TF32 training does change the numbers (`benchmarks/README.md`, "Measured on
+an NVIDIA H200"); whether it changes the alignment results is not measured, so on a GPU or TPU train with
+`JAX_DEFAULT_MATMUL_PRECISION=highest` to rule the question out.
 """
 
 from __future__ import annotations
