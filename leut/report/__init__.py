@@ -234,7 +234,7 @@ def write_report(workdir, config) -> dict:
   paths["accuracy"] = figures.accuracy_over_training(acc_stats, figs)
   paths["weights"] = figures.weight_displacement(w_stats, figs)
   extra = metrics_report.write_metric_report(wd, config, rois=rois)  # cka / encoding, when evaluated (eval.metrics)
-  out["metrics"] = extra["sections"]
+  out["metrics_lines"] = metrics_report.summary_lines(extra["sections"])
   written.update(extra["tables"])
   paths.update(extra["figures"])
   out["figures"] = list(paths)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from leut import workdir as workdir_lib
 from leut.report import families, figures, seed_stats, tables
+from leut.report.summary import md_table
 
 # table -> (value column, its name in prose, its axis label)
 METRICS = {
@@ -98,8 +99,6 @@ def metric_over_training(stats: pd.DataFrame, out_dir, *, name: str, ylabel: str
 
 def summary_lines(sections: dict | None) -> list[str]:
   """The summary.md sections of the metrics (`write_metric_report`'s sections), each table citing its CSV."""
-  from leut.report.summary import md_table
-
   lines = []
   for metric, sec in (sections or {}).items():
     value, prose, _ = METRICS[metric]

@@ -17,7 +17,6 @@ import pandas as pd
 
 from leut import workdir as workdir_lib
 from leut.report import families, seed_stats, tables
-from leut.report import metrics as metrics_report
 
 RHO_FMT = "{:.3f}"
 
@@ -509,7 +508,7 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
       "results/weights_summary.csv",
       {"epoch": int(w.epoch.max())},
     )
-  L += metrics_report.summary_lines(r.get("metrics"))
+  L += r.get("metrics_lines", [])  # cka / encoding sections (`leut.report.metrics`), when evaluated
   L += ["## Files", ""]
   L += ["Figures (PNG and PDF): " + ", ".join(f"`figures/{f}.png`" for f in r["figures"]) + ".", ""]
   L += ["Tables: " + ", ".join(f"`results/{f}.csv`" for f in r["tables"]) + ".", ""]

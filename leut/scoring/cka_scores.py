@@ -37,6 +37,16 @@ def brain_blocks(resp: ResponseData) -> list[tuple[str, str, np.ndarray]]:
   return out
 
 
+def padded_blocks(blocks) -> np.ndarray:
+  """The blocks' responses as one `BxSxV` array, each padded with zero columns to the widest: a zero column leaves
+  Y Y' and so linear CKA unchanged, and one shape compiles once for every ROI and subject."""
+  width = max(1, *(y.shape[1] for _, _, y in blocks))
+  out = np.zeros((len(blocks), blocks[0][2].shape[0], width), np.float32)
+  for b, (_, _, y) in enumerate(blocks):
+    out[b, :, : y.shape[1]] = y
+  return out
+
+
 def cka_rows(feats: dict, resp: ResponseData, *, invalid_N, **where) -> list[dict]:
   """Rows of results/cka.csv for one checkpoint, resolution and arm.
 
@@ -49,21 +59,24 @@ def cka_rows(feats: dict, resp: ResponseData, *, invalid_N, **where) -> list[dic
   rows = []
   n_stimuli = len(resp.stimuli)
   blocks = brain_blocks(resp)
+  if not blocks:
+    return rows
+  brain_BxSxV = padded_blocks(blocks)
   for layer, f_NxSxU in feats.items():
     f = np.asarray(f_NxSxU, np.float32)
     seed_notes = metrics.seed_notes(f, invalid_N)
-    for roi, subject, y_SxV in blocks:
-      for estimator, debiased in ESTIMATORS.items():
+    for estimator, debiased in ESTIMATORS.items():
+      if debiased and n_stimuli < 4:
+        value_NxB = np.full((f.shape[0], len(blocks)), np.nan)
+      else:
+        value_NxB = np.asarray(_cka_N(f[:, None], brain_BxSxV[None], debiased=debiased), np.float64)
+      for b, (roi, subject, y_SxV) in enumerate(blocks):
         brain_note = ""
         if y_SxV.shape[1] == 0:
           brain_note = "no neuroid with a finite response to every stimulus"
         elif debiased and n_stimuli < 4:
           brain_note = f"debiased CKA needs at least 4 stimuli, got {n_stimuli}"
-        if brain_note:
-          value_N = np.full(f.shape[0], np.nan)
-        else:
-          value_N = np.asarray(_cka_N(f, y_SxV.astype(np.float32), debiased=debiased), np.float64)
-        for seed, value in enumerate(value_N):
+        for seed, value in enumerate(value_NxB[:, b]):
           note = seed_notes[seed] or brain_note or ("" if np.isfinite(value) else metrics.UNDEFINED)
           rows.append(
             {
