@@ -27,6 +27,7 @@ from leut.scoring import metrics
 
 N_FOLDS = 5
 LAMBDAS = 10.0 ** np.arange(-3.0, 3.5, 0.5)  # on features scaled to trace(Xc'Xc) = S
+TARGET_CHUNK = 4096  # neuroids fitted at a time (zero-padded to this width: one compile; bounds memory at K x S x T)
 MIN_CEILING = 0.3  # Brain-Score's reliability threshold (TVSD electrodes; a 30 % THINGS-fMRI voxel ceiling ~ 0.55)
 
 
@@ -49,6 +50,22 @@ def scaled_features(feats_NxSxU: np.ndarray) -> np.ndarray:
   return (f / scale_N[:, None, None]).astype(np.float32)
 
 
+def held_out_r(feats_NxSxU: np.ndarray, targets_SxT: np.ndarray, test_KxS: np.ndarray) -> np.ndarray:
+  """Held-out r per seed and target, mean over folds (`encoding.encoding_scores`), `TARGET_CHUNK` targets at a time;
+  each target's fit is its own, so chunking changes nothing but memory (a zero-padded column scores NaN and is cut)."""
+  n_targets = targets_SxT.shape[1]
+  width = min(n_targets, TARGET_CHUNK)
+  parts = []
+  for start in range(0, n_targets, width):
+    chunk = targets_SxT[:, start : start + width]
+    pad = width - chunk.shape[1]
+    if pad:
+      chunk = np.concatenate([chunk, np.zeros((chunk.shape[0], pad), chunk.dtype)], axis=1)
+    scores = encoding.encoding_scores(feats_NxSxU, chunk, test_KxS, LAMBDAS, seed_batch=1, lambda_batch=4)
+    parts.append(np.asarray(scores.r_NxT)[:, : width - pad])
+  return np.concatenate(parts, axis=1)
+
+
 def encoding_rows(feats: dict, resp: ResponseData, *, invalid_N, seed: int, **where) -> list[dict]:
   """Rows of results/encoding.csv for one checkpoint, resolution and arm.
 
@@ -68,7 +85,7 @@ def encoding_rows(feats: dict, resp: ResponseData, *, invalid_N, seed: int, **wh
   for layer, f_NxSxU in feats.items():
     notes = metrics.seed_notes(f_NxSxU, invalid_N)
     x = scaled_features(np.where(np.isfinite(f_NxSxU), f_NxSxU, 0.0))  # non-finite seeds are noted NaN below
-    r_NxT = np.asarray(encoding.encoding_scores(x, targets_SxT, test_KxS, LAMBDAS, seed_batch=1, lambda_batch=4).r_NxT)
+    r_NxT = held_out_r(x, targets_SxT, test_KxS)
     for roi, sub, m in groups:
       ceiled = encoding.ceiling_normalise(r_NxT[:, m], reliability_T[m], min_ceiling=MIN_CEILING)
       score_N, raw_N = np.asarray(ceiled.summary_N, np.float64), np.asarray(ceiled.raw_summary_N, np.float64)

@@ -72,3 +72,14 @@ def test_a_fixed_train_test_split_is_the_one_fold():
   np.testing.assert_array_equal(folds, (split == "test")[None])
   only_train = encoding_scores.held_out_folds(dataclasses.replace(resp, split_S=np.full(20, "train")), seed=0)
   assert only_train.shape == (encoding_scores.N_FOLDS, 20) and (only_train.sum(0) == 1).all()
+
+
+def test_targets_fitted_in_chunks_give_the_same_r(monkeypatch):
+  feats, resp = tiny_case(seed=5, n_stimuli=20)
+  x = encoding_scores.scaled_features(feats["conv1"])
+  folds = encoding_scores.held_out_folds(resp, seed=0)
+  whole = encoding_scores.held_out_r(x, resp.responses_SxN, folds)
+  monkeypatch.setattr(encoding_scores, "TARGET_CHUNK", 3)  # 20 targets: six chunks of 3, the last zero-padded
+  chunked = encoding_scores.held_out_r(x, resp.responses_SxN, folds)
+  assert chunked.shape == whole.shape == (3, 20) and np.isfinite(chunked).all()
+  np.testing.assert_allclose(chunked, whole, atol=1e-5)
