@@ -21,8 +21,10 @@ ESTIMATORS = {"biased": False, "debiased": True}
 
 
 @partial(jax.jit, static_argnames=("debiased",))
-def _cka_N(feats_NxSxU, responses_SxV, *, debiased: bool):
-  return rsa.cka(feats_NxSxU, responses_SxV, debiased=debiased)
+def _cka_NxB(feats_NxSxU, brain_BxSxV, *, debiased: bool):
+  """CKA of N seeds' features with each of B response blocks; blocks one after another (`lax.map`), so memory stays
+  at a few N x S x S Gram matrices however many ROIs and subjects there are."""
+  return jax.lax.map(lambda y_SxV: rsa.cka(feats_NxSxU, y_SxV, debiased=debiased), brain_BxSxV).T
 
 
 def brain_blocks(resp: ResponseData) -> list[tuple[str, str, np.ndarray]]:
@@ -69,7 +71,7 @@ def cka_rows(feats: dict, resp: ResponseData, *, invalid_N, **where) -> list[dic
       if debiased and n_stimuli < 4:
         value_NxB = np.full((f.shape[0], len(blocks)), np.nan)
       else:
-        value_NxB = np.asarray(_cka_N(f[:, None], brain_BxSxV[None], debiased=debiased), np.float64)
+        value_NxB = np.asarray(_cka_NxB(f, brain_BxSxV, debiased=debiased), np.float64)
       for b, (roi, subject, y_SxV) in enumerate(blocks):
         brain_note = ""
         if y_SxV.shape[1] == 0:
