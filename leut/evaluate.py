@@ -584,6 +584,11 @@ def evaluate_rule(
 
 def evaluate_all(config, workdir: Path, inputs: EvalInputs, *, progress=True) -> dict[str, pd.DataFrame]:
   """Evaluate every configured rule and write the tidy tables under `workdir/results/` (`write_tables`)."""
+  if metrics_lib.response_metrics(config) and inputs.responses is None:
+    raise ConfigError(
+      f"eval.metrics {metrics_lib.response_metrics(config)} need the brain responses, but the evaluation inputs "
+      "hold none: build them with leut.experiment.load_eval_inputs"
+    )
   masks = pair_masks(inputs.brain, list(config.eval.pairs))
   targets = brain_targets_for(inputs.brain, masks, config.eval.method)
   names = tuple(config.eval.partial_controls)
