@@ -114,8 +114,8 @@ class RuleResults(NamedTuple):
   bootstrap: list
   best_layer_cv: list
   bootstrap_draws: list
-  cka: list = []
-  encoding: list = []
+  cka: list  # eval.metrics: results/cka.csv rows (`leut.scoring.cka_scores`)
+  encoding: list  # results/encoding.csv rows (`leut.scoring.encoding_scores`)
 
 
 def extract(eval_one, state, images_NxHxWx3: np.ndarray, chunk: int, seed_chunk: int = 0):

@@ -26,7 +26,7 @@ from leut import checks, distributed, report
 from leut import config as config_lib
 from leut import evaluate as evaluate_lib
 from leut import workdir as workdir_lib
-from leut.data import brains, cifar, things_fmri, things_fmri_responses, things_images
+from leut.data import brains, cifar, fmri_files, things_fmri, things_fmri_responses, things_images
 from leut.data.brainscore_assembly import ASSEMBLIES, assembly_path
 from leut.data.errors import DataFormatError, MissingDatasetError, missing_dataset
 from leut.data.normalization import normalize_01
@@ -282,6 +282,8 @@ def preflight(config, paths: DataPaths, cifar_data: cifar.CifarData, *, training
     else:
       resp.load_images_01(list(resp.stimuli), 32)
     return
+  if metrics_lib.response_metrics(config) and paths.things_fmri_dir is not None and paths.brain_rdms_dir is None:
+    check_noise_ceilings(config, paths.things_fmri_dir)
   if paths.brain_rdms_dir is not None:
     stimuli = load_brain(config, paths, progress=False).stimuli
   else:
@@ -289,6 +291,18 @@ def preflight(config, paths: DataPaths, cifar_data: cifar.CifarData, *, training
       paths.things_fmri_dir, subjects=subjects, rois=tuple(d.rois), stimuli=d.stimuli, n_stimuli=d.n_stimuli or None
     )
   things_images.check_images(paths.things_images_dir, stimuli)
+
+
+def check_noise_ceilings(config, things_fmri_dir: Path) -> None:
+  """The voxel tables hold the noise ceilings encoding normalises by (`leut.data.things_fmri_responses`), checked
+  before training so a release without them fails in seconds, not after the training."""
+  d = config.data
+  column = "nc_testset" if d.stimuli == "test" else "nc_singletrial"
+  for f in fmri_files.find_subject_files(things_fmri_dir, list(d.subjects) if d.subjects else None):
+    if column not in fmri_files.table_columns(f.voxel_table):
+      raise DataFormatError(
+        f.voxel_table, f"no {column!r} column (the voxel noise ceilings eval.metrics cka/encoding read)"
+      )
 
 
 # ----- step 3: config.json -----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 
 from leut import cli, experiment
 from leut import config as config_lib
-from leut.data.errors import MissingDatasetError
+from leut.data.errors import DataFormatError, MissingDatasetError
 from leut.errors import ConfigError
 
 TINY = [
@@ -162,3 +162,15 @@ def test_eval_metrics_load_the_responses_the_rsa_rdms_are_built_from(brain, rois
   np.testing.assert_allclose(rdms, inputs.brain.rdms_RxJxSxS, atol=2e-5)
   config.eval.metrics = ["rsa"]
   assert experiment.load_eval_inputs(config, paths, progress=False).responses is None
+
+
+def test_a_release_without_voxel_noise_ceilings_is_refused_before_training_when_encoding_is_chosen(tmp_path):
+  from tests.data.fmri_release import tiny_subject, write_subject
+
+  betas, vox, stim = tiny_subject()
+  write_subject(tmp_path, "sub-01", betas, vox.drop(columns=["nc_singletrial", "nc_testset"], errors="ignore"), stim)
+  config = _config("things_fmri", "--config.eval.metrics=rsa,encoding")
+  with pytest.raises(DataFormatError, match=r"sub-01_VoxelMetadata.csv.*no 'nc_singletrial' column"):
+    experiment.check_noise_ceilings(config, tmp_path)
+  write_subject(tmp_path, "sub-01", betas, vox, stim)
+  experiment.check_noise_ceilings(config, tmp_path)  # the release as distributed passes

@@ -67,6 +67,7 @@ def write_metric_report(wd: workdir_lib.Workdir, config, *, rois) -> dict:
   for metric, (value, _, label) in METRICS.items():
     path = wd.table(metric)
     if not path.exists() or path.stat().st_size == 0:
+      remove_outputs(wd, metric)  # an evaluation without this metric: no stale table or figure of an earlier one
       continue
     per_seed = seed_scores(pd.read_csv(path), config, value)
     keys = (["estimator"] if "estimator" in per_seed else []) + ["rule", "roi", "layer", "epoch"]
@@ -80,6 +81,13 @@ def write_metric_report(wd: workdir_lib.Workdir, config, *, rois) -> dict:
       paths[metric] = metric_over_training(shown, wd.figures, name=metric, ylabel=label, rois=rois)
     sections[metric] = {"alignment": stats, **fams, "last_epoch": tables.last_epoch(per_seed)}
   return {"sections": sections, "tables": written, "figures": paths}
+
+
+def remove_outputs(wd: workdir_lib.Workdir, metric: str) -> None:
+  """Delete the report's tables and figure of `metric` (`write_metric_report` writes them only with its table)."""
+  names = [f"{metric}_alignment"] + [f"tests_{metric}_{name}" for name in TEST_FAMILIES]
+  for p in [wd.table(n) for n in names] + [wd.figures / f"{metric}.{ext}" for ext in ("png", "pdf")]:
+    p.unlink(missing_ok=True)
 
 
 def metric_over_training(stats: pd.DataFrame, out_dir, *, name: str, ylabel: str, rois=None):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from leut import cli
+from leut.report import write_report
 from tests.report.test_report_outputs import check_summary_against_csvs
 
 KEYS = ["rule", "seed", "epoch", "step", "layer", "roi", "subject", "resolution", "arm", "readout"]
@@ -63,3 +64,14 @@ def test_each_metric_enters_the_report_under_the_seed_level_statistics(metrics_w
   text, checked = check_summary_against_csvs(metrics_workdir)
   assert "## Linear CKA" in text and "## Encoding score" in text and "results/tests_encoding_vs_untrained.csv" in text
   assert checked > 100
+
+
+def test_a_report_without_a_metrics_table_leaves_none_of_its_outputs(metrics_workdir, tmp_path):
+  wd = tmp_path / "wd"
+  shutil.copytree(metrics_workdir, wd, ignore=shutil.ignore_patterns("checkpoints"))
+  (wd / "results" / "cka.csv").unlink()  # as `leut evaluate` with eval.metrics=rsa,encoding leaves it
+  write_report(wd, cli._workdir_config(wd, []))
+  assert not list((wd / "results").glob("*cka*")) and not list((wd / "figures").glob("cka.*"))
+  assert (wd / "results" / "encoding_alignment.csv").exists() and (wd / "figures" / "encoding.png").exists()
+  text = (wd / "summary.md").read_text()
+  assert "CKA" not in text and "## Encoding score" in text
