@@ -134,6 +134,32 @@ def check_rule_hparams(config) -> None:
         )
 
 
+def check_metrics(config) -> None:
+  """`eval.metrics`: known names, 'rsa' among them (the report builds on rsa.csv), and response-level brain data for
+  the metrics that need it (`leut.scoring.metrics`): precomputed THINGS-fMRI RDMs hold none."""
+  from leut.scoring.metrics import METRICS, RESPONSE_METRICS
+
+  chosen = _list(config, "eval.metrics", nonempty=True, allowed=METRICS)
+  if chosen and "rsa" not in chosen:
+    raise ConfigError(
+      f"eval.metrics={chosen} lacks 'rsa': RSA is always computed and the report builds on it; "
+      f"list it first, e.g. --config.eval.metrics=rsa,{','.join(chosen)}"
+    )
+  need = [m for m in chosen if m in RESPONSE_METRICS]
+  brain = _get(config, "data.brain")
+  rdms_only = (
+    _get(config, "data.source") == "files"
+    and brain in (_MISSING, "", "things_fmri")
+    and _get(config, "data.brain_rdms_dir") not in (_MISSING, "")
+  )
+  if need and rdms_only:
+    raise ConfigError(
+      f"eval.metrics {need} need response-level brain data (stimuli x voxels), but data.brain_rdms_dir gives "
+      "things_fmri as precomputed RDMs only: set data.things_fmri_dir (the single-trial betas) and leave "
+      "data.brain_rdms_dir empty, or use --config.eval.metrics=rsa"
+    )
+
+
 def check_config(config) -> None:
   """Raise a `ConfigError` naming the first field whose value cannot work (see the module docstring)."""
   from leut import rules
@@ -180,6 +206,7 @@ def check_config(config) -> None:
     raise ConfigError(f"eval.resolutions {bad} must be multiples of 32 (32, 64, ..., 224)")
   _bool(config, "eval.upsampled")
   _list(config, "eval.pairs", nonempty=True, allowed=PAIR_SETS)
+  check_metrics(config)
   _choice(config, "eval.metric", METRICS)
   _choice(config, "eval.method", METHODS)
   _int(config, "eval.batch_size", lo=1)

@@ -63,7 +63,8 @@ def protocol_config() -> ml_collections.ConfigDict:
     dict(
       resolutions=[224],  # stimulus sizes in px (multiples of 32)
       upsampled=False,  # also score the 32-px-then-upsampled arm (PROTOCOL §3.1)
-      metrics=["rsa"],  # scores to compute: rsa, and (leut.encoding, leut.rsa.cka) encoding, cka
+      metrics=["rsa"],  # scores to compute (leut.scoring.metrics): 'rsa' (always), and beside it 'cka' (linear CKA,
+      # results/cka.csv) and/or 'encoding' (cross-validated ridge, results/encoding.csv); both need response data
       pairs=["all", "cross_run"],  # stimulus-pair sets (cross_run: PROTOCOL §3.4)
       metric="correlation",  # RDM distance
       method="spearman",  # RDM comparison

@@ -17,6 +17,8 @@ carries `readout`):
                         chosen by `eval.stats_epochs`
   results/bootstrap_draws.npz, bootstrap_differences.csv   the bootstrap draws of every bootstrap.csv row and the
                         paired differences between rules and epochs (`leut.scoring.bootstrap_differences`)
+  results/cka.csv, encoding.csv   when `eval.metrics` lists them: linear CKA and ridge encoding of the brain
+                        responses, from the same features as the RSA rows (`leut.scoring.metrics`)
 
 Every configured milestone of every configured rule must have a good checkpoint (`check_checkpoints`, and a damaged
 one found while scoring stops the evaluation): a table never silently lacks a rule or an epoch. The tables are
@@ -45,7 +47,8 @@ from leut.errors import ConfigError, WorkdirError
 from leut.report.tables import layer_for_roi
 from leut.rsa.precision import HIGHEST
 from leut.rules.base import feedforward
-from leut.scoring import bootstrap_differences, stimulus_stats
+from leut.scoring import bootstrap_differences, cka_scores, encoding_scores, stimulus_stats
+from leut.scoring import metrics as metrics_lib
 from leut.train import run as train_run
 from leut.train import sharding
 from leut.xla_cpu import network_jit
@@ -56,6 +59,7 @@ class EvalInputs(NamedTuple):
   stimuli: dict  # (resolution, arm) -> S x px x px x 3 float32 normalised
   test_images: np.ndarray  # N x 32 x 32 x 3 float32 normalised
   test_labels: np.ndarray
+  responses: object = None  # leut.data.responses.ResponseData aligned to brain.stimuli, for cka / encoding
 
 
 class ConstantFeatureWarning(UserWarning):
@@ -110,6 +114,8 @@ class RuleResults(NamedTuple):
   bootstrap: list
   best_layer_cv: list
   bootstrap_draws: list
+  cka: list  # eval.metrics: results/cka.csv rows (`leut.scoring.cka_scores`)
+  encoding: list  # results/encoding.csv rows (`leut.scoring.encoding_scores`)
 
 
 def extract(eval_one, state, images_NxHxWx3: np.ndarray, chunk: int, seed_chunk: int = 0):
@@ -417,6 +423,8 @@ def evaluate_rule(
   masks = masks if masks is not None else pair_masks(inputs.brain, list(config.eval.pairs))
   targets = targets if targets is not None else brain_targets_for(inputs.brain, masks, config.eval.method)
   rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws = [], [], [], [], [], [], []
+  cka_rows, enc_rows = [], []
+  chosen = metrics_lib.chosen(config)
   params0 = None
   seed_chunks = {}  # image shape -> seeds extracted at a time
   steps = [e * spe for e in config_lib.milestone_epochs(config, rule_name)]  # ascending, 0 first
@@ -466,6 +474,13 @@ def evaluate_rule(
     for (px, arm), images in inputs.stimuli.items():
       _, feats = extract(rule_fn, state, images, config.eval.batch_size, plan(images))
       feats = apply_readout(config, feats)
+      where = dict(rule=rule_name, epoch=epoch, step=step, resolution=px, arm=arm)
+      if "cka" in chosen:
+        cka_rows += cka_scores.cka_rows(feats, inputs.responses, invalid_N=diverged_N, **where)
+      if "encoding" in chosen:
+        enc_rows += encoding_scores.encoding_rows(
+          feats, inputs.responses, invalid_N=diverged_N, seed=config.seed, **where
+        )
       stats_here = step in stats_steps
       n_splits = config.eval.get("best_layer_splits", 0) if stats_here and len(feats) > 1 else 0
       layer_rdms = {}  # layer -> NxP upper triangles, for the cross-validated best layer
@@ -562,13 +577,18 @@ def evaluate_rule(
   bar.close()
   ckpts.close()
   how = config.eval.get("readout", "mean")
-  for row in (*rsa_rows, *partial_rows, *boot_rows, *best_rows):
+  for row in (*rsa_rows, *partial_rows, *boot_rows, *best_rows, *cka_rows, *enc_rows):
     row["readout"] = how  # every score row says how its features were read out
-  return RuleResults(rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws)
+  return RuleResults(rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws, cka_rows, enc_rows)
 
 
 def evaluate_all(config, workdir: Path, inputs: EvalInputs, *, progress=True) -> dict[str, pd.DataFrame]:
   """Evaluate every configured rule and write the tidy tables under `workdir/results/` (`write_tables`)."""
+  if metrics_lib.response_metrics(config) and inputs.responses is None:
+    raise ConfigError(
+      f"eval.metrics {metrics_lib.response_metrics(config)} need the brain responses, but the evaluation inputs "
+      "hold none: build them with leut.experiment.load_eval_inputs"
+    )
   masks = pair_masks(inputs.brain, list(config.eval.pairs))
   targets = brain_targets_for(inputs.brain, masks, config.eval.method)
   names = tuple(config.eval.partial_controls)

@@ -26,12 +26,13 @@ from leut import checks, distributed, report
 from leut import config as config_lib
 from leut import evaluate as evaluate_lib
 from leut import workdir as workdir_lib
-from leut.data import brains, cifar, things_fmri, things_images
+from leut.data import brains, cifar, fmri_files, things_fmri, things_fmri_responses, things_images
 from leut.data.brainscore_assembly import ASSEMBLIES, assembly_path
 from leut.data.errors import DataFormatError, MissingDatasetError, missing_dataset
 from leut.data.normalization import normalize_01
 from leut.data.responses import ResponseData
 from leut.errors import ConfigError, LeutError, LeutWarning
+from leut.scoring import metrics as metrics_lib
 from leut.train import batches
 from leut.train import run as train_run
 
@@ -190,6 +191,7 @@ def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData | Non
     def load(px: int, upsampled: bool) -> np.ndarray:
       return things_images.load_stimulus_images(paths.things_images_dir, brain.stimuli, px=px, upsampled=upsampled)
 
+  responses = eval_responses(config, paths, brain, resp if paths.brain_dir is not None else None)
   stimuli = {}
   for px in config.eval.resolutions:
     stimuli[(int(px), "native")] = load(int(px), False)
@@ -197,7 +199,30 @@ def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData | Non
       stimuli[(int(px), "upsampled")] = load(int(px), True)
   n_test = config.eval.test_images or len(cifar_data.test_labels)
   test = np.asarray(batches.normalize(jnp.asarray(cifar_data.test_images[:n_test])))
-  return evaluate_lib.EvalInputs(brain, stimuli, test, np.asarray(cifar_data.test_labels[:n_test]))
+  return evaluate_lib.EvalInputs(brain, stimuli, test, np.asarray(cifar_data.test_labels[:n_test]), responses)
+
+
+def eval_responses(config, paths: DataPaths, brain, resp: ResponseData | None) -> ResponseData | None:
+  """The responses CKA and encoding score (`eval.metrics`), rows aligned to `brain.stimuli`; None when only RSA is
+  chosen. A macaque dataset's are `resp` (the responses its RDMs come from); THINGS-fMRI's are read from
+  `data.things_fmri_dir` with the RDMs' ROIs, subjects, stimuli and z-scoring (`leut.checks` has refused
+  precomputed RDMs, which hold no responses)."""
+  if not metrics_lib.response_metrics(config):
+    return None
+  if resp is None:
+    d = config.data
+    resp = things_fmri_responses.load_things_fmri_responses(
+      paths.things_fmri_dir,
+      subjects=list(d.subjects) if d.subjects else None,
+      rois=tuple(d.rois),
+      stimuli=d.stimuli,
+      zscore=d.zscore,
+      n_stimuli=d.n_stimuli or None,
+    )
+  try:
+    return metrics_lib.aligned_responses(resp, brain.stimuli, where=f"data.brain={_brain(config)!r}")
+  except ValueError as err:
+    raise DataFormatError(paths.brain_dir or paths.things_fmri_dir, str(err)) from None
 
 
 # ----- step 2: the data and the networks, before any training ------------------------------------------------
@@ -257,6 +282,8 @@ def preflight(config, paths: DataPaths, cifar_data: cifar.CifarData, *, training
     else:
       resp.load_images_01(list(resp.stimuli), 32)
     return
+  if metrics_lib.response_metrics(config) and paths.things_fmri_dir is not None and paths.brain_rdms_dir is None:
+    check_noise_ceilings(config, paths.things_fmri_dir)
   if paths.brain_rdms_dir is not None:
     stimuli = load_brain(config, paths, progress=False).stimuli
   else:
@@ -264,6 +291,18 @@ def preflight(config, paths: DataPaths, cifar_data: cifar.CifarData, *, training
       paths.things_fmri_dir, subjects=subjects, rois=tuple(d.rois), stimuli=d.stimuli, n_stimuli=d.n_stimuli or None
     )
   things_images.check_images(paths.things_images_dir, stimuli)
+
+
+def check_noise_ceilings(config, things_fmri_dir: Path) -> None:
+  """The voxel tables hold the noise ceilings encoding normalises by (`leut.data.things_fmri_responses`), checked
+  before training so a release without them fails in seconds, not after the training."""
+  d = config.data
+  column = "nc_testset" if d.stimuli == "test" else "nc_singletrial"
+  for f in fmri_files.find_subject_files(things_fmri_dir, list(d.subjects) if d.subjects else None):
+    if column not in fmri_files.table_columns(f.voxel_table):
+      raise DataFormatError(
+        f.voxel_table, f"no {column!r} column (the voxel noise ceilings eval.metrics cka/encoding read)"
+      )
 
 
 # ----- step 3: config.json -----------------------------------------------------------------------------------

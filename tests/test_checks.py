@@ -62,3 +62,24 @@ def test_the_protocol_defaults_pass():
 def test_a_nonsense_field_is_named(fields, match):
   with pytest.raises(ConfigError, match=match):
     checks.check_config(_config(**fields))
+
+
+def test_eval_metrics_unknown_names_list_the_valid_ones():
+  with pytest.raises(
+    ConfigError, match=r"eval.metrics has unknown entries \['ridge'\]; allowed: \['rsa', 'cka', 'encoding'\]"
+  ):
+    checks.check_config(_config(**{"eval.metrics": ["rsa", "ridge"]}))
+  with pytest.raises(ConfigError, match=r"eval.metrics=\['cka'\] lacks 'rsa'"):
+    checks.check_config(_config(**{"eval.metrics": ["cka"]}))
+  checks.check_config(_config(**{"eval.metrics": ["rsa", "cka", "encoding"]}))
+
+
+@pytest.mark.parametrize("metric", ["cka", "encoding"])
+def test_response_metrics_on_precomputed_rdms_are_refused_naming_the_dataset_and_metric(metric):
+  rdms_only = {"data.source": "files", "data.brain_rdms_dir": "/rdms", "eval.metrics": ["rsa", metric]}
+  with pytest.raises(
+    ConfigError, match=rf"eval.metrics \['{metric}'\] need response-level .*things_fmri as precomputed"
+  ):
+    checks.check_config(_config(**rdms_only))
+  checks.check_config(_config(**{**rdms_only, "eval.metrics": ["rsa"]}))  # RSA needs only the RDMs
+  checks.check_config(_config(**{**rdms_only, "data.brain_rdms_dir": "", "data.things_fmri_dir": "/betas"}))

@@ -214,9 +214,14 @@ LAYERS = [
   ("leut.rules", "leut.encoding", "leut.readout"),  # learning rules, encoding models, conv-map readouts over leut.rsa
   ("leut.config",),  # configs, overrides and the rules' resolved settings
   ("leut.train",),  # the training loop and runner (writes checkpoints)
-  ("leut.scoring.layer_choice",),  # shared by the two layers above it
-  # statistics computed per stimulus while scoring; the report's table reductions sit above them
-  ("leut.scoring.stimulus_stats", "leut.scoring.bootstrap_differences"),
+  ("leut.scoring.layer_choice", "leut.scoring.metrics"),  # shared by the layers above (metrics: eval.metrics)
+  # statistics computed per stimulus while scoring, and the cka / encoding tables; the report's reductions above them
+  (
+    "leut.scoring.stimulus_stats",
+    "leut.scoring.bootstrap_differences",
+    "leut.scoring.cka_scores",
+    "leut.scoring.encoding_scores",
+  ),
   ("leut.report",),
   ("leut.checks",),  # every config field checked before any work
   ("leut.evaluate",),  # checkpoints → features → RDMs → scores

@@ -324,3 +324,13 @@ def test_readouts_are_recorded_in_every_row_and_change_only_what_they_read(tiny_
   # PCA keeps every component here (40 stimuli, 39 components <= readout_components): the same distances as the
   # flattened map itself, so its correlation-RDM scores differ from flatten's only through the projection
   assert pca.rho.notna().sum() == mean.rho.notna().sum()
+
+
+def test_response_metrics_without_responses_in_the_inputs_are_one_error(tmp_path):
+  from leut.errors import ConfigError
+  from tests.helpers import tiny_config
+
+  config = tiny_config(**{"eval.metrics": ["rsa", "encoding"]})
+  inputs = evaluate.EvalInputs(brain=None, stimuli={}, test_images=None, test_labels=None)
+  with pytest.raises(ConfigError, match=r"eval.metrics \['encoding'\] need the brain responses.*load_eval_inputs"):
+    evaluate.evaluate_all(config, tmp_path, inputs, progress=False)

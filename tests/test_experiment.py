@@ -6,12 +6,13 @@ from category. An untrained network represents no category, so its layers align 
 and not with IT; images or rows out of register with the responses would leave every ρ near zero.
 """
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from leut import cli, experiment
 from leut import config as config_lib
-from leut.data.errors import MissingDatasetError
+from leut.data.errors import DataFormatError, MissingDatasetError
 from leut.errors import ConfigError
 
 TINY = [
@@ -134,3 +135,42 @@ def test_a_missing_release_says_what_to_fetch_and_which_field_points_to_it(tmp_p
     f"MajajHong2015 (Brain-Score's public V4/IT assembly and the HvM stimulus set) not found at {tmp_path / folder}"
   )
   assert "`leut fetch majajhong2015 --dest <dir>`" in message and "config field `data.brain_dir`" in message
+
+
+@pytest.mark.parametrize(
+  "brain, rois",
+  [("things_fmri", "V1,IT"), ("majajhong2015", "V4,IT")],
+)
+def test_eval_metrics_load_the_responses_the_rsa_rdms_are_built_from(brain, rois, synthetic_dir):
+  """With cka/encoding chosen, the evaluation's responses have the RSA stimuli in the RSA row order, and their
+  correlation-distance RDMs are the brain RDMs RSA scores (so CKA and encoding see the same brain data as RSA)."""
+  config = _config(
+    brain,
+    f"--config.data.synthetic_dir={synthetic_dir}",
+    f"--config.data.rois={rois}",
+    "--config.data.n_stimuli=24",
+    "--config.eval.resolutions=32",
+    "--config.eval.test_images=8",
+    "--config.eval.metrics=rsa,cka,encoding",
+  )
+  paths = experiment.resolve_data(config)
+  inputs = experiment.load_eval_inputs(config, paths, progress=False)
+  resp = inputs.responses
+  assert resp.stimuli == inputs.brain.stimuli and len(resp.stimuli) == 24
+  assert resp.rois == inputs.brain.rois
+  rdms = resp.to_brain_data().rdms_RxJxSxS
+  np.testing.assert_allclose(rdms, inputs.brain.rdms_RxJxSxS, atol=2e-5)
+  config.eval.metrics = ["rsa"]
+  assert experiment.load_eval_inputs(config, paths, progress=False).responses is None
+
+
+def test_a_release_without_voxel_noise_ceilings_is_refused_before_training_when_encoding_is_chosen(tmp_path):
+  from tests.data.fmri_release import tiny_subject, write_subject
+
+  betas, vox, stim = tiny_subject()
+  write_subject(tmp_path, "sub-01", betas, vox.drop(columns=["nc_singletrial", "nc_testset"], errors="ignore"), stim)
+  config = _config("things_fmri", "--config.eval.metrics=rsa,encoding")
+  with pytest.raises(DataFormatError, match=r"sub-01_VoxelMetadata.csv.*no 'nc_singletrial' column"):
+    experiment.check_noise_ceilings(config, tmp_path)
+  write_subject(tmp_path, "sub-01", betas, vox, stim)
+  experiment.check_noise_ceilings(config, tmp_path)  # the release as distributed passes

@@ -24,6 +24,8 @@ results/partial_summary.csv, results/stimulus_ci.csv   when the evaluation wrote
                                (partial_summary: rho_partial as published, rho_partial_textbook beside it)
 results/stimulus_differences.csv   headline rows of bootstrap_differences.csv (paired bootstrap differences)
 figures/{alignment, alignment_change, first_epoch_drop, best_layer, resolution_sweep, accuracy, weights}.{png,pdf}
+results/<metric>_alignment.csv, tests_<metric>_*.csv, figures/<metric>.{png,pdf}   for cka / encoding when the
+                               evaluation wrote results/cka.csv / encoding.csv (`leut.report.metrics`)
 summary.md
 
 The tables must hold exactly the configured milestones of every configured rule (`check_milestones`): analyses that
@@ -42,6 +44,7 @@ import pandas as pd
 from leut import workdir as workdir_lib
 from leut.errors import WorkdirError
 from leut.report import families, figures, ground_truth, seed_stats, summary, tables
+from leut.report import metrics as metrics_report
 
 
 def _read(path: Path) -> pd.DataFrame | None:
@@ -230,6 +233,10 @@ def write_report(workdir, config) -> dict:
     paths["resolution_sweep"] = figures.resolution_sweep(sweep, figs, rois=rois)
   paths["accuracy"] = figures.accuracy_over_training(acc_stats, figs)
   paths["weights"] = figures.weight_displacement(w_stats, figs)
+  extra = metrics_report.write_metric_report(wd, config, rois=rois)  # cka / encoding, when evaluated (eval.metrics)
+  out["metrics_lines"] = metrics_report.summary_lines(extra["sections"])
+  written.update(extra["tables"])
+  paths.update(extra["figures"])
   out["figures"] = list(paths)
   out["tables"] = list(written)
   paths["summary"] = summary.write_summary(workdir, config, out)

@@ -508,6 +508,7 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
       "results/weights_summary.csv",
       {"epoch": int(w.epoch.max())},
     )
+  L += r.get("metrics_lines", [])  # cka / encoding sections (`leut.report.metrics`), when evaluated
   L += ["## Files", ""]
   L += ["Figures (PNG and PDF): " + ", ".join(f"`figures/{f}.png`" for f in r["figures"]) + ".", ""]
   L += ["Tables: " + ", ".join(f"`results/{f}.csv`" for f in r["tables"]) + ".", ""]
