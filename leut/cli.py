@@ -102,6 +102,9 @@ def main(argv=None) -> int:
   sub = parser.add_subparsers(dest="command", required=True)
   p_run = sub.add_parser("run", parents=[common], help="train, checkpoint, evaluate and report")
   p_run.add_argument("config", help="config file, e.g. experiments/quickstart.py (optionally FILE:arg)")
+  p_run.add_argument(
+    "--train-only", action="store_true", help="stop after the checkpoints; score them later with `leut evaluate`"
+  )
   sub.add_parser("evaluate", parents=[common], help="re-score existing checkpoints")
   sub.add_parser("report", parents=[common], help="redraw figures and summary")
   p_ext = sub.add_parser("score-features", parents=[common], help="score features computed elsewhere (.npz/.h5)")
@@ -122,7 +125,10 @@ def main(argv=None) -> int:
     try:
       if args.command == "run":
         config = config_lib.load(args.config, overrides)
-        experiment.run(config, args.workdir, progress=progress, command=command)
+        experiment.run(config, args.workdir, progress=progress, command=command, train_only=args.train_only)
+        if args.train_only:
+          print(f"leut run: checkpoints in {args.workdir.absolute()}; score them with `leut evaluate --workdir DIR`")
+          return 0
       elif args.command == "evaluate":
         config = _workdir_config(args.workdir, overrides)
         experiment.evaluate(config, args.workdir, progress=progress, command=command)

@@ -357,8 +357,12 @@ def _merged_code(saved: dict, current: dict) -> dict:
 # ----- the commands --------------------------------------------------------------------------------------------
 
 
-def run(config, workdir, *, progress: bool = True, command: str = "") -> dict:
-  """Train all rules (resuming where checkpoints exist), evaluate every milestone, write tables/figures/summary."""
+def run(config, workdir, *, progress: bool = True, command: str = "", train_only: bool = False) -> dict:
+  """Train all rules (resuming where checkpoints exist), evaluate every milestone, write tables/figures/summary.
+
+  `train_only` stops after the milestone checkpoints (training on one machine, scoring on another): `leut evaluate`
+  on the same workdir scores them later, reading no training image.
+  """
   wd = workdir_lib.Workdir(workdir)
   checks.check_config(config)
   with workdir_lib.locked(wd, command or "leut run"):
@@ -373,6 +377,9 @@ def run(config, workdir, *, progress: bool = True, command: str = "") -> dict:
       prepare_workdir(config, wd.root, command=command, code=code)
     for rule_name in config.rules:
       train_run.train_rule(config, wd.root, rule_name, train_data, progress=progress)
+    if train_only:
+      distributed.barrier("leut-trained")  # every process leaves together, as after a report
+      return {}
     return _evaluate(config, wd, paths, cifar_data, code, progress=progress, command=command, fresh=True)
 
 

@@ -3,8 +3,10 @@
 `launch/local/multi_device.sh` runs one process on 4 simulated CPU devices; `launch/slurm/train.sbatch` runs under a
 stand-in `srun` that starts two tasks with the variables SLURM gives them (JAX's own SLURM detection connects them);
 two copies of `launch/tpu_vm/run_tpu.sh` play two TPU-VM workers (pointed at each other with LEUT_COORDINATOR, as
-no TPU metadata server is here). Each trains 4 seeds of one rule on the synthetic default, so their RSA tables must
-agree to float32 rounding, and the multi-process runs must report two processes sharing 4 devices.
+no TPU metadata server is here). Each trains 4 seeds of one rule on the synthetic default. The local run trains and
+scores; the multi-process ones train only (`leut run --train-only`: scoring with several processes is
+`tests/test_distributed.py`'s), so their checkpoints must equal the local run's to float32 rounding, they must report
+two processes sharing 4 devices, and `leut evaluate` of a train-only workdir must give the local run's RSA table.
 All three start leut as `python -m leut run ...`, the one entry point besides the `leut` console script.
 """
 
@@ -69,6 +71,21 @@ def _free_port(lo: int = 1024, hi: int = 65535) -> int:
   raise RuntimeError("no free port")
 
 
+def _final_checkpoint(workdir: Path) -> dict:
+  """The last milestone's arrays of `workdir`'s backprop run, by leaf path, read without a restore target."""
+  import jax
+  import orbax.checkpoint as ocp
+
+  steps = sorted(int(p.name) for p in (workdir / "checkpoints" / "backprop").iterdir() if p.name.isdigit())
+  where = workdir / "checkpoints" / "backprop" / str(steps[-1]) / "default"
+  with ocp.PyTreeCheckpointer() as checkpointer:  # as host arrays: the saving run's device layout is not here
+    as_numpy = jax.tree.map(
+      lambda _: ocp.RestoreArgs(restore_type=np.ndarray), checkpointer.metadata(where).item_metadata.tree
+    )
+    tree = checkpointer.restore(where, restore_args=as_numpy)
+  return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
 def _rsa(workdir: Path) -> pd.DataFrame:
   rsa = pd.read_csv(workdir / "results" / "rsa.csv")
   keys = [c for c in ("rule", "seed", "epoch", "layer", "roi", "subject", "pairs", "resolution", "arm") if c in rsa]
@@ -108,6 +125,8 @@ def test_python_dash_m_leut_is_what_the_launchers_run_and_it_joins_two_processes
 
 
 def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthetic_dir):
+  from leut import cli
+
   local = tmp_path / "local"
   subprocess.run(
     ["bash", "launch/local/multi_device.sh", *_args(local, synthetic_dir)],
@@ -135,7 +154,7 @@ def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthet
     XLA_FLAGS="--xla_force_host_platform_device_count=2",
   )
   done = subprocess.run(
-    ["bash", "launch/slurm/train.sbatch", *_args(slurm, synthetic_dir)],
+    ["bash", "launch/slurm/train.sbatch", *_args(slurm, synthetic_dir), "--train-only"],
     cwd=ROOT,
     env=slurm_env,
     timeout=400,
@@ -149,9 +168,10 @@ def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthet
 
   tpu = tmp_path / "tpu"
   coordinator = f"127.0.0.1:{_free_port()}"
+  tpu_logs = [tmp_path / f"tpu_worker{i}.log" for i in range(2)]  # files, not pipes: neither worker blocks on output
   workers = [
     subprocess.Popen(
-      ["bash", "launch/tpu_vm/run_tpu.sh", *_args(tpu, synthetic_dir)],
+      ["bash", "launch/tpu_vm/run_tpu.sh", *_args(tpu, synthetic_dir), "--train-only"],
       cwd=ROOT,
       env=_env(
         LEUT_COORDINATOR=coordinator,
@@ -159,28 +179,37 @@ def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthet
         LEUT_PROCESS_ID=i,
         XLA_FLAGS="--xla_force_host_platform_device_count=2",
       ),
-      stdout=subprocess.PIPE,
+      stdout=log.open("w"),
       stderr=subprocess.STDOUT,
-      text=True,
     )
-    for i in range(2)
+    for i, log in enumerate(tpu_logs)
   ]
   try:
-    outs = [w.communicate(timeout=400)[0] for w in workers]
+    for w in workers:
+      w.wait(timeout=400)
   finally:
     for w in workers:
       w.kill()
+  outs = [log.read_text() for log in tpu_logs]
   assert all(w.returncode == 0 for w in workers), "\n".join(o[-3000:] for o in outs)
   for i, out in enumerate(outs):
     assert f"leut: process {i} of 2, 2 of 4 devices (cpu)" in out, out[-2000:]
 
   reference = _rsa(local)
   assert len(reference) > 0 and reference["rho"].notna().any()
+  want = _final_checkpoint(local)
   for workdir in (slurm, tpu):
-    other = _rsa(workdir)
-    assert other.drop(columns="rho").equals(reference.drop(columns="rho"))
-    np.testing.assert_allclose(other["rho"], reference["rho"], atol=2e-5, err_msg=str(workdir))
+    assert not (workdir / "results").exists()  # --train-only scored nothing
+    got = _final_checkpoint(workdir)
+    assert got.keys() == want.keys()
+    for name, value in want.items():
+      np.testing.assert_allclose(got[name], value, rtol=1e-4, atol=1e-5, err_msg=f"{workdir.name} {name}")
     # one process writes the non-array files: one metrics row per seed and milestone, not one per process
     assert len((workdir / "metrics.jsonl").read_text().splitlines()) == len(
       (local / "metrics.jsonl").read_text().splitlines()
     )
+
+  assert cli.main(["evaluate", "--workdir", str(tpu), "--no-progress"]) == 0  # scoring a train-only workdir later
+  scored = _rsa(tpu)
+  assert scored.drop(columns="rho").equals(reference.drop(columns="rho"))
+  np.testing.assert_allclose(scored["rho"], reference["rho"], atol=2e-5)
