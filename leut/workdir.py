@@ -56,6 +56,8 @@ EVALUATION_TABLES = (
   "bootstrap",
   "bootstrap_differences",
   "best_layer_cv",
+  "model_similarity",
+  "two_level_bootstrap",
 )
 PROVENANCE = "provenance"  # the config.json key that holds what is not config (code version, resolved settings)
 
