@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from leut import workdir as workdir_lib
-from leut.report import families, seed_stats, tables
+from leut.report import contrast_inference, families, model_similarity, seed_stats, tables
 
 RHO_FMT = "{:.3f}"
 
@@ -466,6 +466,8 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
     cols_b = ["rule", "roi", "layer", "epoch", "n_boot"] + (["n_undefined"] if "n_undefined" in boot else [])
     L += md_table(boot, cols_b + ["rho", "ci_lo", "ci_hi"], "results/stimulus_ci.csv")
   L += _differences_section(r.get("stimulus_differences"), last)
+  L += contrast_inference.summary_lines(r.get("contrast_inference"))
+  L += model_similarity.summary_lines(r.get("model_similarity"), config)
   ceil = r.get("noise_ceiling")
   if ceil is not None and len(ceil):
     L += ["## Noise ceiling (Nili et al. 2014, per-subject scheme)", ""]
