@@ -216,7 +216,8 @@ LAYERS = [
   ("leut.train",),  # the training loop and runner (writes checkpoints)
   ("leut.scoring.layer_choice",),  # shared by the two layers above it
   # statistics computed per stimulus while scoring; the report's table reductions sit above them
-  ("leut.scoring.stimulus_stats", "leut.scoring.bootstrap_differences"),
+  ("leut.scoring.stimulus_stats", "leut.scoring.bootstrap_differences", "leut.scoring.model_similarity"),
+  ("leut.scoring.two_level_bootstrap",),  # resamples the seeds of the stimulus bootstrap's contrasts
   ("leut.report",),
   ("leut.checks",),  # every config field checked before any work
   ("leut.evaluate",),  # checkpoints → features → RDMs → scores

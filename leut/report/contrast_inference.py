@@ -118,33 +118,50 @@ def table(families: dict[str, pd.DataFrame], stimulus: pd.DataFrame | None, two_
   return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def summary_lines(inference: pd.DataFrame | None, alpha: float = 0.05) -> list[str]:
-  """A short section: per family and inference, how many contrasts have p_fdr < alpha, with what they generalise
-  over (from `results/contrast_inference.csv`)."""
+SOURCE = "results/contrast_inference.csv"
+SUMMARY_COLUMNS = [
+  "rule_a",
+  "rule_b",
+  "roi",
+  "layer",
+  "epoch_a",
+  "epoch_b",
+  "inference",
+  "generalises_over",
+  "n_seeds",
+  "estimate",
+  "ci_lo",
+  "ci_hi",
+  "p",
+  "p_fdr",
+]
+
+
+def _counts(inference: pd.DataFrame, family: str, alpha: float) -> str:
+  g = inference[(inference.family == family) & inference.p.notna()]
+  parts = [
+    f"{int((r.p_fdr < alpha).sum())} of {len(r)} by the {name.replace('_', ' ')} ({INFERENCES[name]})"
+    for name, r in g.groupby("inference", sort=False)
+  ]
+  return f"{family}: " + ", ".join(parts) if parts else f"{family}: no test"
+
+
+def summary_section(inference: pd.DataFrame | None, alpha: float = 0.05) -> tuple[list[str], pd.DataFrame, dict]:
+  """`(lines, rows, where)`: the section's heading and text, then the vs_untrained rows that `summary.md_table`
+  shows with `where` (from `results/contrast_inference.csv`)."""
   if inference is None or not len(inference):
-    return []
-  g = inference.assign(_sig=inference.p_fdr < alpha, _tested=inference.p.notna())
-  counts = g.groupby(["family", "inference", "generalises_over"], sort=False, as_index=False).agg(
-    n_contrasts=("_tested", "sum"), n_p_fdr_below=("_sig", "sum")
-  )
+    return [], pd.DataFrame(), {}
+  counts = "; ".join(_counts(inference, f, alpha) for f in FAMILIES if (inference.family == f).any())
   lines = [
     "## The headline contrasts by three inferences",
     "",
-    "Each contrast tested three ways (`results/contrast_inference.csv`): the sign-flip test over seeds (stimuli "
-    "fixed), the stimulus bootstrap (networks fixed, seeds averaged in each draw), and the two-level bootstrap that "
-    "resamples seeds and stimuli together (`leut.scoring.two_level_bootstrap`; it counts both sources of variance "
-    "and its intervals err on the wide side). A claim that should hold for new networks and new stimuli needs the "
-    "two-level row. A bootstrap row is missing where the evaluation did not bootstrap that milestone (every milestone "
-    "with `eval.stats_epochs='all'`). Counts of contrasts with BH-adjusted p below "
-    f"{alpha} (each inference adjusts within its own families):",
+    f"Each contrast tested three ways (`{SOURCE}`): the sign-flip test over seeds (stimuli fixed), the stimulus "
+    "bootstrap (networks fixed, seeds averaged in each draw), and the two-level bootstrap that resamples seeds and "
+    "stimuli together (`leut.scoring.two_level_bootstrap`; it counts both sources of variance and its intervals err "
+    "on the wide side). A claim meant to hold for new networks and new stimuli needs the two-level row. A bootstrap "
+    "row is empty where the evaluation did not bootstrap that milestone (every milestone with "
+    f"`eval.stats_epochs='all'`). Contrasts with BH-adjusted p below {alpha} (each inference adjusts within its own "
+    f"families): {counts}.",
     "",
-    "Source: `results/contrast_inference.csv` (all rows, counted)",
-    "",
-    "| family | inference | generalises over | contrasts tested | p_fdr < " + f"{alpha} |",
-    "|---|---|---|---|---|",
   ]
-  for _, c in counts.iterrows():
-    lines.append(
-      f"| {c.family} | {c.inference} | {c.generalises_over} | {int(c.n_contrasts)} | {int(c.n_p_fdr_below)} |"
-    )
-  return lines + [""]
+  return lines, inference[inference.family == "vs_untrained"], {"family": "vs_untrained"}

@@ -81,12 +81,26 @@ def figure(sim: pd.DataFrame, config, out_dir: Path) -> list[Path]:
   return figures.save(fig, out_dir, "model_similarity")
 
 
-def summary_lines(sim: pd.DataFrame | None, config) -> list[str]:
-  """Drift from epoch 0 and inter-seed consistency at the last milestone, per rule and layer."""
-  from leut.report.summary import md_table  # summary.py calls this function
+SUMMARY_COLUMNS = [
+  "analysis",
+  "rule_a",
+  "layer",
+  "epoch_a",
+  "epoch_b",
+  "resolution",
+  "arm",
+  "n_pairs",
+  "rho",
+  "rho_sd",
+  "dissimilarity",
+]
 
+
+def summary_section(sim: pd.DataFrame | None, config) -> tuple[list[str], pd.DataFrame, dict]:
+  """`(lines, rows, where)` of the summary section: its heading and text, then the rows (drift from epoch 0 and
+  inter-seed consistency at the last milestone, headline condition) that `summary.md_table` shows with `where`."""
   if sim is None or not len(sim):
-    return []
+    return [], pd.DataFrame(), {}
   view = headline(sim, config)
   last = int(view.epoch_a.max())
   rows = view[(view.epoch_a == last) & view.analysis.isin(["drift_from_epoch0", "inter_seed"])]
@@ -100,9 +114,8 @@ def summary_lines(sim: pd.DataFrame | None, config) -> list[str]:
     f"every row in `{SOURCE}`).",
     "",
   ]
-  return lines + md_table(
+  return (
+    lines,
     rows,
-    ["analysis", "rule_a", "layer", "epoch_a", "epoch_b", "n_pairs", "rho", "rho_sd", "dissimilarity"],
-    SOURCE,
     {"resolution": px, "arm": "native", "epoch_a": last, "analysis": "drift_from_epoch0 or inter_seed"},
   )

@@ -466,8 +466,12 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
     cols_b = ["rule", "roi", "layer", "epoch", "n_boot"] + (["n_undefined"] if "n_undefined" in boot else [])
     L += md_table(boot, cols_b + ["rho", "ci_lo", "ci_hi"], "results/stimulus_ci.csv")
   L += _differences_section(r.get("stimulus_differences"), last)
-  L += contrast_inference.summary_lines(r.get("contrast_inference"))
-  L += model_similarity.summary_lines(r.get("model_similarity"), config)
+  ci_lines, ci_rows, ci_where = contrast_inference.summary_section(r.get("contrast_inference"))
+  if ci_lines:
+    L += ci_lines + md_table(ci_rows, contrast_inference.SUMMARY_COLUMNS, contrast_inference.SOURCE, ci_where)
+  sim_lines, sim_rows, sim_where = model_similarity.summary_section(r.get("model_similarity"), config)
+  if sim_lines:
+    L += sim_lines + md_table(sim_rows, model_similarity.SUMMARY_COLUMNS, model_similarity.SOURCE, sim_where)
   ceil = r.get("noise_ceiling")
   if ceil is not None and len(ceil):
     L += ["## Noise ceiling (Nili et al. 2014, per-subject scheme)", ""]

@@ -29,7 +29,13 @@ def test_tiny_run_puts_the_three_inferences_side_by_side(tiny_workdir):
   # epoch 1 is not bootstrapped under stats_epochs=first_last: its bootstrap rows are there, empty
   e1 = t[(t.family == "epoch1_vs_0") & (t.inference != "sign_flip")]
   assert len(e1) == 8 and e1.estimate.isna().all()
-  assert "## The headline contrasts by three inferences" in (tiny_workdir / "summary.md").read_text()
+  text = (tiny_workdir / "summary.md").read_text()
+  assert "## The headline contrasts by three inferences" in text
+  below = {i: int((g.p_fdr < 0.05).sum()) for i, g in vs.groupby("inference")}
+  assert (
+    f"vs_untrained: {below['sign_flip']} of 4 by the sign flip (seeds), {below['stimulus_bootstrap']} of 4 by the "
+    f"stimulus bootstrap (stimuli), {below['two_level_bootstrap']} of 4 by the two level bootstrap (seeds and stimuli)"
+  ) in text
 
 
 def test_a_between_rules_pair_in_the_other_order_is_turned_round():

@@ -14,7 +14,7 @@ def test_tiny_run_draws_the_figure_and_cites_the_table(tiny_workdir):
   assert "Source: `results/model_similarity.csv` where resolution=32, arm=native, epoch_a=2" in section
   sim = pd.read_csv(tiny_workdir / "results" / "model_similarity.csv")
   want = sim[(sim.analysis == "drift_from_epoch0") & (sim.epoch_a == 2) & (sim.layer == "conv3")].rho.iloc[0]
-  assert f"| drift_from_epoch0 | backprop | conv3 | 2 | 0 | 5 | {want:.3f} |" in section
+  assert f"| drift_from_epoch0 | backprop | conv3 | 2 | 0 | 32 | native | 5 | {want:.3f} |" in section
 
 
 def test_the_heatmap_diagonal_is_inter_seed_and_off_diagonal_rule_vs_rule():
