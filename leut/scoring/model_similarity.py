@@ -62,8 +62,9 @@ NO_PAIR = "no defined seed pair"
 @jax.jit
 def standardised_ranks(rdm_NxP: jax.Array) -> jax.Array:
   """z_n = centred_unit(rank_average(v_n)): the average ranks of each RDM vector, centred and scaled to unit norm, so
-  that Spearman's ρ of two RDMs is one dot product (`spearman_matrix`). NaN rows where ρ is undefined (a constant
-  or non-finite RDM; `rsa.centred_unit`)."""
+  that Spearman's ρ of two RDMs is one dot product (`spearman_matrix`): z = (r − mean r) / ‖r − mean r‖ (Spearman
+  1904, Am. J. Psychol. 15:72). NaN rows where ρ is undefined (a constant or non-finite RDM; `rsa.centred_unit`).
+  The same kernels as the model-vs-brain scores (`leut.evaluate.score_rdms`)."""
   return rsa.centred_unit(rsa.rank_average(rdm_NxP))
 
 
