@@ -49,7 +49,7 @@ from leut.report import (
   families,
   figures,
   ground_truth,
-  model_similarity,
+  model_comparisons,
   seed_stats,
   summary,
   tables,
@@ -245,7 +245,7 @@ def write_report(workdir, config) -> dict:
   if sweep is not None:
     paths["resolution_sweep"] = figures.resolution_sweep(sweep, figs, rois=rois)
   if sim is not None and len(sim):
-    paths["model_similarity"] = model_similarity.figure(sim, config, figs)
+    paths["model_similarity"] = model_comparisons.figure(sim, config, figs)
   paths["accuracy"] = figures.accuracy_over_training(acc_stats, figs)
   paths["weights"] = figures.weight_displacement(w_stats, figs)
   out["figures"] = list(paths)

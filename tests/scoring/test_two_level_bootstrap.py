@@ -116,8 +116,8 @@ def test_difference_equals_a_float64_loop_over_expanded_resamples(s, n_boot):
 
 def test_with_one_seed_it_is_the_stimulus_bootstrap():
   rng = np.random.default_rng(5)
-  brain = _brain(rng, 9)
-  (row_a, d_a, sd_a), (row_b, d_b, sd_b) = (_condition_draws(_rdms(rng, 1, 9), brain, 200) for _ in range(2))
+  brain = _brain(rng, 7)  # the shapes of the loop test (7 stimuli, 60 draws): its compilations are reused
+  (row_a, d_a, sd_a), (row_b, d_b, sd_b) = (_condition_draws(_rdms(rng, 1, 7), brain, 60) for _ in range(2))
   keys, obs, draws = _contrast(row_a, row_b, sd_a, sd_b)
   got = tlb.difference_table(keys, obs, draws).iloc[0]
   want = bootstrap_differences.difference_table(keys.assign(rho=obs[:, 0]), np.stack([d_b, d_a])).iloc[0]
@@ -147,10 +147,10 @@ def test_an_undefined_seed_draw_is_undefined_only_where_that_seed_is_drawn():
 
 def test_a_seed_left_out_of_either_condition_is_not_resampled():
   rng = np.random.default_rng(7)
-  brain = _brain(rng, 8)
+  brain = _brain(rng, 7)
   valid = np.array([True, False, True])
-  row_a, _, sd_a = _condition_draws(_rdms(rng, 3, 8), brain, 100, valid_N=valid)
-  row_b, _, sd_b = _condition_draws(_rdms(rng, 3, 8), brain, 100)
+  row_a, _, sd_a = _condition_draws(_rdms(rng, 3, 7), brain, 60, valid_N=valid)
+  row_b, _, sd_b = _condition_draws(_rdms(rng, 3, 7), brain, 60)
   assert np.isnan(sd_a[0][1]) and np.isnan(sd_a[1][1]).all() and np.isfinite(sd_b[1]).all()
   out = tlb.difference_table(*_contrast(row_a, row_b, sd_a, sd_b)).iloc[0]
   assert out.n_seeds == 2 and out.n_undefined == 0

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from leut.report import model_similarity
+from leut.report import model_comparisons
 
 
 def test_tiny_run_draws_the_figure_and_cites_the_table(tiny_workdir):
@@ -24,6 +24,6 @@ def test_the_heatmap_diagonal_is_inter_seed_and_off_diagonal_rule_vs_rule():
     dict(analysis="rule_vs_rule", rule_a="a", rule_b="b", epoch_a=1, layer="l", seed_pairs="different_seeds", rho=0.2),
     dict(analysis="rule_vs_rule", rule_a="a", rule_b="b", epoch_a=1, layer="l", seed_pairs="same_seed", rho=0.9),
   ]
-  m = model_similarity._matrix(pd.DataFrame(rows), ["a", "b", "c"], "l", 1)
+  m = model_comparisons._matrix(pd.DataFrame(rows), ["a", "b", "c"], "l", 1)
   np.testing.assert_allclose(m[:2, :2], [[0.5, 0.2], [0.2, 0.4]])
   assert np.isnan(m[2]).all()
