@@ -19,6 +19,10 @@ carries `readout`):
                         paired differences between rules and epochs (`leut.scoring.bootstrap_differences`)
   results/cka.csv, encoding.csv   when `eval.metrics` lists them: linear CKA and ridge encoding of the brain
                         responses, from the same features as the RSA rows (`leut.scoring.metrics`)
+  results/model_similarity.csv   model-to-model RDM similarities from the same RDMs: drift from epoch 0, inter-seed
+                        consistency, rule vs rule (`leut.scoring.model_similarity`)
+  results/two_level_bootstrap.csv   the contrasts of bootstrap_differences.csv by a bootstrap over seeds × stimuli
+                        (`leut.scoring.two_level_bootstrap`)
 
 Every configured milestone of every configured rule must have a good checkpoint (`check_checkpoints`, and a damaged
 one found while scoring stops the evaluation): a table never silently lacks a rule or an epoch. The tables are
@@ -47,7 +51,14 @@ from leut.errors import ConfigError, WorkdirError
 from leut.report.tables import layer_for_roi
 from leut.rsa.precision import HIGHEST
 from leut.rules.base import feedforward
-from leut.scoring import bootstrap_differences, cka_scores, encoding_scores, stimulus_stats
+from leut.scoring import (
+  bootstrap_differences,
+  cka_scores,
+  encoding_scores,
+  model_similarity,
+  stimulus_stats,
+  two_level_bootstrap,
+)
 from leut.scoring import metrics as metrics_lib
 from leut.train import run as train_run
 from leut.train import sharding
@@ -105,7 +116,8 @@ def rho_note(*, non_finite_features: bool, diverged: bool, n_constant: int, n_st
 
 
 class RuleResults(NamedTuple):
-  """Rows (lists of dicts) of one rule's tables; `bootstrap_draws[i]` holds the B draws of `bootstrap[i]`."""
+  """Rows (lists of dicts) of one rule's tables; `bootstrap_draws[i]` holds the B draws of `bootstrap[i]`, and
+  `seed_draws[i]` its per-seed `(observed_N, draws_NxB)` (`two_level_bootstrap`)."""
 
   rsa: list
   accuracy: list
@@ -114,6 +126,7 @@ class RuleResults(NamedTuple):
   bootstrap: list
   best_layer_cv: list
   bootstrap_draws: list
+  seed_draws: list
   cka: list  # eval.metrics: results/cka.csv rows (`leut.scoring.cka_scores`)
   encoding: list  # results/encoding.csv rows (`leut.scoring.encoding_scores`)
 
@@ -413,16 +426,18 @@ def evaluate_rule(
   controls=None,
   targets=None,
   progress=True,
+  similarity=None,
 ):
   """Score every verified checkpoint of one rule; returns its `RuleResults`. The restore target comes from the
-  config alone (`train_run.build` without training data): no training image is read."""
+  config alone (`train_run.build` without training data): no training image is read. `similarity`: a
+  `model_similarity.ModelSimilarity` that also receives every model RDM."""
   rule, trainer = train_run.build(config, rule_name)
   rule_fn = readout_function(config, rule, trainer.network, rule_name)
   ckpts = train_run.checkpoints_for(workdir, rule_name)
   spe = train_run.steps_per_epoch(config)
   masks = masks if masks is not None else pair_masks(inputs.brain, list(config.eval.pairs))
   targets = targets if targets is not None else brain_targets_for(inputs.brain, masks, config.eval.method)
-  rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws = [], [], [], [], [], [], []
+  rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws, seed_draws = ([] for _ in range(8))
   cka_rows, enc_rows = [], []
   chosen = metrics_lib.chosen(config)
   params0 = None
@@ -534,6 +549,17 @@ def evaluate_rule(
                     "note": note,
                   }
                 )
+        if similarity is not None:
+          similarity.add(
+            rule=rule_name,
+            epoch=epoch,
+            layer=layer,
+            resolution=px,
+            arm=arm,
+            model_NxP=model_NxP,
+            invalid_N=invalid_N,
+            keep=stats_here and px == int(list(config.eval.resolutions)[0]) and arm == "native",
+          )
         if not stats_here:
           continue
         where = dict(
@@ -553,7 +579,12 @@ def evaluate_rule(
         rois = [r for r in inputs.brain.rois if headline.get(r) == layer]
         if config.eval.n_boot and rois and (~invalid_N).any():
           rows, draws = stimulus_stats.bootstrap_draws(
-            **where, model_NxSxS=model_NxSxS, n_boot=config.eval.n_boot, rois=rois, valid_N=~invalid_N
+            **where,
+            model_NxSxS=model_NxSxS,
+            n_boot=config.eval.n_boot,
+            rois=rois,
+            valid_N=~invalid_N,
+            seed_draws=seed_draws,
           )
           boot_rows += rows
           boot_draws += draws
@@ -579,7 +610,9 @@ def evaluate_rule(
   how = config.eval.get("readout", "mean")
   for row in (*rsa_rows, *partial_rows, *boot_rows, *best_rows, *cka_rows, *enc_rows):
     row["readout"] = how  # every score row says how its features were read out
-  return RuleResults(rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws, cka_rows, enc_rows)
+  return RuleResults(
+    rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws, seed_draws, cka_rows, enc_rows
+  )
 
 
 def evaluate_all(config, workdir: Path, inputs: EvalInputs, *, progress=True) -> dict[str, pd.DataFrame]:
@@ -594,18 +627,35 @@ def evaluate_all(config, workdir: Path, inputs: EvalInputs, *, progress=True) ->
   names = tuple(config.eval.partial_controls)
   controls = {k: stimulus_stats.control_rdms(v, names) for k, v in inputs.stimuli.items()} if names else None
   rows = RuleResults(*([] for _ in RuleResults._fields))
+  similarity = model_similarity.ModelSimilarity(rules=config.rules, readout=config.eval.get("readout", "mean"))
   for rule_name in config.rules:
     part = evaluate_rule(
-      config, workdir, rule_name, inputs, masks=masks, controls=controls, targets=targets, progress=progress
+      config,
+      workdir,
+      rule_name,
+      inputs,
+      masks=masks,
+      controls=controls,
+      targets=targets,
+      progress=progress,
+      similarity=similarity,
     )
     for acc, new in zip(rows, part):
       acc += new
-  tables = {name: pd.DataFrame(r) for name, r in rows._asdict().items() if r and name != "bootstrap_draws"}
+  draw_lists = ("bootstrap_draws", "seed_draws")
+  tables = {name: pd.DataFrame(r) for name, r in rows._asdict().items() if r and name not in draw_lists}
+  tables["model_similarity"] = similarity.table()
   tables["noise_ceiling"] = stimulus_stats.noise_ceiling_table(inputs.brain, masks, method=config.eval.method)
   draws_CxB = np.stack(rows.bootstrap_draws) if rows.bootstrap_draws else None  # 8 B bytes per bootstrap.csv row
   if draws_CxB is not None:
     tables["bootstrap_differences"] = bootstrap_differences.difference_table(
       tables["bootstrap"], draws_CxB, rules=config.rules
+    )
+    tables["two_level_bootstrap"] = two_level_bootstrap.difference_table(
+      tables["bootstrap"],
+      np.stack([obs for obs, _ in rows.seed_draws]),
+      np.stack([d for _, d in rows.seed_draws]),
+      rules=config.rules,
     )
   if distributed.is_primary():
     write_tables(workdir_lib.Workdir(workdir), tables, draws_CxB)

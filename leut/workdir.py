@@ -58,6 +58,8 @@ EVALUATION_TABLES = (
   "best_layer_cv",
   "cka",
   "encoding",
+  "model_similarity",
+  "two_level_bootstrap",
 )
 PROVENANCE = "provenance"  # the config.json key that holds what is not config (code version, resolved settings)
 

@@ -219,9 +219,11 @@ LAYERS = [
   (
     "leut.scoring.stimulus_stats",
     "leut.scoring.bootstrap_differences",
+    "leut.scoring.model_similarity",
     "leut.scoring.cka_scores",
     "leut.scoring.encoding_scores",
   ),
+  ("leut.scoring.two_level_bootstrap",),  # resamples the seeds of the stimulus bootstrap's contrasts
   ("leut.report",),
   ("leut.checks",),  # every config field checked before any work
   ("leut.evaluate",),  # checkpoints → features → RDMs → scores

@@ -269,7 +269,8 @@ def test_each_model_rdm_is_built_once_per_checkpoint_layer_resolution_and_arm(ti
   conditions = len(inputs.stimuli)
   assert (checkpoints, layers, conditions) == (4, 4, 2)
   assert len(built) == checkpoints * layers * conditions  # 88 before issue 16 (score, partial, bootstrap, CV)
-  assert {"partial", "bootstrap", "best_layer_cv"} <= set(tables)  # every statistic was computed from them
+  # every statistic was computed from them, the model-to-model analyses and the two-level bootstrap too
+  assert {"partial", "bootstrap", "best_layer_cv", "model_similarity", "two_level_bootstrap"} <= set(tables)
 
 
 def test_evaluate_needs_no_training_images(tiny_wd, synthetic_dir, tmp_path):

@@ -23,7 +23,10 @@ results/accuracy_summary.csv, results/weights_summary.csv, results/ground_truth.
 results/partial_summary.csv, results/stimulus_ci.csv   when the evaluation wrote partial.csv / bootstrap.csv
                                (partial_summary: rho_partial as published, rho_partial_textbook beside it)
 results/stimulus_differences.csv   headline rows of bootstrap_differences.csv (paired bootstrap differences)
-figures/{alignment, alignment_change, first_epoch_drop, best_layer, resolution_sweep, accuracy, weights}.{png,pdf}
+results/contrast_inference.csv     the headline contrasts by sign-flip test, stimulus bootstrap and two-level
+                               bootstrap, each with what it generalises over (`leut.report.contrast_inference`)
+figures/{alignment, alignment_change, first_epoch_drop, best_layer, resolution_sweep, model_similarity, accuracy,
+        weights}.{png,pdf}
 results/<metric>_alignment.csv, tests_<metric>_*.csv, figures/<metric>.{png,pdf}   for cka / encoding when the
                                evaluation wrote results/cka.csv / encoding.csv (`leut.report.metrics`)
 summary.md
@@ -43,7 +46,16 @@ import pandas as pd
 
 from leut import workdir as workdir_lib
 from leut.errors import WorkdirError
-from leut.report import families, figures, ground_truth, seed_stats, summary, tables
+from leut.report import (
+  contrast_inference,
+  families,
+  figures,
+  ground_truth,
+  model_comparisons,
+  seed_stats,
+  summary,
+  tables,
+)
 from leut.report import metrics as metrics_report
 
 
@@ -178,6 +190,9 @@ def write_report(workdir, config) -> dict:
   out["stimulus_ci"] = stimulus_ci(boot, config, last) if boot is not None else None
   diffs = _read(wd.table("bootstrap_differences"))
   out["stimulus_differences"] = stimulus_differences(diffs, config, last) if diffs is not None else None
+  two_level = _read(wd.table("two_level_bootstrap"))
+  out["contrast_inference"] = contrast_inference.table(fam, diffs, two_level, config)
+  out["model_similarity"] = sim = _read(wd.table("model_similarity"))  # an evaluation table: read, not rewritten
   out["ground_truth"] = ground_truth.checks(rsa, config) if config.data.source == "synthetic" else None
   if len(set(rsa.resolution)) > 1 or len(set(rsa.arm)) > 1:
     out["resolution_sweep"] = sweep = tables.resolution_sweep(rsa, config)
@@ -199,6 +214,7 @@ def write_report(workdir, config) -> dict:
     "partial_summary",
     "stimulus_ci",
     "stimulus_differences",
+    "contrast_inference",
     "ground_truth",
     "resolution_sweep",
   ]
@@ -231,6 +247,8 @@ def write_report(workdir, config) -> dict:
   paths["best_layer"] = figures.layer_profile(all_layers, figs, epochs=profile, rois=rois)
   if sweep is not None:
     paths["resolution_sweep"] = figures.resolution_sweep(sweep, figs, rois=rois)
+  if sim is not None and len(sim):
+    paths["model_similarity"] = model_comparisons.figure(sim, config, figs)
   paths["accuracy"] = figures.accuracy_over_training(acc_stats, figs)
   paths["weights"] = figures.weight_displacement(w_stats, figs)
   extra = metrics_report.write_metric_report(wd, config, rois=rois)  # cka / encoding, when evaluated (eval.metrics)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from leut import workdir as workdir_lib
-from leut.report import families, seed_stats, tables
+from leut.report import contrast_inference, families, model_comparisons, seed_stats, tables
 
 RHO_FMT = "{:.3f}"
 
@@ -466,6 +466,12 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
     cols_b = ["rule", "roi", "layer", "epoch", "n_boot"] + (["n_undefined"] if "n_undefined" in boot else [])
     L += md_table(boot, cols_b + ["rho", "ci_lo", "ci_hi"], "results/stimulus_ci.csv")
   L += _differences_section(r.get("stimulus_differences"), last)
+  ci_lines, ci_rows, ci_where = contrast_inference.summary_section(r.get("contrast_inference"))
+  if ci_lines:
+    L += ci_lines + md_table(ci_rows, contrast_inference.SUMMARY_COLUMNS, contrast_inference.SOURCE, ci_where)
+  sim_lines, sim_rows, sim_where = model_comparisons.summary_section(r.get("model_similarity"), config)
+  if sim_lines:
+    L += sim_lines + md_table(sim_rows, model_comparisons.SUMMARY_COLUMNS, model_comparisons.SOURCE, sim_where)
   ceil = r.get("noise_ceiling")
   if ceil is not None and len(ceil):
     L += ["## Noise ceiling (Nili et al. 2014, per-subject scheme)", ""]

@@ -250,6 +250,7 @@ def bootstrap_draws(
   seed: int = BOOTSTRAP_SEED,
   rois=None,
   valid_N=None,
+  seed_draws: list | None = None,
 ) -> tuple[list[dict], list[np.ndarray]]:
   """Stimulus-bootstrap CI of the seed- and subject-mean ρ of one layer against each ROI (see module docstring).
 
@@ -260,10 +261,13 @@ def bootstrap_draws(
   draws of different rules, epochs, layers and ROIs are paired draw by draw. `rois` restricts the ROIs (e.g. to those
   whose headline layer this is: bootstrap cost ~ n_boot × P per RDM);
   `valid_N` drops seeds (constant or non-finite features, diverged networks) from the seed average.
+  `seed_draws`, when given, receives for each row `(observed_N, draws_NxB)`: every seed's subject-mean ρ on all
+  stimuli and in each resample (NaN rows for the seeds `valid_N` drops), for `two_level_bootstrap`.
   """
   model_NxSxS = jnp.asarray(model_NxSxS)
+  keep_N = np.ones(model_NxSxS.shape[0], bool) if valid_N is None else np.asarray(valid_N, bool)
   if valid_N is not None:
-    model_NxSxS = model_NxSxS[np.asarray(valid_N, bool)]
+    model_NxSxS = model_NxSxS[keep_N]
   S = model_NxSxS.shape[-1]
   indices_BxS = rsa.resample_indices(jax.random.key(seed), n_boot, S)
   rows, draws = [], []
@@ -298,6 +302,12 @@ def bootstrap_draws(
         )
       )
       draws.append(draws_B)
+      if seed_draws is not None:
+        observed_N = np.full(len(keep_N), np.nan)
+        per_seed_NxB = np.full((len(keep_N), n_boot), np.nan)
+        observed_N[keep_N] = np.asarray(res.observed, np.float64).mean(axis=-1)
+        per_seed_NxB[keep_N] = np.asarray(res.scores, np.float64).mean(axis=1)
+        seed_draws.append((observed_N, per_seed_NxB))
   return rows, draws
 
 

@@ -237,6 +237,8 @@ KEYS = (
   "epoch_a",
   "epoch_b",
   "control",
+  "inference",
+  "analysis",
   "arm",
   "resolution",
   "pairs",
