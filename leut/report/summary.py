@@ -242,6 +242,65 @@ def _config_command(workdir: Path) -> str:
   return cfg.get("command") or f"leut report --workdir {workdir}"
 
 
+def _accuracy_matched_lines(r: dict) -> list[str]:
+  """Rules at matched held-out accuracy (`leut.report.accuracy_matched`): the highest target in summary.md, every
+  target in the CSVs."""
+  per_rule, tests, targets = r.get("accuracy_matched"), r.get("tests_accuracy_matched"), r.get("matched_targets")
+  if per_rule is None:
+    return []
+  L = ["## Alignment at matched held-out accuracy", ""]
+  if not len(targets):
+    return L + [
+      "Not defined: no held-out accuracy above the lowest is reached by every seed of every trained rule (their "
+      "accuracy ranges over the milestones do not overlap, or no rule was trained), so rules cannot be compared at "
+      "matched accuracy without extrapolating. Figure `figures/alignment_vs_accuracy.png` shows ρ against accuracy.",
+      "",
+    ]
+  top = float(np.max(targets))
+  L += [
+    "ρ of each trained rule at held-out accuracies that every seed of every trained rule reaches (targets "
+    + ", ".join(f"{t:.3f}" for t in targets)
+    + "), interpolated linearly in accuracy between the two milestones that first bracket the target (never "
+    "extrapolated; a target some seed does not reach is undefined). Rule contrasts are paired by seed, as between "
+    "rules above, with one BH family over every target and ROI (`p_fdr`). Shown: the highest target; every target "
+    "in the CSVs. Figure `figures/alignment_vs_accuracy.png`.",
+    "",
+  ]
+  where = {"target_accuracy": f"{top:.3f} (the highest)"}
+  sel = per_rule[np.isclose(per_rule.target_accuracy, top)]
+  L += md_table(
+    sel,
+    ["rule", "roi", "layer", "target_accuracy", "mean", "ci_lo", "ci_hi", "n", "n_reached", "note"],
+    "results/accuracy_matched.csv",
+    where,
+  )
+  if len(tests):
+    L += md_table(
+      tests[np.isclose(tests.target_accuracy, top)],
+      [
+        "rule_a",
+        "rule_b",
+        "roi",
+        "layer",
+        "target_accuracy",
+        "n_seeds",
+        "n_positive",
+        "mean_diff",
+        "d",
+        "p",
+        "p_fdr",
+        "p_floor",
+        "floored",
+        "note",
+      ],
+      "results/tests_accuracy_matched.csv",
+      where,
+    )
+    floors = _floor_sentence(tests, "accuracy_matched")
+    L += floors + [""] if floors else []
+  return L
+
+
 def write_summary(workdir: Path, config, r: dict) -> Path:
   """Write `summary.md` from the report's tables `r` (name → DataFrame, as written under `results/`)."""
   workdir = Path(workdir)
@@ -499,6 +558,7 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
   L += ["## Held-out accuracy (fraction correct)", ""]
   acc_last = acc.loc[acc.groupby("rule", sort=False)["epoch"].idxmax()]
   L += md_table(acc_last, ["rule", "epoch", "msn", "ci"], "results/accuracy_summary.csv", {"epoch": "last per rule"})
+  L += _accuracy_matched_lines(r)
   w = r["weights"]
   if len(w):
     L += ["## Weight displacement ‖W_e − W_0‖/‖W_0‖", ""]

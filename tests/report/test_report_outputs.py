@@ -240,6 +240,7 @@ KEYS = (
   "arm",
   "resolution",
   "pairs",
+  "target_accuracy",
 )
 
 
