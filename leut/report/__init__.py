@@ -170,7 +170,7 @@ def write_report(workdir, config) -> dict:
   out["rule_comparison"] = rule_comparison(stats, fam["vs_untrained"], last)
   out["best_layer"] = tables.best_layer(rsa, config, _read(wd.table("best_layer_cv")))
   out["accuracy"] = acc_stats = tables.accuracy_summary(acc)
-  out["accuracy_matched"], out["tests_accuracy_matched"], out["matched_targets"] = accuracy_matched.accuracy_matched(
+  out["accuracy_matched"], out["tests_accuracy_matched"], out["pair_targets"] = accuracy_matched.accuracy_matched(
     per_seed, acc, alternative=opts.get("alternative", "two-sided"), n_mc=int(opts.get("n_mc", seed_stats.N_MC))
   )
   out["weights"] = w_stats = tables.weights_summary(weights)
@@ -238,9 +238,7 @@ def write_report(workdir, config) -> dict:
     paths["resolution_sweep"] = figures.resolution_sweep(sweep, figs, rois=rois)
   paths["accuracy"] = figures.accuracy_over_training(acc_stats, figs)
   points = accuracy_matched.milestone_points(stats, acc_stats)
-  paths["alignment_vs_accuracy"] = figures.alignment_vs_accuracy(
-    points, figs, rois=rois, targets=out["matched_targets"]
-  )
+  paths["alignment_vs_accuracy"] = figures.alignment_vs_accuracy(points, figs, rois=rois)
   paths["weights"] = figures.weight_displacement(w_stats, figs)
   out["figures"] = list(paths)
   out["tables"] = list(written)

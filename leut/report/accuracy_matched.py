@@ -14,27 +14,28 @@ every segment of a seed's path is not reached, and the seed's ρ(a*) is undefine
 accuracy (non-finite logits) are left out of the path; a reached target whose bracketing ρ is NaN (a diverged seed,
 constant features) leaves that seed out and counts it in `n_excluded`, as everywhere in the report.
 
-Targets (`default_targets`): the accuracies every compared rule's seeds reach, [max over rules and seeds of the
-lowest accuracy, min over them of the highest]; `N_TARGETS` evenly spaced points above its low end, its high end
-included, each rounded down to `TARGET_STEP` (0.001, the resolution of a 1,000-image test set) so that the target
-summary.md prints is the one used; none when the range is empty (then no rule can be matched to another, and the
-summary says so). Given explicitly, a target that some
-seed of a rule does not reach makes that rule's row, and every contrast with it, undefined, with a note: the seeds
-that do reach it are a selected subset, not a sample.
+Targets (`default_targets`): each pair of rules is compared at accuracies that every seed of both rules reaches,
+[max over the two rules' seeds of their lowest accuracy, min of their highest]: `N_TARGETS` evenly spaced points
+above its low end, its high end included, each rounded down to `TARGET_STEP` (0.001, the resolution of a 1,000-image
+test set) so that the target summary.md prints is the one used; none when the range is empty (the summary says so).
+Pairwise, so that a rule near chance does not confine every other comparison to chance-level accuracy. Given
+explicitly (the same targets for every pair), a target that some seed of a rule does not reach makes that rule's row,
+and every contrast with it, undefined, with a note: the seeds that do reach it are a selected subset, not a sample.
 
 Two tidy tables:
 
   results/accuracy_matched.csv        rule, roi, layer, target_accuracy, mean, sd, ci_lo, ci_hi, n, n_excluded,
                                       n_reached, n_seeds, note: matched ρ over seeds (95% t-interval)
-  results/tests_accuracy_matched.csv  every pair of trained rules at every target and ROI, paired by seed, with the
-                                      columns of the other `tests_<family>.csv` (`families.COLUMNS`) plus
-                                      target_accuracy, rho_a, rho_b, note; epoch_a/epoch_b are empty (the epochs
-                                      differ per seed). One BH family over all its rows.
+  results/tests_accuracy_matched.csv  every pair of trained rules at each of its targets and every ROI, paired by
+                                      seed, with the columns of the other `tests_<family>.csv` (`families.COLUMNS`)
+                                      plus target_accuracy, rho_a, rho_b, note; epoch_a/epoch_b are empty (the
+                                      epochs differ per seed). One BH family over all its rows.
 """
 
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -102,14 +103,14 @@ def default_targets(acc: pd.DataFrame, rules, n: int = N_TARGETS) -> np.ndarray:
   return targets[(targets >= lo) & (targets <= hi)]
 
 
-def matched_scores(per_seed: pd.DataFrame, acc: pd.DataFrame, targets, rules) -> pd.DataFrame:
-  """Per rule, ROI, layer, seed and target: rho (matched ρ, NaN when undefined) and reached (the path reaches it)."""
-  targets = np.atleast_1d(np.asarray(targets, np.float64))
-  paths = _paths(acc, rules)
+def matched_scores(per_seed: pd.DataFrame, acc: pd.DataFrame, targets_by_rule: dict[str, np.ndarray]) -> pd.DataFrame:
+  """Per rule, ROI, layer, seed and target of that rule: rho (matched ρ, NaN when undefined) and reached."""
+  paths = _paths(acc, list(targets_by_rule))
   rows = []
-  for (rule, roi, layer, seed), g in per_seed[per_seed.rule.isin(rules)].groupby(
+  for (rule, roi, layer, seed), g in per_seed[per_seed.rule.isin(list(targets_by_rule))].groupby(
     ["rule", "roi", "layer", "seed"], sort=False
   ):
+    targets = np.atleast_1d(np.asarray(targets_by_rule[rule], np.float64))
     path = paths.get((rule, int(seed)), pd.Series(dtype=np.float64))
     rho_E = g.set_index("epoch")["rho"].reindex(path.index).to_numpy(np.float64)
     rho_T, reached_T = first_crossing(path.to_numpy(), rho_E, targets)
@@ -150,21 +151,23 @@ def summarise(matched: pd.DataFrame) -> pd.DataFrame:
         note=note,
       )
     )
-  return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+  return pd.DataFrame(rows, columns=SUMMARY_COLUMNS).sort_values(["roi", "rule", "target_accuracy"], kind="stable")
 
 
 def contrasts(
-  matched: pd.DataFrame, rules, alternative: str = "two-sided", n_mc: int = seed_stats.N_MC, reference: str = "backprop"
+  matched: pd.DataFrame,
+  pair_targets: dict[tuple[str, str], np.ndarray],
+  alternative: str = "two-sided",
+  n_mc: int = seed_stats.N_MC,
 ) -> pd.DataFrame:
-  """Every pair of `rules` at every target and ROI: per-seed ρ_a(a*) − ρ_b(a*), paired sign-flip test, paired d and
-  BH over the family, exactly as `families.between_rules` (same columns; `reference` is always rule_b)."""
-  order = [r for r in rules if r != reference] + [r for r in rules if r == reference]
+  """Each pair (rule_a, rule_b) at each of its targets and every ROI: per-seed ρ_a(a*) − ρ_b(a*), the paired
+  sign-flip test, paired d and one BH family over all rows, as `families.between_rules` (same columns)."""
   seeds = sorted(set(matched.seed))
   by = {k: g.set_index("seed").reindex(seeds) for k, g in matched.groupby(["rule", "roi", "target_accuracy"])}
   rows, diffs = [], []
-  for target in dict.fromkeys(matched.target_accuracy):
-    for roi in dict.fromkeys(matched.roi):
-      for a, b in itertools.combinations(order, 2):
+  for roi in dict.fromkeys(matched.roi):
+    for (a, b), targets in pair_targets.items():
+      for target in targets:
         ga, gb = by[(a, roi, target)], by[(b, roi, target)]
         note = "; ".join(n for n in (_not_reached(a, ga["reached"]), _not_reached(b, gb["reached"])) if n)
         d = ga["rho"].to_numpy(np.float64) - gb["rho"].to_numpy(np.float64)
@@ -187,7 +190,9 @@ def contrasts(
         )
   if not rows:
     return pd.DataFrame(columns=families.COLUMNS + ["target_accuracy", "rho_a", "rho_b", "note"])
-  return families._finish(rows, np.asarray(diffs, np.float64).reshape(len(rows), len(seeds)), alternative, n_mc)
+  with warnings.catch_warnings():  # an undefined row is all NaN: its mean_diff is NaN, not a warning
+    warnings.simplefilter("ignore", RuntimeWarning)
+    return families._finish(rows, np.asarray(diffs, np.float64).reshape(len(rows), len(seeds)), alternative, n_mc)
 
 
 def accuracy_matched(
@@ -198,13 +203,29 @@ def accuracy_matched(
   rules=None,
   alternative: str = "two-sided",
   n_mc: int = seed_stats.N_MC,
-) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-  """(results/accuracy_matched.csv, results/tests_accuracy_matched.csv, the targets) for the trained `rules`
-  (default: every rule with a milestone after epoch 0) at `targets` (default: `default_targets`)."""
+  reference: str = families.REFERENCE,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[str, str], np.ndarray]]:
+  """(results/accuracy_matched.csv, results/tests_accuracy_matched.csv, each pair's targets).
+
+  `rules`: the trained rules compared (default: every rule with a milestone after epoch 0), every pair of them in
+  table order with `reference` (backprop) always rule_b, as in `families.between_rules`. `targets`: the same
+  accuracies for every pair (a rule or pair that does not reach one is undefined there, with a note); default: each
+  pair at `default_targets` of its two rules, and each rule at the targets of its pairs.
+  """
   rules = list(rules) if rules is not None else tables.trained_rules(per_seed)
-  targets = default_targets(acc, rules) if targets is None else np.atleast_1d(np.asarray(targets, np.float64))
-  matched = matched_scores(per_seed, acc, targets, rules)
-  return summarise(matched), contrasts(matched, rules, alternative, n_mc), targets
+  order = [r for r in rules if r != reference] + [r for r in rules if r == reference]
+  pairs = list(itertools.combinations(order, 2))
+  if targets is None:
+    pair_targets = {(a, b): default_targets(acc, [a, b]) for a, b in pairs}
+    targets_by_rule = {
+      r: np.unique(np.concatenate([np.array([])] + [t for p, t in pair_targets.items() if r in p])) for r in order
+    }
+  else:
+    targets = np.atleast_1d(np.asarray(targets, np.float64))
+    pair_targets = {p: targets for p in pairs}
+    targets_by_rule = {r: targets for r in order}
+  matched = matched_scores(per_seed, acc, targets_by_rule)
+  return summarise(matched), contrasts(matched, pair_targets, alternative, n_mc), pair_targets
 
 
 def milestone_points(stats: pd.DataFrame, acc_stats: pd.DataFrame) -> pd.DataFrame:

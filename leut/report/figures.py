@@ -332,9 +332,10 @@ def weight_displacement(w_stats: pd.DataFrame, out_dir: Path) -> list[Path]:
   )
 
 
-def alignment_vs_accuracy(points: pd.DataFrame, out_dir: Path, *, rois=None, targets=()) -> list[Path]:
+def alignment_vs_accuracy(points: pd.DataFrame, out_dir: Path, *, rois=None) -> list[Path]:
   """One panel per ROI: seed-mean ρ against seed-mean held-out accuracy, a line per rule through its milestones in
-  epoch order, 95% t error bars over seeds on both axes; dotted verticals at the matched target accuracies.
+  epoch order, 95% t error bars over seeds on both axes (the rules compared at matched accuracy:
+  results/tests_accuracy_matched.csv).
 
   `points`: `accuracy_matched.milestone_points` (results/alignment.csv beside results/accuracy_summary.csv).
   """
@@ -361,8 +362,6 @@ def alignment_vs_accuracy(points: pd.DataFrame, out_dir: Path, *, rois=None, tar
         label=f"{rule} (epoch 0)" if single else rule,
         zorder=3,
       )
-    for i, t in enumerate(targets):
-      ax.axvline(t, color="#777777", lw=0.8, ls=":", label="matched accuracy" if i == 0 else None, zorder=1)
     ax.set_title(f"{roi}  (layer {sub['layer'].iloc[0]})")
     ax.set_xlabel("held-out accuracy (fraction)")
     ax.axhline(0, color="k", lw=0.5)
