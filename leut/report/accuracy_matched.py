@@ -50,7 +50,11 @@ SUMMARY_COLUMNS = ["rule", "roi", "layer", "target_accuracy"] + tables.STAT_COLU
 
 
 def first_crossing(acc_E: np.ndarray, rho_E: np.ndarray, targets_T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """ρ at each target accuracy, linear in accuracy on the first milestone segment that reaches it (module docstring).
+  """ρ at each target accuracy a*, linear in accuracy on the first milestone segment k that reaches it:
+
+      ρ(a*) = ρ_k + (a* − a_k) (ρ_k+1 − ρ_k) / (a_k+1 − a_k),   k = min{k : a* between a_k and a_k+1}
+
+  never extrapolated (module docstring; rules compared at matched accuracy: Liu et al. 2025, arXiv 2506.06904).
 
   Args:
     acc_E: held-out accuracy at each milestone, in epoch order (non-finite entries are left out of the path).
@@ -78,7 +82,8 @@ def first_crossing(acc_E: np.ndarray, rho_E: np.ndarray, targets_T: np.ndarray) 
   with np.errstate(invalid="ignore", divide="ignore"):
     frac_T = np.where(span_T != 0, (targets - a0_S[k_T]) / span_T, 0.0)
   rho_T = r0_S[k_T] + frac_T * (r1_S[k_T] - r0_S[k_T])
-  rho_T = np.where(frac_T == 0, r0_S[k_T], np.where(frac_T == 1, r1_S[k_T], rho_T))  # on a milestone: its own ρ
+  on_a0, on_a1 = targets == a0_S[k_T], targets == a1_S[k_T]
+  rho_T = np.where(on_a0, r0_S[k_T], np.where(on_a1, r1_S[k_T], rho_T))  # on a milestone: its own ρ
   return np.where(reached_T, rho_T, np.nan), reached_T
 
 

@@ -47,6 +47,9 @@ def test_a_target_not_reached_is_undefined_never_extrapolated():
   # a bracketing rho that is NaN (a diverged seed) gives NaN although the target is reached
   rho_T, reached_T = accuracy_matched.first_crossing([0.2, 0.4], [0.1, np.nan], [0.3])
   assert reached_T.all() and np.isnan(rho_T).all()
+  # a target on a milestone takes that milestone's rho, whatever the other end's
+  rho_T, _ = accuracy_matched.first_crossing([0.2, 0.4], [np.nan, 0.3], [0.4])
+  assert rho_T.tolist() == [0.3]
 
 
 # ---- the report on a CSV-only workdir with designed accuracies ---------------------------------------------------
