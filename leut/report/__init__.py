@@ -20,13 +20,15 @@ results/best_layer.csv         best layer per rule, ROI, epoch (biased upward, l
                                cross-validated layer and held-out score (cv_layer, cv_mean, cv_ci_lo, cv_ci_hi, cv_n)
 results/resolution_sweep.csv   ρ per resolution and arm (when the evaluation has several)
 results/accuracy_summary.csv, results/weights_summary.csv, results/ground_truth.csv
+results/accuracy_matched.csv, results/tests_accuracy_matched.csv   ρ at matched held-out accuracy per rule, and
+                               rules compared there (`leut.report.accuracy_matched`)
 results/partial_summary.csv, results/stimulus_ci.csv   when the evaluation wrote partial.csv / bootstrap.csv
                                (partial_summary: rho_partial as published, rho_partial_textbook beside it)
 results/stimulus_differences.csv   headline rows of bootstrap_differences.csv (paired bootstrap differences)
 results/contrast_inference.csv     the headline contrasts by sign-flip test, stimulus bootstrap and two-level
                                bootstrap, each with what it generalises over (`leut.report.contrast_inference`)
 figures/{alignment, alignment_change, first_epoch_drop, best_layer, resolution_sweep, model_similarity, accuracy,
-        weights}.{png,pdf}
+        weights, alignment_vs_accuracy}.{png,pdf}
 results/<metric>_alignment.csv, tests_<metric>_*.csv, figures/<metric>.{png,pdf}   for cka / encoding when the
                                evaluation wrote results/cka.csv / encoding.csv (`leut.report.metrics`)
 summary.md
@@ -47,6 +49,7 @@ import pandas as pd
 from leut import workdir as workdir_lib
 from leut.errors import WorkdirError
 from leut.report import (
+  accuracy_matched,
   contrast_inference,
   families,
   figures,
@@ -182,6 +185,9 @@ def write_report(workdir, config) -> dict:
   out["rule_comparison"] = rule_comparison(stats, fam["vs_untrained"], last)
   out["best_layer"] = tables.best_layer(rsa, config, _read(wd.table("best_layer_cv")))
   out["accuracy"] = acc_stats = tables.accuracy_summary(acc)
+  out["accuracy_matched"], out["tests_accuracy_matched"], out["pair_targets"] = accuracy_matched.accuracy_matched(
+    per_seed, acc, alternative=opts.get("alternative", "two-sided"), n_mc=int(opts.get("n_mc", seed_stats.N_MC))
+  )
   out["weights"] = w_stats = tables.weights_summary(weights)
   out["noise_ceiling"] = ceil = _read(wd.table("noise_ceiling"))
   partial = _read(wd.table("partial"))
@@ -210,6 +216,8 @@ def write_report(workdir, config) -> dict:
     "rule_comparison",
     "best_layer",
     "accuracy",
+    "accuracy_matched",
+    "tests_accuracy_matched",
     "weights",
     "partial_summary",
     "stimulus_ci",
@@ -250,6 +258,8 @@ def write_report(workdir, config) -> dict:
   if sim is not None and len(sim):
     paths["model_similarity"] = model_comparisons.figure(sim, config, figs)
   paths["accuracy"] = figures.accuracy_over_training(acc_stats, figs)
+  points = accuracy_matched.milestone_points(stats, acc_stats)
+  paths["alignment_vs_accuracy"] = figures.alignment_vs_accuracy(points, figs, rois=rois)
   paths["weights"] = figures.weight_displacement(w_stats, figs)
   extra = metrics_report.write_metric_report(wd, config, rois=rois)  # cka / encoding, when evaluated (eval.metrics)
   out["metrics_lines"] = metrics_report.summary_lines(extra["sections"])

@@ -330,3 +330,41 @@ def weight_displacement(w_stats: pd.DataFrame, out_dir: Path) -> list[Path]:
     if len(rules) < 2
     else "How far each layer's weights moved from initialisation",
   )
+
+
+def alignment_vs_accuracy(points: pd.DataFrame, out_dir: Path, *, rois=None) -> list[Path]:
+  """One panel per ROI: seed-mean ρ against seed-mean held-out accuracy, a line per rule through its milestones in
+  epoch order, 95% t error bars over seeds on both axes (the rules compared at matched accuracy:
+  results/tests_accuracy_matched.csv).
+
+  `points`: `accuracy_matched.milestone_points` (results/alignment.csv beside results/accuracy_summary.csv).
+  """
+  rois = _roi_order(points, rois)
+  fig, axes = _panels(len(rois))
+  for ax, roi in zip(axes, rois):
+    sub = points[points.roi == roi]
+    for rule, r in sub.groupby("rule", sort=False):
+      r = r.sort_values("epoch")
+      xerr = np.abs(r[["acc_ci_lo", "acc_ci_hi"]].to_numpy().T - r["acc_mean"].to_numpy())
+      yerr = np.abs(r[["ci_lo", "ci_hi"]].to_numpy().T - r["mean"].to_numpy())
+      single = len(r) == 1
+      ax.errorbar(
+        r["acc_mean"],
+        r["mean"],
+        xerr=np.nan_to_num(xerr),
+        yerr=np.nan_to_num(yerr),
+        color=color(rule),
+        marker="*" if single else "o",
+        ms=8 if single else 3.5,
+        lw=0 if single else 1.4,
+        elinewidth=0.6,
+        capsize=0,
+        label=f"{rule} (epoch 0)" if single else rule,
+        zorder=3,
+      )
+    ax.set_title(f"{roi}  (layer {sub['layer'].iloc[0]})")
+    ax.set_xlabel("held-out accuracy (fraction)")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.grid(alpha=0.3)
+  axes[0].set_ylabel(f"{RHO}\n(mean over subjects)\nbars: 95% t-intervals over seeds")
+  return _finish(fig, axes, out_dir, "alignment_vs_accuracy", "Alignment against held-out accuracy over training")

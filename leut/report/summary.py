@@ -242,6 +242,60 @@ def _config_command(workdir: Path) -> str:
   return cfg.get("command") or f"leut report --workdir {workdir}"
 
 
+def _accuracy_matched_lines(r: dict) -> list[str]:
+  """Rules at matched held-out accuracy (`leut.report.accuracy_matched`): each pair at the highest accuracy both
+  rules' seeds reach in summary.md, every target in the CSVs."""
+  tests, pair_targets = r.get("tests_accuracy_matched"), r.get("pair_targets")
+  if tests is None:
+    return []
+  L = ["## Alignment at matched held-out accuracy", ""]
+  if not pair_targets:
+    return L + ["Not applicable: it compares trained rules, and this run has fewer than two.", ""]
+  L += [
+    "Each pair of trained rules compared at held-out accuracies that every seed of both rules reaches: ρ "
+    "interpolated linearly in accuracy between the two milestones that first bracket the target (never "
+    "extrapolated), rule_a minus rule_b paired by seed, one BH family over every pair, target and ROI (`p_fdr`). "
+    "Shown: each pair's highest target; every target in `results/tests_accuracy_matched.csv`, each rule's matched "
+    "ρ in `results/accuracy_matched.csv`, ρ against accuracy in `figures/alignment_vs_accuracy.png`.",
+    "",
+  ]
+  unmatched = [f"{a} vs {b}" for (a, b), t in pair_targets.items() if not len(t)]
+  if unmatched:
+    L += [
+      "- Not defined for "
+      + ", ".join(unmatched)
+      + ": no held-out accuracy above the lowest is reached by every seed of both rules (their accuracy ranges "
+      "over the milestones do not overlap), so they cannot be compared at matched accuracy without extrapolating.",
+      "",
+    ]
+  if not len(tests):
+    return L
+  top = tests[tests.target_accuracy == tests.groupby(["rule_a", "rule_b"]).target_accuracy.transform("max")]
+  L += md_table(
+    top,
+    [
+      "rule_a",
+      "rule_b",
+      "roi",
+      "layer",
+      "target_accuracy",
+      "n_seeds",
+      "rho_a",
+      "rho_b",
+      "mean_diff",
+      "d",
+      "p",
+      "p_fdr",
+      "floored",
+      "note",
+    ],
+    "results/tests_accuracy_matched.csv",
+    {"target_accuracy": "the highest of each pair"},
+  )
+  floors = _floor_sentence(tests, "accuracy_matched")
+  return L + (floors + [""] if floors else [])
+
+
 def write_summary(workdir: Path, config, r: dict) -> Path:
   """Write `summary.md` from the report's tables `r` (name → DataFrame, as written under `results/`)."""
   workdir = Path(workdir)
@@ -505,6 +559,7 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
   L += ["## Held-out accuracy (fraction correct)", ""]
   acc_last = acc.loc[acc.groupby("rule", sort=False)["epoch"].idxmax()]
   L += md_table(acc_last, ["rule", "epoch", "msn", "ci"], "results/accuracy_summary.csv", {"epoch": "last per rule"})
+  L += _accuracy_matched_lines(r)
   w = r["weights"]
   if len(w):
     L += ["## Weight displacement ‖W_e − W_0‖/‖W_0‖", ""]

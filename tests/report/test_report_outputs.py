@@ -243,6 +243,7 @@ KEYS = (
   "resolution",
   "pairs",
   "estimator",
+  "target_accuracy",
 )
 
 

@@ -1,0 +1,67 @@
+"""Controls for the learning-rule comparison: every rule on the embedded synthetic default, in the quickstart setting.
+
+The papers' conclusions need controls: "FA falls below untrained at V1" may come from random feedback or from low
+accuracy; "supervised training degrades V1" may come from the rule or from the supervision. This trains, from the
+same initialisation per seed, the weight-transport-free rules that approach backprop's accuracy (sign symmetry,
+Kolen–Pollack), local unsupervised Hebbian learning (SoftHebb, with a linear readout), a self-supervised objective
+trained by backprop (contrastive, SimCLR's NT-Xent, with a linear readout), next to the quickstart's rules, and the
+report compares them at matched held-out accuracy as well as per epoch.
+
+Command (from the repository root, after `pip install -e .`):
+
+    leut run experiments/rule_controls.py --workdir workdirs/rule_controls
+
+Runtime: not measured yet. Estimated at about 10 minutes on 2 CPU cores, JIT compilation included: the quickstart
+(untrained, backprop, feedback alignment, predictive coding, STDP; the same sizes) takes ~5.5 minutes, and the four
+added rules cost about one feedback-alignment step each (contrastive learning about two: it runs two views;
+`benchmarks/README.md`, "The control rules").
+
+What it does: the quickstart's sizes (3 seeds vmapped in one program, 5 epochs of 1,024 images at batch 32,
+checkpoints at epochs 0, 1, 2, 5; conv1/conv2/conv3/fc1 scored at 64 px on 120 stimuli against the simulated
+THINGS-fMRI release, V1/V2 driven by Gabor energy, LOC by shape, IT by category), with every rule's own protocol
+optimiser and default hyperparameters, except the quickstart's shorter predictive-coding inference and STDP spike
+trains.
+
+What to read (summary.md, results/, figures/): held-out accuracy per rule (results/accuracy_summary.csv), alignment
+per rule and milestone (results/alignment.csv, figures/alignment.png), each rule against the untrained network
+(results/tests_vs_untrained.csv), and each pair of rules at held-out accuracies both reach
+(results/tests_accuracy_matched.csv, figures/alignment_vs_accuracy.png).
+
+What it found: not yet run at full size by this project (README, "Learning rules", says what the run shows).
+"""
+
+import ml_collections
+
+from leut.defaults import protocol_config
+
+RULES = [
+  "untrained",
+  "backprop",
+  "feedback_alignment",
+  "sign_symmetry",
+  "kolen_pollack",
+  "predictive_coding",
+  "stdp",
+  "soft_hebb",
+  "contrastive",
+]
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+  del arg
+  config = protocol_config()
+  config.rules = list(RULES)
+  # As the quickstart: fewer inference steps / spike time steps than the defaults keep the local rules affordable.
+  config.rule_hparams = ml_collections.ConfigDict(
+    {"predictive_coding": {"inference_steps": 6}, "stdp": {"time_steps": 5}}
+  )
+  config.seeds = 3
+  config.epochs = 5
+  config.milestones = [0, 1, 2, 5]
+  config.data.source = "synthetic"
+  config.batch_size = 32
+  config.data.train_subset = 1024  # images per seed: 32 steps per epoch, 160 in all
+  config.data.rois = ["V1", "V2", "LOC", "IT"]
+  config.eval.resolutions = [64]
+  config.eval.test_images = 1000
+  return config
