@@ -76,7 +76,8 @@ def figure(sim: pd.DataFrame, config, out_dir: Path) -> list[Path]:
     ax.set_title(f"{layer}, epoch {last}")
   fig.colorbar(im, ax=list(axes[1]), shrink=0.8, label="mean ρ between different seeds")
   handles, labels = axes[0][0].get_legend_handles_labels()
-  fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), frameon=False)
+  if labels:  # no rule with two epochs (e.g. untrained alone) draws no line
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), frameon=False)
   fig.suptitle("Model-to-model RDM similarity (drift from epoch 0; rule vs rule)", fontsize=10)
   return figures.save(fig, out_dir, "model_similarity")
 
