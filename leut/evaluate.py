@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from leut import bn_calibration, distributed, readout, rsa
 from leut import config as config_lib
-from leut import distributed, readout, rsa
 from leut import workdir as workdir_lib
 from leut.checkpoint import DamagedCheckpointError
 from leut.errors import ConfigError, WorkdirError
@@ -56,6 +56,7 @@ class EvalInputs(NamedTuple):
   stimuli: dict  # (resolution, arm) -> S x px x px x 3 float32 normalised
   test_images: np.ndarray  # N x 32 x 32 x 3 float32 normalised
   test_labels: np.ndarray
+  calibration: object = None  # leut.bn_calibration.CalibrationImages when eval.bn_calibration names sources
 
 
 class ConstantFeatureWarning(UserWarning):
@@ -558,9 +559,24 @@ def evaluate_rule(
           seed=config.seed,
           invalid_N=diverged_N,
         )
+    if bn_calibration.applies(config, epoch):  # paper C's BN calibration factorial, beside the published rows
+      rsa_rows += bn_calibration.score_checkpoint(
+        config,
+        rule_fn,
+        trainer.network,
+        state,
+        inputs,
+        targets,
+        rule=rule_name,
+        epoch=epoch,
+        step=step,
+        diverged_N=diverged_N,
+        plan=plan,
+      )
     bar.update(1)
   bar.close()
   ckpts.close()
+  bn_calibration.label_published(config, rsa_rows)
   how = config.eval.get("readout", "mean")
   for row in (*rsa_rows, *partial_rows, *boot_rows, *best_rows):
     row["readout"] = how  # every score row says how its features were read out
@@ -582,6 +598,8 @@ def evaluate_all(config, workdir: Path, inputs: EvalInputs, *, progress=True) ->
       acc += new
   tables = {name: pd.DataFrame(r) for name, r in rows._asdict().items() if r and name != "bootstrap_draws"}
   tables["noise_ceiling"] = stimulus_stats.noise_ceiling_table(inputs.brain, masks, method=config.eval.method)
+  if bn_calibration.configured(config):
+    tables["bn_calibration"] = bn_calibration.summary_table(tables["rsa"])
   draws_CxB = np.stack(rows.bootstrap_draws) if rows.bootstrap_draws else None  # 8 B bytes per bootstrap.csv row
   if draws_CxB is not None:
     tables["bootstrap_differences"] = bootstrap_differences.difference_table(

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from leut import checks, distributed, report
+from leut import bn_calibration, checks, distributed, report
 from leut import config as config_lib
 from leut import evaluate as evaluate_lib
 from leut import workdir as workdir_lib
@@ -197,7 +197,17 @@ def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData | Non
       stimuli[(int(px), "upsampled")] = load(int(px), True)
   n_test = config.eval.test_images or len(cifar_data.test_labels)
   test = np.asarray(batches.normalize(jnp.asarray(cifar_data.test_images[:n_test])))
-  return evaluate_lib.EvalInputs(brain, stimuli, test, np.asarray(cifar_data.test_labels[:n_test]))
+  calibration = None
+  if bn_calibration.configured(config):  # read lazily, per source: CIFAR's training batches only for cifar sources
+    calibration = bn_calibration.CalibrationImages(
+      config,
+      cifar_dir=paths.cifar_dir,
+      things_images_dir=paths.things_images_dir,
+      eval_stimuli=brain.stimuli,
+      load_stimuli=load,
+      stimuli=stimuli,
+    )
+  return evaluate_lib.EvalInputs(brain, stimuli, test, np.asarray(cifar_data.test_labels[:n_test]), calibration)
 
 
 # ----- step 2: the data and the networks, before any training ------------------------------------------------

@@ -56,6 +56,7 @@ EVALUATION_TABLES = (
   "bootstrap",
   "bootstrap_differences",
   "best_layer_cv",
+  "bn_calibration",
 )
 PROVENANCE = "provenance"  # the config.json key that holds what is not config (code version, resolved settings)
 
