@@ -136,8 +136,9 @@ def check_rule_hparams(config) -> None:
 
 def check_config(config) -> None:
   """Raise a `ConfigError` naming the first field whose value cannot work (see the module docstring)."""
-  from leut import bn_calibration, rules
+  from leut import rules
   from leut.rsa.compare import METHODS
+  from leut.scoring import bn_calibration
   from leut.scoring.stimulus_stats import CONTROLS
 
   _int(config, "seed")

@@ -37,15 +37,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from leut import bn_calibration, distributed, readout, rsa
 from leut import config as config_lib
+from leut import distributed, readout, rsa
 from leut import workdir as workdir_lib
 from leut.checkpoint import DamagedCheckpointError
 from leut.errors import ConfigError, WorkdirError
 from leut.report.tables import layer_for_roi
 from leut.rsa.precision import HIGHEST
 from leut.rules.base import feedforward
-from leut.scoring import bootstrap_differences, stimulus_stats
+from leut.scoring import bn_calibration, bootstrap_differences, stimulus_stats
 from leut.train import run as train_run
 from leut.train import sharding
 from leut.xla_cpu import network_jit
@@ -398,6 +398,62 @@ def verify_checkpoints(config, workdir: Path) -> None:
     ckpts.close()
 
 
+def bn_calibration_rows(
+  config, rule_fn, network, state, inputs, targets, *, rule: str, epoch: int, step: int, diverged_N, plan
+) -> list[dict]:
+  """rsa.csv rows of one checkpoint under every configured BatchNorm calibration source (paper C's factorial,
+  `leut.scoring.bn_calibration`), at every resolution and arm: the published rows' keys plus `bn_calibration`.
+  Calibrated statistics are computed once per (source, size) and shared by the resolutions and arms that use them;
+  `plan(images)` gives the seeds extracted at a time (`plan_seed_chunk`)."""
+  calib = inputs.calibration
+  states = {}
+  rows = []
+  for (px, arm), images in inputs.stimuli.items():
+    for source in calib.sources:
+      key = calib.key(source, px, arm)
+      if key not in states:
+        states[key] = bn_calibration.calibrate(network, state.params, state.model_state, calib.batches(source, px, arm))
+      calibrated = _EvalState(state.params, states[key], state.rule_state)
+      _, feats = extract(rule_fn, calibrated, images, config.eval.batch_size, plan(images))
+      for layer, f_NxSxU in apply_readout(config, feats).items():
+        f = jnp.asarray(f_NxSxU)
+        const = np.asarray(rsa.constant_rows(f))
+        non_finite_N = np.asarray(rsa.non_finite_rows(f)).any(1)
+        model_NxP = rsa.upper_tri(model_rdms(f, config.eval.metric))
+        for pairs, target in targets.items():
+          per_subj, mean_rdm = jax.device_get(score_rdms(model_NxP, target, method=config.eval.method))
+          undefined_N = np.isnan(per_subj).all(axis=(1, 2))
+          for seed in range(per_subj.shape[0]):
+            note = rho_note(
+              non_finite_features=bool(non_finite_N[seed]),
+              diverged=bool(diverged_N[seed]),
+              n_constant=int(const[seed].sum()),
+              n_stimuli=const.shape[1],
+              undefined=bool(undefined_N[seed]),
+            )
+            for r, roi in enumerate(inputs.brain.rois):
+              values = list(per_subj[seed, r]) + [mean_rdm[seed, r]]
+              for subject, rho in zip(list(inputs.brain.subjects) + ["mean"], values):
+                rows.append(
+                  {
+                    "rule": rule,
+                    "seed": seed,
+                    "epoch": epoch,
+                    "step": step,
+                    "layer": layer,
+                    "roi": roi,
+                    "subject": subject,
+                    "resolution": px,
+                    "arm": arm,
+                    "pairs": pairs,
+                    "rho": float("nan") if note else float(rho),
+                    "note": note,
+                    bn_calibration.COLUMN: source,
+                  }
+                )
+  return rows
+
+
 def evaluate_rule(
   config,
   workdir: Path,
@@ -560,7 +616,7 @@ def evaluate_rule(
           invalid_N=diverged_N,
         )
     if bn_calibration.applies(config, epoch):  # paper C's BN calibration factorial, beside the published rows
-      rsa_rows += bn_calibration.score_checkpoint(
+      rsa_rows += bn_calibration_rows(
         config,
         rule_fn,
         trainer.network,

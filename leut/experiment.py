@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from leut import bn_calibration, checks, distributed, report
+from leut import checks, distributed, report
 from leut import config as config_lib
 from leut import evaluate as evaluate_lib
 from leut import workdir as workdir_lib
@@ -32,6 +32,7 @@ from leut.data.errors import DataFormatError, MissingDatasetError, missing_datas
 from leut.data.normalization import normalize_01
 from leut.data.responses import ResponseData
 from leut.errors import ConfigError, LeutError, LeutWarning
+from leut.scoring import bn_calibration
 from leut.train import batches
 from leut.train import run as train_run
 

@@ -216,7 +216,7 @@ LAYERS = [
   ("leut.train",),  # the training loop and runner (writes checkpoints)
   ("leut.scoring.layer_choice",),  # shared by the two layers above it
   # statistics computed per stimulus while scoring; the report's table reductions sit above them
-  ("leut.scoring.stimulus_stats", "leut.scoring.bootstrap_differences"),
+  ("leut.scoring.stimulus_stats", "leut.scoring.bootstrap_differences", "leut.scoring.bn_calibration"),
   ("leut.report",),
   ("leut.checks",),  # every config field checked before any work
   ("leut.evaluate",),  # checkpoints → features → RDMs → scores

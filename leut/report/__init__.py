@@ -39,10 +39,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leut import bn_calibration
 from leut import workdir as workdir_lib
 from leut.errors import WorkdirError
 from leut.report import families, figures, ground_truth, seed_stats, summary, tables
+from leut.scoring import bn_calibration
 
 
 def _read(path: Path) -> pd.DataFrame | None:

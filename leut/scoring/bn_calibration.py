@@ -26,11 +26,11 @@ Batch k takes the source's images (k·B + i) mod n, i < B: a source with fewer t
 default's, the 720 stimuli) is cycled in order. THINGS images are taken round-robin over the concepts (every
 concept's first image, then every concept's second, ...), so a partial pass covers every concept.
 
-Rows: `results/rsa.csv` gets a `bn_calibration` column (`none` = the published running statistics, else the source)
-only when a source is configured; the report keeps the `none` rows. `results/bn_calibration.csv`
-(`summary_table`) gives, per condition, the seed mean ρ (mean over subjects), its change against the published
-statistics of the same checkpoint and against the same calibration at epoch 0 (paper C's control: is a rule's
-drop from epoch 0 still there when both networks see the same BN statistics?).
+Rows (`leut.evaluate.bn_calibration_rows`): `results/rsa.csv` gets a `bn_calibration` column (`none` = the
+published running statistics, else the source) only when a source is configured; the report keeps the `none` rows.
+`results/bn_calibration.csv` (`summary_table`) gives, per condition, the seed mean ρ (mean over subjects), its
+change against the published statistics of the same checkpoint and against the same calibration at epoch 0 (paper
+C's control: is a rule's drop from epoch 0 still there when both networks see the same BN statistics?).
 """
 
 from __future__ import annotations
@@ -254,66 +254,7 @@ class CalibrationImages:
       yield normalize_01(x.astype(np.float32) / 255.0) if x.dtype == np.uint8 else x
 
 
-# ----- scoring the calibrated conditions ----------------------------------------------------------------------
-
-
-def score_checkpoint(
-  config, rule_fn, network, state, inputs, targets, *, rule: str, epoch: int, step: int, diverged_N, plan
-) -> list[dict]:
-  """rsa.csv rows of one checkpoint under every configured calibration source, at every resolution and arm (the
-  same row keys as the published rows, plus `bn_calibration`). Calibrated statistics are computed once per
-  (source, size) and shared by the resolutions and arms that use them; `plan(images)` gives the seeds extracted at a
-  time (`leut.evaluate.plan_seed_chunk`)."""
-  from leut import evaluate as ev
-  from leut import rsa
-
-  calib = inputs.calibration
-  states = {}
-  rows = []
-  for (px, arm), images in inputs.stimuli.items():
-    for source in calib.sources:
-      key = calib.key(source, px, arm)
-      if key not in states:
-        states[key] = calibrate(network, state.params, state.model_state, calib.batches(source, px, arm))
-      calibrated = ev._EvalState(state.params, states[key], state.rule_state)
-      _, feats = ev.extract(rule_fn, calibrated, images, config.eval.batch_size, plan(images))
-      for layer, f_NxSxU in ev.apply_readout(config, feats).items():
-        f = jnp.asarray(f_NxSxU)
-        const = np.asarray(rsa.constant_rows(f))
-        non_finite_N = np.asarray(rsa.non_finite_rows(f)).any(1)
-        model_NxP = rsa.upper_tri(ev.model_rdms(f, config.eval.metric))
-        for pairs, target in targets.items():
-          per_subj, mean_rdm = jax.device_get(ev.score_rdms(model_NxP, target, method=config.eval.method))
-          undefined_N = np.isnan(per_subj).all(axis=(1, 2))
-          for seed in range(per_subj.shape[0]):
-            note = ev.rho_note(
-              non_finite_features=bool(non_finite_N[seed]),
-              diverged=bool(diverged_N[seed]),
-              n_constant=int(const[seed].sum()),
-              n_stimuli=const.shape[1],
-              undefined=bool(undefined_N[seed]),
-            )
-            for r, roi in enumerate(inputs.brain.rois):
-              values = list(per_subj[seed, r]) + [mean_rdm[seed, r]]
-              for subject, rho in zip(list(inputs.brain.subjects) + ["mean"], values):
-                rows.append(
-                  {
-                    "rule": rule,
-                    "seed": seed,
-                    "epoch": epoch,
-                    "step": step,
-                    "layer": layer,
-                    "roi": roi,
-                    "subject": subject,
-                    "resolution": px,
-                    "arm": arm,
-                    "pairs": pairs,
-                    "rho": float("nan") if note else float(rho),
-                    "note": note,
-                    COLUMN: source,
-                  }
-                )
-  return rows
+# ----- rows and tables ------------------------------------------------------------------------------------
 
 
 def label_published(config, rows: list[dict]) -> None:
