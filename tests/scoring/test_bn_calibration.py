@@ -126,6 +126,15 @@ def test_the_published_path_is_the_default():
   assert rows == [{"rho": 0.1}]  # no new column on the published tables
 
 
+def test_the_report_reads_the_published_rows_only():
+  """Calibrated rows stay out of the report; rows without the column (`leut score-features` appends such rows to an
+  existing rsa.csv) count as published."""
+  rsa = pd.DataFrame({"rule": ["a", "a", "b"], "rho": [0.1, 0.2, 0.3], "bn_calibration": ["none", "cifar32", np.nan]})
+  kept = bn_calibration.published_rows(rsa)
+  assert kept.rho.tolist() == [0.1, 0.3] and "bn_calibration" not in kept
+  assert bn_calibration.published_rows(rsa.drop(columns="bn_calibration")).shape == (3, 2)
+
+
 def test_things_source_holds_only_concepts_without_an_evaluation_stimulus(synthetic_dir):
   from leut.data import things_fmri, things_images
 
