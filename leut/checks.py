@@ -164,6 +164,7 @@ def check_config(config) -> None:
   """Raise a `ConfigError` naming the first field whose value cannot work (see the module docstring)."""
   from leut import rules
   from leut.rsa.compare import METHODS
+  from leut.scoring import bn_calibration
   from leut.scoring.stimulus_stats import CONTROLS
 
   _int(config, "seed")
@@ -219,6 +220,11 @@ def check_config(config) -> None:
   _int(config, "eval.readout_dims", lo=1)
   _int(config, "eval.readout_components", lo=1)
   _int(config, "eval.readout_seed", lo=0)
+  _list(config, "eval.bn_calibration", allowed=bn_calibration.SOURCES)
+  _choice(config, "eval.bn_calibration_checkpoints", bn_calibration.CHECKPOINTS)
+  _int(config, "eval.bn_calibration_batches", lo=1)
+  _int(config, "eval.bn_calibration_batch_size", lo=2)
+  bn_calibration.check_config(config)
 
   mapping = _get(config, "report.layer_for_roi")
   if mapping is not _MISSING:

@@ -79,6 +79,11 @@ def protocol_config() -> ml_collections.ConfigDict:
       readout_dims=4096,  # flatten / pca: random-projection dimensions of a larger flattened map
       readout_components=100,  # pca: principal components kept (at most stimuli - 1)
       readout_seed=0,  # flatten / pca: the projection's key, jax.random.key(readout_seed)
+      bn_calibration=[],  # paper C's BatchNorm calibration sources scored beside the published statistics
+      # (leut.bn_calibration): cifar32, cifar_eval_size, things32, things_eval_size, eval_images32, eval_images
+      bn_calibration_checkpoints="untrained",  # 'untrained' (epoch-0 checkpoints) or 'all' (every milestone)
+      bn_calibration_batches=50,  # training-mode forward batches averaged (cumulative, PyTorch momentum=None)
+      bn_calibration_batch_size=128,
     )
   )
   c.report = ml_collections.ConfigDict(

@@ -52,6 +52,7 @@ from leut.report.tables import layer_for_roi
 from leut.rsa.precision import HIGHEST
 from leut.rules.base import feedforward
 from leut.scoring import (
+  bn_calibration,
   bootstrap_differences,
   cka_scores,
   encoding_scores,
@@ -71,6 +72,7 @@ class EvalInputs(NamedTuple):
   test_images: np.ndarray  # N x 32 x 32 x 3 float32 normalised
   test_labels: np.ndarray
   responses: object = None  # leut.data.responses.ResponseData aligned to brain.stimuli, for cka / encoding
+  calibration: object = None  # leut.bn_calibration.CalibrationImages when eval.bn_calibration names sources
 
 
 class ConstantFeatureWarning(UserWarning):
@@ -416,6 +418,62 @@ def verify_checkpoints(config, workdir: Path) -> None:
     ckpts.close()
 
 
+def bn_calibration_rows(
+  config, rule_fn, network, state, inputs, targets, *, rule: str, epoch: int, step: int, diverged_N, plan
+) -> list[dict]:
+  """rsa.csv rows of one checkpoint under every configured BatchNorm calibration source (paper C's factorial,
+  `leut.scoring.bn_calibration`), at every resolution and arm: the published rows' keys plus `bn_calibration`.
+  Calibrated statistics are computed once per (source, size) and shared by the resolutions and arms that use them;
+  `plan(images)` gives the seeds extracted at a time (`plan_seed_chunk`)."""
+  calib = inputs.calibration
+  states = {}
+  rows = []
+  for (px, arm), images in inputs.stimuli.items():
+    for source in calib.sources:
+      key = calib.key(source, px, arm)
+      if key not in states:
+        states[key] = bn_calibration.calibrate(network, state.params, state.model_state, calib.batches(source, px, arm))
+      calibrated = _EvalState(state.params, states[key], state.rule_state)
+      _, feats = extract(rule_fn, calibrated, images, config.eval.batch_size, plan(images))
+      for layer, f_NxSxU in apply_readout(config, feats).items():
+        f = jnp.asarray(f_NxSxU)
+        const = np.asarray(rsa.constant_rows(f))
+        non_finite_N = np.asarray(rsa.non_finite_rows(f)).any(1)
+        model_NxP = rsa.upper_tri(model_rdms(f, config.eval.metric))
+        for pairs, target in targets.items():
+          per_subj, mean_rdm = jax.device_get(score_rdms(model_NxP, target, method=config.eval.method))
+          undefined_N = np.isnan(per_subj).all(axis=(1, 2))
+          for seed in range(per_subj.shape[0]):
+            note = rho_note(
+              non_finite_features=bool(non_finite_N[seed]),
+              diverged=bool(diverged_N[seed]),
+              n_constant=int(const[seed].sum()),
+              n_stimuli=const.shape[1],
+              undefined=bool(undefined_N[seed]),
+            )
+            for r, roi in enumerate(inputs.brain.rois):
+              values = list(per_subj[seed, r]) + [mean_rdm[seed, r]]
+              for subject, rho in zip(list(inputs.brain.subjects) + ["mean"], values):
+                rows.append(
+                  {
+                    "rule": rule,
+                    "seed": seed,
+                    "epoch": epoch,
+                    "step": step,
+                    "layer": layer,
+                    "roi": roi,
+                    "subject": subject,
+                    "resolution": px,
+                    "arm": arm,
+                    "pairs": pairs,
+                    "rho": float("nan") if note else float(rho),
+                    "note": note,
+                    bn_calibration.COLUMN: source,
+                  }
+                )
+  return rows
+
+
 def evaluate_rule(
   config,
   workdir: Path,
@@ -604,9 +662,24 @@ def evaluate_rule(
           seed=config.seed,
           invalid_N=diverged_N,
         )
+    if bn_calibration.applies(config, epoch):  # paper C's BN calibration factorial, beside the published rows
+      rsa_rows += bn_calibration_rows(
+        config,
+        rule_fn,
+        trainer.network,
+        state,
+        inputs,
+        targets,
+        rule=rule_name,
+        epoch=epoch,
+        step=step,
+        diverged_N=diverged_N,
+        plan=plan,
+      )
     bar.update(1)
   bar.close()
   ckpts.close()
+  bn_calibration.label_published(config, rsa_rows)
   how = config.eval.get("readout", "mean")
   for row in (*rsa_rows, *partial_rows, *boot_rows, *best_rows, *cka_rows, *enc_rows):
     row["readout"] = how  # every score row says how its features were read out
@@ -646,6 +719,8 @@ def evaluate_all(config, workdir: Path, inputs: EvalInputs, *, progress=True) ->
   tables = {name: pd.DataFrame(r) for name, r in rows._asdict().items() if r and name not in draw_lists}
   tables["model_similarity"] = similarity.table()
   tables["noise_ceiling"] = stimulus_stats.noise_ceiling_table(inputs.brain, masks, method=config.eval.method)
+  if bn_calibration.configured(config):
+    tables["bn_calibration"] = bn_calibration.summary_table(tables["rsa"])
   draws_CxB = np.stack(rows.bootstrap_draws) if rows.bootstrap_draws else None  # 8 B bytes per bootstrap.csv row
   if draws_CxB is not None:
     tables["bootstrap_differences"] = bootstrap_differences.difference_table(

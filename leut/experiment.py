@@ -32,6 +32,7 @@ from leut.data.errors import DataFormatError, MissingDatasetError, missing_datas
 from leut.data.normalization import normalize_01
 from leut.data.responses import ResponseData
 from leut.errors import ConfigError, LeutError, LeutWarning
+from leut.scoring import bn_calibration
 from leut.scoring import metrics as metrics_lib
 from leut.train import batches
 from leut.train import run as train_run
@@ -199,7 +200,19 @@ def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData | Non
       stimuli[(int(px), "upsampled")] = load(int(px), True)
   n_test = config.eval.test_images or len(cifar_data.test_labels)
   test = np.asarray(batches.normalize(jnp.asarray(cifar_data.test_images[:n_test])))
-  return evaluate_lib.EvalInputs(brain, stimuli, test, np.asarray(cifar_data.test_labels[:n_test]), responses)
+  calibration = None
+  if bn_calibration.configured(config):  # read lazily, per source: CIFAR's training batches only for cifar sources
+    calibration = bn_calibration.CalibrationImages(
+      config,
+      cifar_dir=paths.cifar_dir,
+      things_images_dir=paths.things_images_dir,
+      eval_stimuli=brain.stimuli,
+      load_stimuli=load,
+      stimuli=stimuli,
+    )
+  return evaluate_lib.EvalInputs(
+    brain, stimuli, test, np.asarray(cifar_data.test_labels[:n_test]), responses, calibration
+  )
 
 
 def eval_responses(config, paths: DataPaths, brain, resp: ResponseData | None) -> ResponseData | None:

@@ -60,6 +60,7 @@ EVALUATION_TABLES = (
   "encoding",
   "model_similarity",
   "two_level_bootstrap",
+  "bn_calibration",
 )
 PROVENANCE = "provenance"  # the config.json key that holds what is not config (code version, resolved settings)
 

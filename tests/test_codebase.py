@@ -220,6 +220,7 @@ LAYERS = [
     "leut.scoring.stimulus_stats",
     "leut.scoring.bootstrap_differences",
     "leut.scoring.model_similarity",
+    "leut.scoring.bn_calibration",
     "leut.scoring.cka_scores",
     "leut.scoring.encoding_scores",
   ),

@@ -33,6 +33,7 @@ __all__ = [
   "ThingsWorld",
   "things_world",
   "write_things_fmri",
+  "write_unused_concepts",
   "DefaultData",
   "ensure_default",
   "DEFAULT_PARAMS",
@@ -254,6 +255,8 @@ def write_things_fmri(
   n_sessions: int = 2,
   runs_per_session: int = 5,
   noise_sd=(1.0, 1.2, 2.0),
+  n_unused_concepts: int = 0,
+  images_per_unused_concept: int = 4,
   seed: int = 0,
 ) -> Path:
   """Writes a synthetic THINGS-fMRI release (Figshare table format) with its images.
@@ -263,6 +266,9 @@ def write_things_fmri(
   ``simulation_truth.npz`` (noise-free ROI features, see ``simulated_brain``).
   sub-01 and sub-02 share a trial order, later subjects get their own; each subject
   has its own voxel mixing, and ``noise_sd[j]`` sets its noise (sub-03 noisiest).
+  ``n_unused_concepts`` more concepts get ``images_per_unused_concept`` images in
+  ``object_images/`` but no trial, as the THINGS concepts outside the fMRI experiment
+  (`write_unused_concepts`); the release's own files do not depend on them.
 
   Returns:
     ``root`` as a Path.
@@ -305,7 +311,35 @@ def write_things_fmri(
     trials.to_csv(out / f"{sub}_StimulusMetadata.csv", index=False)
     voxels.to_csv(out / f"{sub}_VoxelMetadata.csv", index=False)
     write_response_h5(out / f"{sub}_ResponseData.h5", voxels["voxel_id"], range(len(trials)), [betas_VxT])
+  write_unused_concepts(root, n_concepts, n_unused_concepts, images_per_unused_concept, image_px=image_px, seed=seed)
   return root
+
+
+def write_unused_concepts(
+  root: os.PathLike | str, first: int, n_concepts: int, images_per_concept: int, *, image_px: int, seed: int = 0
+) -> list[str]:
+  """Writes images of THINGS concepts that no trial shows: concepts ``first .. first + n_concepts - 1`` (named and
+  classed like `things_world`'s, so they continue its list), each with ``images_per_concept`` images
+  ``object_images/<concept>/<concept>_<k:02d>s.jpg``, from their own random stream (the release's other files do
+  not change). They stand for the 1,134 THINGS concepts outside THINGS-fMRI, which paper C calibrates BatchNorm on
+  (`leut.bn_calibration`). Returns the file names written.
+  """
+  if n_concepts <= 0:
+    return []
+  n_cls = len(CLASS_NAMES)
+  index_C = np.arange(first, first + n_concepts)
+  concepts = [f"{CLASS_NAMES[k % n_cls]}{k // n_cls:02d}" for k in index_C]
+  concept_N = np.repeat(np.arange(n_concepts), images_per_concept)
+  scenes = procedural.sample_scenes(np.random.default_rng([seed, 3]), (index_C % n_cls)[concept_N])
+  images = procedural.render(scenes, image_px, seed=seed + 3)
+  names = []
+  for i, (c, img) in enumerate(zip(concept_N, images)):
+    folder = Path(root) / "object_images" / concepts[c]
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{concepts[c]}_{i % images_per_concept + 1:02d}s.jpg"
+    Image.fromarray(np.round(img * 255).astype(np.uint8)).save(folder / name, quality=95)
+    names.append(name)
+  return names
 
 
 class DefaultData(NamedTuple):
@@ -317,7 +351,7 @@ class DefaultData(NamedTuple):
 
 
 DEFAULT_PARAMS = dict(
-  version=2,  # 2: larger, less rotated shapes so a CNN learns them within the quickstart's steps
+  version=3,  # 2: larger, less rotated shapes so a CNN learns them within the quickstart's steps; 3: + unused concepts
   cifar=dict(n_train=5000, n_test=1000, seed=0),
   things=dict(
     n_concepts=120,
@@ -329,6 +363,8 @@ DEFAULT_PARAMS = dict(
     voxels_per_roi=150,
     n_sessions=2,
     runs_per_session=5,
+    n_unused_concepts=40,  # THINGS concepts without fMRI trials (BatchNorm calibration source, leut.bn_calibration)
+    images_per_unused_concept=4,
     seed=0,
   ),
 )

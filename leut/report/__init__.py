@@ -60,6 +60,7 @@ from leut.report import (
   tables,
 )
 from leut.report import metrics as metrics_report
+from leut.scoring import bn_calibration
 
 
 def _read(path: Path) -> pd.DataFrame | None:
@@ -157,7 +158,7 @@ def write_report(workdir, config) -> dict:
   wd = workdir_lib.Workdir(workdir)
   workdir = wd.root
   figs = wd.figures
-  rsa = pd.read_csv(wd.table("rsa"))
+  rsa = bn_calibration.published_rows(pd.read_csv(wd.table("rsa")))  # calibrated rows: results/bn_calibration.csv
   acc = pd.read_csv(wd.table("accuracy"))
   weights = _read(wd.table("weights"))
   check_milestones(config, {"rsa": rsa, "accuracy": acc, **({"weights": weights} if weights is not None else {})})

@@ -103,3 +103,18 @@ def test_default_sizes_are_declared():
   t = synthetic.DEFAULT_PARAMS["things"]
   assert t["n_concepts"] == 120 and synthetic.DEFAULT_PARAMS["cifar"]["n_train"] == 5000
   assert len(CLASS_NAMES) == 10 and len(set(CLASS_NAMES)) == 10
+
+
+def test_unused_concepts_have_images_but_no_trial_and_leave_the_release_unchanged(tmp_path):
+  """Concepts outside the fMRI experiment (paper C's BatchNorm calibration source) get images in the real
+  object_images/<concept>/<concept>_NNs.jpg layout, no trial, and change none of the release's other files."""
+  small = dict(SMALL, n_concepts=10, n_test_images=2, image_px=32, voxels_per_roi=10, n_subjects=1)
+  plain = synthetic.write_things_fmri(tmp_path / "plain", **small)
+  extra = synthetic.write_things_fmri(tmp_path / "extra", **small, n_unused_concepts=3, images_per_unused_concept=2)
+  files = lambda root: {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}  # noqa: E731
+  a, b = files(plain), files(extra)
+  assert all(b[k] == v for k, v in a.items())
+  added = sorted(str(k) for k in set(b) - set(a))
+  assert added == [f"object_images/{c}/{c}_{i:02d}s.jpg" for c in ("disc01", "square01", "triangle01") for i in (1, 2)]
+  shown = set(pd.read_csv(extra / "betas_csv" / "sub-01_StimulusMetadata.csv").concept)
+  assert {"disc01", "square01", "triangle01"}.isdisjoint(shown) and len(shown) == 10
