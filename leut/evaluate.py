@@ -61,8 +61,7 @@ from leut.scoring import (
   two_level_bootstrap,
 )
 from leut.scoring import metrics as metrics_lib
-from leut.train import run as train_run
-from leut.train import sharding
+from leut.train import milestones, sharding
 from leut.xla_cpu import network_jit
 
 
@@ -368,11 +367,11 @@ def apply_readout(config, feats: dict) -> dict:
 def missing_milestones(config, workdir: Path, rule_name: str) -> list[int]:
   """Configured milestone epochs of `rule_name` without a finished (digest-recorded) checkpoint in `workdir`."""
   folder = workdir_lib.Workdir(workdir).checkpoints(rule_name)
-  spe = train_run.steps_per_epoch(config)
+  spe = milestones.steps_per_epoch(config)
   epochs = config_lib.milestone_epochs(config, rule_name)
   if not folder.is_dir():
     return epochs
-  ckpts = train_run.checkpoints_for(workdir, rule_name)
+  ckpts = milestones.checkpoints_for(workdir, rule_name)
   have = set(ckpts.steps())
   ckpts.close()
   return [e for e in epochs if e * spe not in have]
@@ -405,10 +404,10 @@ def verify_checkpoints(config, workdir: Path) -> None:
   """Restore and check every configured milestone of every rule before any scoring, so a damaged one stops the
   evaluation in seconds (it is set aside and named with its rule and epoch)."""
   check_checkpoints(config, workdir)
-  spe = train_run.steps_per_epoch(config)
+  spe = milestones.steps_per_epoch(config)
   for rule_name in config.rules:
-    _, trainer = train_run.build(config, rule_name)
-    ckpts = train_run.checkpoints_for(workdir, rule_name)
+    _, trainer = milestones.build(config, rule_name)
+    ckpts = milestones.checkpoints_for(workdir, rule_name)
     abstract = trainer.abstract_state(config.seeds)
     for epoch in config_lib.milestone_epochs(config, rule_name):
       try:
@@ -487,12 +486,12 @@ def evaluate_rule(
   similarity=None,
 ):
   """Score every verified checkpoint of one rule; returns its `RuleResults`. The restore target comes from the
-  config alone (`train_run.build` without training data): no training image is read. `similarity`: a
+  config alone (`milestones.build` without training data): no training image is read. `similarity`: a
   `model_similarity.ModelSimilarity` that also receives every model RDM."""
-  rule, trainer = train_run.build(config, rule_name)
+  rule, trainer = milestones.build(config, rule_name)
   rule_fn = readout_function(config, rule, trainer.network, rule_name)
-  ckpts = train_run.checkpoints_for(workdir, rule_name)
-  spe = train_run.steps_per_epoch(config)
+  ckpts = milestones.checkpoints_for(workdir, rule_name)
+  spe = milestones.steps_per_epoch(config)
   masks = masks if masks is not None else pair_masks(inputs.brain, list(config.eval.pairs))
   targets = targets if targets is not None else brain_targets_for(inputs.brain, masks, config.eval.method)
   rsa_rows, acc_rows, w_rows, partial_rows, boot_rows, best_rows, boot_draws, seed_draws = ([] for _ in range(8))
@@ -536,7 +535,7 @@ def evaluate_rule(
       params0 = params
     w_rows += _displacements(params, params0, rule_name, epoch)
     # A diverged seed (NaN/inf weights, statistics or logits) is scored NaN in every layer, even where its features
-    # happen to be finite; `leut.train.run` flags it in metrics.jsonl.
+    # happen to be finite; `leut.train.milestones` flags it in metrics.jsonl.
     diverged_N = bad_logits_N | non_finite_seeds((params, sharding.to_host((state.model_state, state.rule_state))))
     for s in np.flatnonzero(diverged_N):
       warnings.warn(

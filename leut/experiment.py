@@ -7,7 +7,7 @@ succeeded, so a mistake costs seconds and no failure leaves a workdir half-updat
   2. the data: CIFAR loaded, the brain data and stimulus images checked (files, headers, tables; no betas read),
      every rule built and its network traced (`preflight`);
   3. config.json: written if the workdir is new, else compared with this config and code (`prepare_workdir`);
-  4. training: every milestone checkpoint verified, missing or damaged ones retrained (`leut.train.run`);
+  4. training: every milestone checkpoint verified, missing or damaged ones retrained (`leut.train.milestones`);
   5. evaluation: every configured milestone of every rule must have a good checkpoint; all scores are computed in
      memory, then each table is replaced atomically, then config.json, then `results/COMPLETE`, then the report.
 """
@@ -34,8 +34,7 @@ from leut.data.responses import ResponseData
 from leut.errors import ConfigError, LeutError, LeutWarning
 from leut.scoring import bn_calibration
 from leut.scoring import metrics as metrics_lib
-from leut.train import batches
-from leut.train import run as train_run
+from leut.train import batches, milestones
 
 
 class CodeVersionWarning(LeutWarning):
@@ -244,7 +243,7 @@ def eval_responses(config, paths: DataPaths, brain, resp: ResponseData | None) -
 def _traced_network(config, rule_name: str) -> tuple[int, set[str]]:
   """(classes, feature layer names) of `rule_name`'s network, by tracing its evaluation on one 32-px image."""
   try:
-    rule, trainer = train_run.build(config, rule_name)
+    rule, trainer = milestones.build(config, rule_name)
   except LeutError:
     raise
   except ValueError as err:  # a rule factory or the trainer refusing a value of the config
@@ -389,7 +388,7 @@ def run(config, workdir, *, progress: bool = True, command: str = "", train_only
     if not existed:
       prepare_workdir(config, wd.root, command=command, code=code)
     for rule_name in config.rules:
-      train_run.train_rule(config, wd.root, rule_name, train_data, progress=progress)
+      milestones.train_rule(config, wd.root, rule_name, train_data, progress=progress)
     if train_only:
       distributed.barrier("leut-trained")  # every process leaves together, as after a report
       return {}
@@ -399,7 +398,7 @@ def run(config, workdir, *, progress: bool = True, command: str = "", train_only
 def evaluate(config, workdir, *, progress: bool = True, command: str = "") -> dict:
   """Re-score existing checkpoints (new brain data, resolutions or statistics) and rewrite results and report.
 
-  No training image is read: restore targets come from the config (`train_run.build`), accuracy from the test set.
+  No training image is read: restore targets come from the config (`milestones.build`), accuracy from the test set.
   """
   wd = workdir_lib.Workdir(workdir)
   checks.check_config(config)

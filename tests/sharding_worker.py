@@ -16,8 +16,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from leut.evaluate import extract  # noqa: E402
-from leut.train import run as train_run  # noqa: E402
-from leut.train import sharding  # noqa: E402
+from leut.train import milestones, sharding  # noqa: E402
 from tests.helpers import random_train_data, tiny_config  # noqa: E402
 
 
@@ -28,9 +27,9 @@ def stimuli():
 def train_and_dump(workdir: Path, seeds: int, chunk: int) -> None:
   config = tiny_config(seeds=seeds, seed_chunk=chunk)
   data = random_train_data()
-  train_run.train_rule(config, workdir, "backprop", data, progress=False)
-  rule, trainer = train_run.build(config, "backprop", data)
-  ckpts = train_run.checkpoints_for(workdir, "backprop")
+  milestones.train_rule(config, workdir, "backprop", data, progress=False)
+  rule, trainer = milestones.build(config, "backprop", data)
+  ckpts = milestones.checkpoints_for(workdir, "backprop")
   step, state = ckpts.restore_latest(trainer.abstract_state(seeds))
   ckpts.close()
   kernel = state.params["conv1"]["kernel"]

@@ -14,8 +14,7 @@ import pytest
 from leut import checkpoint, experiment
 from leut.config import ConfigMismatchError
 from leut.models import cnn
-from leut.train import loop
-from leut.train import run as train_run
+from leut.train import loop, milestones
 from tests.helpers import random_train_data, tiny_config
 
 
@@ -24,8 +23,8 @@ class Killed(RuntimeError):
 
 
 def _final_state(workdir, config, data):
-  _, trainer = train_run.build(config, "backprop", data)
-  ck = train_run.checkpoints_for(workdir, "backprop")
+  _, trainer = milestones.build(config, "backprop", data)
+  ck = milestones.checkpoints_for(workdir, "backprop")
   step, state = ck.restore_latest(trainer.abstract_state(config.seeds))
   ck.close()
   return step, state
@@ -36,7 +35,7 @@ def trained(tmp_path_factory):
   """One uninterrupted tiny run (3 seeds, milestones 0, 1, 3 at 2 steps per epoch): steps 0, 2, 6."""
   config, data = tiny_config(), random_train_data()
   workdir = tmp_path_factory.mktemp("straight")
-  train_run.train_rule(config, workdir, "backprop", data, progress=False)
+  milestones.train_rule(config, workdir, "backprop", data, progress=False)
   return workdir, config, data
 
 
@@ -64,7 +63,7 @@ ABSTRACT = jax.eval_shape(tiny_state)
 def test_save_restore_round_trip_reproduces_features(tmp_path):
   config = tiny_config(seeds=2)
   data = random_train_data()
-  _, trainer = train_run.build(config, "backprop", data)
+  _, trainer = milestones.build(config, "backprop", data)
   keys = loop.seed_keys(0, 2)
   state, _ = trainer.run_segment(trainer.init_all(keys), keys, 2)
   ck = checkpoint.MilestoneCheckpoints(tmp_path / "ck")
@@ -91,7 +90,7 @@ def _metric_keys(workdir):
 
 def test_killed_run_resumes_to_the_uninterrupted_result(trained, tmp_path, monkeypatch):
   straight, config, data = trained
-  real_build = train_run.build
+  real_build = milestones.build
   calls = {"n": 0}
 
   def build_that_dies(*a, **k):
@@ -105,12 +104,12 @@ def test_killed_run_resumes_to_the_uninterrupted_result(trained, tmp_path, monke
 
     return rule, trainer._replace(run_segment=segment)
 
-  monkeypatch.setattr(train_run, "build", build_that_dies)
+  monkeypatch.setattr(milestones, "build", build_that_dies)
   with pytest.raises(Killed):
-    train_run.train_rule(config, tmp_path / "killed", "backprop", data, progress=False)
-  monkeypatch.setattr(train_run, "build", real_build)
-  assert train_run.checkpoints_for(tmp_path / "killed", "backprop").steps() == [0, 2]  # epochs 0, 1
-  train_run.train_rule(config, tmp_path / "killed", "backprop", data, progress=False)
+    milestones.train_rule(config, tmp_path / "killed", "backprop", data, progress=False)
+  monkeypatch.setattr(milestones, "build", real_build)
+  assert milestones.checkpoints_for(tmp_path / "killed", "backprop").steps() == [0, 2]  # epochs 0, 1
+  milestones.train_rule(config, tmp_path / "killed", "backprop", data, progress=False)
 
   step_a, a = _final_state(straight, config, data)
   step_b, b = _final_state(tmp_path / "killed", config, data)
@@ -130,8 +129,8 @@ def test_damaged_checkpoint_is_reported_and_the_previous_one_used(trained, tmp_p
   assert victims, "expected array files in the checkpoint"
   for v in victims:
     v.write_bytes(v.read_bytes()[: v.stat().st_size // 2])  # truncate, as a killed copy would
-  _, trainer = train_run.build(config, "backprop", data)
-  ck = train_run.checkpoints_for(workdir, "backprop")
+  _, trainer = milestones.build(config, "backprop", data)
+  ck = milestones.checkpoints_for(workdir, "backprop")
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     step, _ = ck.restore_latest(trainer.abstract_state(config.seeds))
@@ -139,7 +138,7 @@ def test_damaged_checkpoint_is_reported_and_the_previous_one_used(trained, tmp_p
   assert any("checkpoints/backprop/6" in str(w.message) for w in caught)
   assert (workdir / "checkpoints" / "backprop" / "corrupt" / "6").exists()
   # resuming retrains the lost milestone
-  train_run.train_rule(config, workdir, "backprop", data, progress=False)
+  milestones.train_rule(config, workdir, "backprop", data, progress=False)
   assert ck.steps()[-1] == 6
 
 
@@ -148,11 +147,11 @@ def test_a_damaged_older_milestone_is_retrained_from_the_good_one_below_it(train
   _, config, data = trained
   flip_a_byte(workdir / "checkpoints" / "backprop" / "2")  # epoch 1; the newest (epoch 3) is intact
   with pytest.warns(checkpoint.CorruptCheckpointWarning, match="backprop/2"):
-    train_run.train_rule(config, workdir, "backprop", data, progress=False)
+    milestones.train_rule(config, workdir, "backprop", data, progress=False)
   assert (workdir / "checkpoints" / "backprop" / "corrupt" / "2").is_dir()
-  _, trainer = train_run.build(config, "backprop", data)
+  _, trainer = milestones.build(config, "backprop", data)
   abstract = trainer.abstract_state(config.seeds)
-  ck, ref = train_run.checkpoints_for(workdir, "backprop"), train_run.checkpoints_for(trained[0], "backprop")
+  ck, ref = milestones.checkpoints_for(workdir, "backprop"), milestones.checkpoints_for(trained[0], "backprop")
   assert ck.steps() == [0, 2, 6]
   for step in (2, 6):  # retrained to the same bits, and the epoch-3 checkpoint still verifies
     assert checkpoint.state_digest(ck.restore(step, abstract)) == checkpoint.state_digest(ref.restore(step, abstract))
@@ -160,7 +159,7 @@ def test_a_damaged_older_milestone_is_retrained_from_the_good_one_below_it(train
 
 def test_unfinished_write_without_digest_is_not_trusted(tmp_path):
   config = tiny_config(seeds=1)
-  _, trainer = train_run.build(config, "backprop", random_train_data())
+  _, trainer = milestones.build(config, "backprop", random_train_data())
   state = trainer.init_all(loop.seed_keys(0, 1))
   ck = checkpoint.MilestoneCheckpoints(tmp_path)
   ck.save(0, state)

@@ -213,7 +213,7 @@ LAYERS = [
   ("leut.data", "leut.models", "leut.rsa", "leut.checkpoint", "leut.fetch"),
   ("leut.rules", "leut.encoding", "leut.readout"),  # learning rules, encoding models, conv-map readouts over leut.rsa
   ("leut.config",),  # configs, overrides and the rules' resolved settings
-  ("leut.train",),  # the training loop and runner (writes checkpoints)
+  ("leut.train",),  # the training loop and milestone training (writes checkpoints)
   ("leut.scoring.layer_choice", "leut.scoring.metrics"),  # shared by the layers above (metrics: eval.metrics)
   # statistics computed per stimulus while scoring, and the cka / encoding tables; the report's reductions above them
   (

@@ -96,12 +96,11 @@ def test_constant_features_are_reported_not_silently_scored(tmp_path, synthetic_
 def _five_seed_state():
   import jax
 
-  from leut.train import run as train_run
-  from leut.train import sharding
+  from leut.train import milestones, sharding
   from tests.helpers import random_train_data, tiny_config
 
   config = tiny_config(seeds=5)
-  rule, trainer = train_run.build(config, "backprop", random_train_data())
+  rule, trainer = milestones.build(config, "backprop", random_train_data())
   state = trainer.init_all(sharding.seed_keys(config.seed, 5))
   # make the seeds' BatchNorm statistics differ, so a wrong seed order could not pass
   state = state._replace(
@@ -158,9 +157,9 @@ def test_a_diverged_seed_is_flagged_scored_nan_and_left_out_of_the_report(tmp_pa
   learning rate'. The run then goes through training, evaluation and the report like any other.
   """
   from leut import rules
-  from leut.train import run as train_run
+  from leut.train import milestones
 
-  real_make, real_build = rules.make, train_run.build
+  real_make, real_build = rules.make, milestones.build
 
   def make(name, hparams=None, **kw):
     rule, tx = real_make(name, hparams, **kw)
@@ -178,7 +177,7 @@ def test_a_diverged_seed_is_flagged_scored_nan_and_left_out_of_the_report(tmp_pa
     return rule, trainer._replace(init_all=init_all)
 
   monkeypatch.setattr(rules, "make", make)
-  monkeypatch.setattr(train_run, "build", build)
+  monkeypatch.setattr(milestones, "build", build)
   args = [
     "run",
     "experiments/quickstart.py",
@@ -193,7 +192,7 @@ def test_a_diverged_seed_is_flagged_scored_nan_and_left_out_of_the_report(tmp_pa
     "--config.eval.n_boot=50",
     "--config.eval.best_layer_splits=1",
   ]
-  with pytest.warns(train_run.DivergedSeedWarning, match=r"backprop: seed\(s\) \[1\] diverged"):
+  with pytest.warns(milestones.DivergedSeedWarning, match=r"backprop: seed\(s\) \[1\] diverged"):
     assert cli.main(args) == 0
 
   log = pd.read_json(tmp_path / "metrics.jsonl", lines=True)

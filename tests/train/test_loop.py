@@ -5,15 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from leut.models import cnn
-from leut.train import batches, loop
-from leut.train import run as train_run
+from leut.train import batches, loop, milestones
 from tests.helpers import random_train_data, tiny_config
 
 
 def test_vmapped_three_seeds_equal_three_single_seed_runs():
   config = tiny_config()
   data = random_train_data()
-  _, trainer = train_run.build(config, "backprop", data)
+  _, trainer = milestones.build(config, "backprop", data)
   keys = loop.seed_keys(0, 3)
   together, _ = trainer.run_segment(trainer.init_all(keys), keys, 4)
   for s in range(3):
@@ -26,7 +25,7 @@ def test_vmapped_three_seeds_equal_three_single_seed_runs():
 
 def test_seeds_differ_and_training_moves_weights():
   config = tiny_config()
-  _, trainer = train_run.build(config, "backprop", random_train_data())
+  _, trainer = milestones.build(config, "backprop", random_train_data())
   keys = loop.seed_keys(0, 2)
   start = trainer.init_all(keys)
   w0 = np.asarray(start.params["conv1"]["kernel"])
@@ -134,7 +133,7 @@ def test_segments_draw_the_batches_of_batch_at_across_epoch_boundaries():
 
 def test_a_seed_with_non_finite_weights_is_flagged_and_the_others_train_as_before():
   config = tiny_config()
-  _, trainer = train_run.build(config, "backprop", random_train_data())
+  _, trainer = milestones.build(config, "backprop", random_train_data())
   keys = loop.seed_keys(0, 3)
   healthy, healthy_metrics = trainer.run_segment(trainer.init_all(keys), keys, 3)  # the segment donates its state
   assert not np.asarray(healthy_metrics["diverged"]).any()
@@ -166,7 +165,7 @@ def test_initialisation_is_selectable_per_rule_and_shared_otherwise():
 
   jax.tree.map(np.testing.assert_array_equal, params("untrained"), params("feedback_alignment"))
   config.model.init_per_rule = published_initialisations()[0]
-  built = jax.eval_shape(train_run.build(config, "feedback_alignment", random_train_data())[1].init_all, keys)
+  built = jax.eval_shape(milestones.build(config, "feedback_alignment", random_train_data())[1].init_all, keys)
   assert built.params["conv1"]["bias"].shape == (2, 16)  # the trainer takes the rule's own initialisation
   untrained, bp, fa = params("untrained"), params("backprop"), params("feedback_alignment")
   jax.tree.map(np.testing.assert_array_equal, untrained, bp)
