@@ -13,13 +13,6 @@ if os.environ.get("LEUT_TEST_COMPILE_CACHE", "1") == "1" and "JAX_COMPILATION_CA
   atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
-# The tests' programs are tiny, so XLA:CPU spends most of their time compiling, not running: LLVM at -O0 compiles
-# them in about half the CPU time (benchmarks/README.md, "The test suite") and computes the same floats (the recorded
-# rule-step fixture passes unchanged). Programs users run keep XLA's default optimisation. LEUT_TEST_XLA_OPT=1 turns
-# it back on; subprocesses that set their own XLA_FLAGS pass them through `tests.helpers.xla_flags`.
-if os.environ.get("LEUT_TEST_XLA_OPT", "0") != "1":
-  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
-
 import jax  # noqa: E402
 
 # Implicit rank promotion hides shape bugs (nanodo's habit); tests run with it off.

@@ -12,11 +12,6 @@ from leut.defaults import protocol_config
 from leut.train import batches
 
 
-def xla_flags(flags: str = "") -> str:
-  """`flags` plus the test session's XLA flags (tests/conftest.py: -O0 codegen), for subprocesses that set their own."""
-  return f"{flags} {os.environ.get('XLA_FLAGS', '')}".strip()
-
-
 def tiny_config(**overrides):
   c = protocol_config()
   c.rules = ["backprop"]

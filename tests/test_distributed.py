@@ -15,14 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from tests import sharding_worker
-from tests.helpers import xla_flags
 
 WORKER = Path(sharding_worker.__file__)
 ROOT = WORKER.parents[1]
 
 
 def _env(devices: int, **extra) -> dict:
-  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(f"--xla_force_host_platform_device_count={devices}"))
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
   env.update({k: str(v) for k, v in extra.items()})
   return env
 

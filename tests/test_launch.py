@@ -20,8 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tests.helpers import xla_flags
-
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
   "--config.rules=backprop",
@@ -53,7 +51,7 @@ exit $rc
 
 def _env(**extra) -> dict:
   env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "LEUT_", "XLA_FLAGS"))}
-  env.update(JAX_PLATFORMS="cpu", LEUT_VENV=sys.prefix, XLA_FLAGS=xla_flags())
+  env.update(JAX_PLATFORMS="cpu", LEUT_VENV=sys.prefix)
   env.update({k: str(v) for k, v in extra.items()})
   return env
 
@@ -107,7 +105,7 @@ def test_python_dash_m_leut_is_what_the_launchers_run_and_it_joins_two_processes
         LEUT_COORDINATOR=coordinator,
         LEUT_NUM_PROCESSES=2,
         LEUT_PROCESS_ID=i,
-        XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=2"),
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
       ),
       stdout=subprocess.PIPE,
       stderr=subprocess.STDOUT,
@@ -153,7 +151,7 @@ def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthet
     SLURM_NTASKS=2,
     SLURM_STEP_NODELIST="localhost",
     SLURM_NODELIST="localhost",
-    XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=2"),
+    XLA_FLAGS="--xla_force_host_platform_device_count=2",
   )
   done = subprocess.run(
     ["bash", "launch/slurm/train.sbatch", *_args(slurm, synthetic_dir), "--train-only"],
@@ -179,7 +177,7 @@ def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthet
         LEUT_COORDINATOR=coordinator,
         LEUT_NUM_PROCESSES=2,
         LEUT_PROCESS_ID=i,
-        XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=2"),
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
       ),
       stdout=log.open("w"),
       stderr=subprocess.STDOUT,
