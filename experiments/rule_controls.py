@@ -30,9 +30,10 @@ per rule and milestone (results/alignment.csv, figures/alignment.png), each rule
 What it found: not yet run at full size by this project (README, "Learning rules", says what the run shows).
 """
 
-import ml_collections
+import importlib.util
+from pathlib import Path
 
-from leut.defaults import protocol_config
+import ml_collections
 
 RULES = [
   "untrained",
@@ -48,20 +49,10 @@ RULES = [
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  del arg
-  config = protocol_config()
+  """The quickstart's config (its data, sizes and PC/STDP settings) with every rule."""
+  spec = importlib.util.spec_from_file_location("quickstart", Path(__file__).with_name("quickstart.py"))
+  quickstart = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(quickstart)
+  config = quickstart.get_config(arg)
   config.rules = list(RULES)
-  # As the quickstart: fewer inference steps / spike time steps than the defaults keep the local rules affordable.
-  config.rule_hparams = ml_collections.ConfigDict(
-    {"predictive_coding": {"inference_steps": 6}, "stdp": {"time_steps": 5}}
-  )
-  config.seeds = 3
-  config.epochs = 5
-  config.milestones = [0, 1, 2, 5]
-  config.data.source = "synthetic"
-  config.batch_size = 32
-  config.data.train_subset = 1024  # images per seed: 32 steps per epoch, 160 in all
-  config.data.rois = ["V1", "V2", "LOC", "IT"]
-  config.eval.resolutions = [64]
-  config.eval.test_images = 1000
   return config

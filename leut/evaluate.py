@@ -417,6 +417,50 @@ def verify_checkpoints(config, workdir: Path) -> None:
     ckpts.close()
 
 
+def seed_notes(non_finite_N, diverged_N, constant_NxS, undefined_N) -> list[str]:
+  """Each seed's rsa.csv note for one scored layer ('' when its ρ is defined; `rho_note` says which cause wins)."""
+  return [
+    rho_note(
+      non_finite_features=bool(non_finite_N[seed]),
+      diverged=bool(diverged_N[seed]),
+      n_constant=int(constant_NxS[seed].sum()),
+      n_stimuli=constant_NxS.shape[1],
+      undefined=bool(undefined_N[seed]),
+    )
+    for seed in range(len(non_finite_N))
+  ]
+
+
+def rsa_table_rows(
+  per_subj_NxRxJ, mean_rdm_NxR, notes_N, brain, *, rule, epoch, step, layer, resolution, arm, pairs, **extra
+) -> list[dict]:
+  """rsa.csv rows of one scored layer and pair set: one per seed, ROI and subject, plus subject 'mean' (the score on
+  the mean RDM); a seed with a note scores NaN. `extra` columns (e.g. `bn_calibration`) come last."""
+  subjects = list(brain.subjects) + ["mean"]
+  rows = []
+  for seed, note in enumerate(notes_N):
+    for r, roi in enumerate(brain.rois):
+      for subject, rho in zip(subjects, list(per_subj_NxRxJ[seed, r]) + [mean_rdm_NxR[seed, r]]):
+        rows.append(
+          {
+            "rule": rule,
+            "seed": seed,
+            "epoch": epoch,
+            "step": step,
+            "layer": layer,
+            "roi": roi,
+            "subject": subject,
+            "resolution": resolution,
+            "arm": arm,
+            "pairs": pairs,
+            "rho": float("nan") if note else float(rho),
+            "note": note,
+            **extra,
+          }
+        )
+  return rows
+
+
 def bn_calibration_rows(
   config, rule_fn, network, state, inputs, targets, *, rule: str, epoch: int, step: int, diverged_N, plan
 ) -> list[dict]:
@@ -441,35 +485,9 @@ def bn_calibration_rows(
         model_NxP = rsa.upper_tri(model_rdms(f, config.eval.metric))
         for pairs, target in targets.items():
           per_subj, mean_rdm = jax.device_get(score_rdms(model_NxP, target, method=config.eval.method))
-          undefined_N = np.isnan(per_subj).all(axis=(1, 2))
-          for seed in range(per_subj.shape[0]):
-            note = rho_note(
-              non_finite_features=bool(non_finite_N[seed]),
-              diverged=bool(diverged_N[seed]),
-              n_constant=int(const[seed].sum()),
-              n_stimuli=const.shape[1],
-              undefined=bool(undefined_N[seed]),
-            )
-            for r, roi in enumerate(inputs.brain.rois):
-              values = list(per_subj[seed, r]) + [mean_rdm[seed, r]]
-              for subject, rho in zip(list(inputs.brain.subjects) + ["mean"], values):
-                rows.append(
-                  {
-                    "rule": rule,
-                    "seed": seed,
-                    "epoch": epoch,
-                    "step": step,
-                    "layer": layer,
-                    "roi": roi,
-                    "subject": subject,
-                    "resolution": px,
-                    "arm": arm,
-                    "pairs": pairs,
-                    "rho": float("nan") if note else float(rho),
-                    "note": note,
-                    bn_calibration.COLUMN: source,
-                  }
-                )
+          notes = seed_notes(non_finite_N, diverged_N, const, np.isnan(per_subj).all(axis=(1, 2)))
+          keys = dict(rule=rule, epoch=epoch, step=step, layer=layer, resolution=px, arm=arm, pairs=pairs)
+          rows += rsa_table_rows(per_subj, mean_rdm, notes, inputs.brain, **keys, **{bn_calibration.COLUMN: source})
   return rows
 
 
@@ -572,40 +590,16 @@ def evaluate_rule(
           per_subj, mean_rdm = jax.device_get(score_rdms(model_NxP, targets[pairs], method=config.eval.method))
           undefined_N = np.isnan(per_subj).all(axis=(1, 2))
           invalid_N |= undefined_N
-          for seed in range(config.seeds):
-            note = rho_note(
-              non_finite_features=bool(non_finite_N[seed]),
-              diverged=bool(diverged_N[seed]),
-              n_constant=int(const[seed].sum()),
-              n_stimuli=const.shape[1],
-              undefined=bool(undefined_N[seed]),
-            )
+          notes = seed_notes(non_finite_N, diverged_N, const, undefined_N)
+          for seed, note in enumerate(notes):
             if note.startswith("constant"):
               warnings.warn(
                 f"{rule_name} seed {seed} epoch {epoch} {layer} @ {px}px: {note}; its scores are reported as NaN",
                 ConstantFeatureWarning,
                 stacklevel=2,
               )
-            for r, roi in enumerate(inputs.brain.rois):
-              subjects = list(inputs.brain.subjects) + ["mean"]
-              values = list(per_subj[seed, r]) + [mean_rdm[seed, r]]
-              for subj, rho in zip(subjects, values):
-                rsa_rows.append(
-                  {
-                    "rule": rule_name,
-                    "seed": seed,
-                    "epoch": epoch,
-                    "step": step,
-                    "layer": layer,
-                    "roi": roi,
-                    "subject": subj,
-                    "resolution": px,
-                    "arm": arm,
-                    "pairs": pairs,
-                    "rho": float("nan") if note else float(rho),
-                    "note": note,
-                  }
-                )
+          keys = dict(rule=rule_name, epoch=epoch, step=step, layer=layer, resolution=px, arm=arm, pairs=pairs)
+          rsa_rows += rsa_table_rows(per_subj, mean_rdm, notes, inputs.brain, **keys)
         if similarity is not None:
           similarity.add(
             rule=rule_name,

@@ -114,28 +114,15 @@ def score_tables(config, brain, feats: dict[str, np.ndarray], name: str, stimuli
     layer_rdms[layer], flags[layer] = model_1xP, (constant_N, non_finite_N)
     invalid_N = constant_N | non_finite_N
     for pairs in masks:
-      per_subj, mean_rdm = (np.asarray(x) for x in evaluate_lib.score_rdms(model_1xP, targets[pairs]))
+      per_subj, mean_rdm = (
+        np.asarray(x) for x in evaluate_lib.score_rdms(model_1xP, targets[pairs], method=config.eval.method)
+      )
       note = "non_finite_features" if non_finite_N[0] else ("constant features" if constant_N[0] else "")
       if not note and np.isnan(per_subj).all():
         note = evaluate_lib.CONSTANT_RDM
       invalid_N = invalid_N | bool(note)
-      for r, roi in enumerate(brain.rois):
-        values = list(per_subj[0, r]) + [mean_rdm[0, r]]
-        for subj, rho in zip(list(brain.subjects) + ["mean"], values):
-          rsa_rows.append(
-            dict(
-              key,
-              seed=0,
-              layer=layer,
-              roi=roi,
-              subject=subj,
-              resolution=EXTERNAL_RESOLUTION,
-              arm=EXTERNAL_ARM,
-              pairs=pairs,
-              rho=float("nan") if note else float(rho),
-              note=note,
-            )
-          )
+      place = dict(layer=layer, resolution=EXTERNAL_RESOLUTION, arm=EXTERNAL_ARM, pairs=pairs)
+      rsa_rows += evaluate_lib.rsa_table_rows(per_subj, mean_rdm, [note], brain, **key, **place)
     if controls:
       partial_rows += stimulus_stats.partial_rows(
         **where, layer=layer, model_NxP=model_1xP, controls=controls, invalid_N=invalid_N
