@@ -11,6 +11,16 @@ import numpy as np
 from leut.defaults import protocol_config
 from leut.train import batches
 
+# For end-to-end runs whose point is the plumbing (an architecture, a model kind, a data source, a launcher): the
+# statistics beyond rsa.csv (bootstrap, partial RSA, cross-validated best layer, cross-run pairs) have their own
+# tests on the shared tiny workdirs, so these runs skip them.
+NO_EXTRA_STATS = [
+  "--config.eval.n_boot=0",
+  "--config.eval.best_layer_splits=0",
+  "--config.eval.partial_controls=()",
+  "--config.eval.pairs=all",
+]
+
 
 def tiny_config(**overrides):
   c = protocol_config()

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from leut import cli
+from tests.helpers import NO_EXTRA_STATS
 
 TINY = [
   "--config.seeds=2",
@@ -438,8 +439,7 @@ def test_a_tiny_run_of_the_control_rules_writes_rows_for_each(tmp_path, syntheti
     "--config.epochs=1",
     "--config.milestones=0,1",
     "--config.data.train_subset=32",
-    "--config.eval.n_boot=20",
-    "--config.eval.best_layer_splits=1",
+    *NO_EXTRA_STATS,
     "--config.rule_hparams.sign_symmetry.magnitude=random",
     "--config.model.widths=(4,)",  # one block: five rules compile in a fraction of the time
     "--config.model.fc_dim=8",

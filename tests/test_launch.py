@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tests.helpers import NO_EXTRA_STATS
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
   "--config.rules=backprop",
@@ -32,6 +34,7 @@ TINY = [
   "--config.eval.resolutions=32",
   "--config.eval.test_images=64",
   "--config.data.n_stimuli=40",
+  *NO_EXTRA_STATS,
   "--no-progress",
 ]
 
