@@ -13,6 +13,7 @@ import pytest
 
 from leut import cli
 from tests.helpers import NO_EXTRA_STATS
+from tests.report.conftest import TINY as SHARED_RUN  # the arguments of the `workdir` fixture's run
 
 TINY = [
   "--config.seeds=2",
@@ -30,19 +31,12 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, synthetic_dir):
-  wd = tmp_path_factory.mktemp("quickstart")
-  rc = cli.main(
-    [
-      "run",
-      "experiments/quickstart.py",
-      "--workdir",
-      str(wd),
-      f"--config.data.synthetic_dir={synthetic_dir}",
-      "--config.rules=untrained,backprop",
-      *TINY,
-    ]
-  )
-  assert rc == 0
+  """A copy of the session's one tiny `leut run` (tests/report/conftest.py: untrained + backprop, 5 seeds, milestones
+  0 1 2, 40 stimuli at 32 px), which the tests below re-evaluate, lock and damage."""
+  from tests.report.conftest import tiny_workdir_path
+
+  wd = tmp_path_factory.mktemp("quickstart") / "wd"
+  shutil.copytree(tiny_workdir_path(tmp_path_factory, synthetic_dir), wd)
   return wd
 
 
@@ -77,7 +71,7 @@ def test_rsa_table_is_complete_and_untrained_equals_every_rules_epoch_zero(workd
   for col in ("rule", "seed", "epoch", "layer", "roi", "subject", "resolution", "rho"):
     assert col in rsa.columns
   # rules x seeds x epochs x layers x rois x (3 subjects + mean) x pair sets
-  assert len(rsa) == (1 + 3) * 2 * 4 * 4 * 4 * 2
+  assert len(rsa) == (1 + 3) * 5 * 4 * 4 * 4 * 2
   assert set(rsa.subject) == {"sub-01", "sub-02", "sub-03", "mean"}
   assert rsa.rho.notna().all() and (rsa.rho.abs() <= 1).all()
   key = ["seed", "layer", "roi", "subject", "pairs"]
@@ -100,7 +94,7 @@ def test_summary_numbers_equal_the_csv_rows_they_cite(workdir):
   ]
   per_seed = rows.groupby("seed").rho.mean()
   text = (workdir / "summary.md").read_text()
-  assert f"{per_seed.mean():.3f} ± {per_seed.std():.3f} (n=2)" in text
+  assert f"{per_seed.mean():.3f} ± {per_seed.std():.3f} (n=5)" in text
 
 
 def test_evaluate_rescored_with_new_resolution_without_retraining(workdir):
@@ -156,7 +150,7 @@ def test_missing_dataset_says_what_and_where(tmp_path, capsys):
 
 def test_config_json_records_the_overrides(workdir):
   saved = json.loads((workdir / "config.json").read_text())
-  assert saved["seeds"] == 2 and saved["model"]["widths"] == [4, 8, 8]
+  assert saved["seeds"] == 5 and saved["model"]["widths"] == [4, 8, 8]
   assert saved["command"].startswith(("leut run experiments/quickstart.py --workdir", "leut evaluate --workdir"))
 
 
@@ -189,7 +183,7 @@ def test_bootstrap_differences_equal_numpy_on_the_saved_draws(workdir):
 
 def test_cross_validated_best_layer_is_written(workdir):
   cv = pd.read_csv(workdir / "results" / "best_layer_cv.csv")
-  assert set(cv.epoch[cv.rule == "backprop"]) == {0, 2} and set(cv.seed) == {0, 1}
+  assert set(cv.epoch[cv.rule == "backprop"]) == {0, 2} and set(cv.seed) == set(range(5))
   assert cv.cv_score.notna().all() and cv.naive_max.notna().all()
   # the halvings are shared: the untrained network and backprop's epoch 0 (the same network) get identical rows
   cols = ["seed", "roi", "pairs", "chosen_layers", "cv_score", "naive_max"]
@@ -216,8 +210,7 @@ def _run_args(wd, synthetic_dir, *extra):
     "--workdir",
     str(wd),
     f"--config.data.synthetic_dir={synthetic_dir}",
-    "--config.rules=untrained,backprop",
-    *TINY,
+    *SHARED_RUN,
     *extra,
   ]
 
