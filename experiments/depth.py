@@ -64,7 +64,7 @@ def get_config(arg: str = "cnn3") -> ml_collections.ConfigDict:
   config = protocol_config()
   config.rules = ["untrained", "backprop", "feedback_alignment", "predictive_coding", "stdp"]
   config.rule_hparams = ml_collections.ConfigDict(
-    {"predictive_coding": {"inference_steps": 6}, "stdp": {"time_steps": 5}}
+    {"predictive_coding": {"inference_steps": 4}, "stdp": {"time_steps": 3}}
   )  # as the quickstart: fewer inference steps / spike time steps keep the local rules within a laptop budget
   config.seeds = 3
   config.epochs = 5

@@ -11,13 +11,13 @@ Command (from the repository root, after `pip install -e .`):
 
     leut run experiments/rule_controls.py --workdir workdirs/rule_controls
 
-Runtime: not measured yet. Estimated at about 10 minutes on 2 CPU cores, JIT compilation included: the quickstart
-(untrained, backprop, feedback alignment, predictive coding, STDP; the same sizes) takes ~5.5 minutes, and the four
+Runtime: not measured yet. Estimated at about 8 minutes on 2 CPU cores, JIT compilation included: the quickstart
+(untrained, backprop, feedback alignment, predictive coding, STDP; the same sizes) takes ~4.5 minutes, and the four
 added rules cost about one feedback-alignment step each (contrastive learning about two: it runs two views;
 `benchmarks/README.md`, "The control rules").
 
-What it does: the quickstart's sizes (3 seeds vmapped in one program, 5 epochs of 1,024 images at batch 32,
-checkpoints at epochs 0, 1, 2, 5; conv1/conv2/conv3/fc1 scored at 64 px on 120 stimuli against the simulated
+What it does: the quickstart's sizes (3 seeds vmapped in one program, 4 epochs of 1,024 images at batch 32,
+checkpoints at epochs 0, 1, 2, 4; conv1/conv2/conv3/fc1 scored at 64 px on 120 stimuli against the simulated
 THINGS-fMRI release, V1/V2 driven by Gabor energy, LOC by shape, IT by category), with every rule's own protocol
 optimiser and default hyperparameters, except the quickstart's shorter predictive-coding inference and STDP spike
 trains.
