@@ -72,9 +72,10 @@ def test_any_rule_hyperparameter_is_an_override_merged_with_the_configs_own():
     ],
   )
   got = config_lib.to_dict(config)["rule_hparams"]
+  own_time_steps = config_lib.load("experiments/quickstart.py").rule_hparams.stdp.time_steps  # kept, not replaced
   assert got == {
     "predictive_coding": {"inference_steps": 3, "lr_r": 0.05},
-    "stdp": {"time_steps": 5, "a_minus": 1.0},
+    "stdp": {"time_steps": own_time_steps, "a_minus": 1.0},
     "backprop": {"learning_rate": 2e-3},
     "feedback_alignment": {"layers": "all"},
   }
