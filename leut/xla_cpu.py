@@ -1,4 +1,4 @@
-"""XLA:CPU compiler options that leut's programs are measured to run faster with.
+"""XLA compiler options that leut's programs are measured to run, or compile, faster with.
 
 jax 0.10's XLA:CPU hands matrix products, convolutions, element-wise and reduction fusions to the YNNPACK library.
 Two programs run faster with less of that (each measured side by side, see `benchmarks/README.md`):
@@ -12,9 +12,15 @@ Two programs run faster with less of that (each measured side by side, see `benc
   Not every program keeps its convolutions out: in a 1-seed predictive-coding inference XLA put convolutions
   inside YNNPACK reduction fusions (with 2+ seeds the per-seed stacking kept them apart; `benchmarks/README.md`).
 
-The option only exists in recent jaxlib releases, so each set is probed once and dropped where the installed XLA does
-not know it; other backends ignore it. These are options of the compiler, not part of the traced or lowered program:
-nothing here makes a program CPU-specific (`jax.export` of a `network_jit` function carries none of them).
+Programs that run once per rule, the random initialisations, are compiled at LLVM optimisation level 1
+(`run_once_jit`): XLA's default level spends seconds optimising the threefry rounds of every random draw to save
+microseconds of a program that runs once (`benchmarks/init_compile.py`), and the draws are bit-identical
+(`tests/test_xla_cpu.py`).
+
+The library-fusion option only exists in recent jaxlib releases, so each set is probed once and dropped where the
+installed XLA does not know it; other backends ignore it. These are options of the compiler, not part of the traced
+or lowered program: nothing here makes a program CPU-specific (`jax.export` of a `network_jit` function carries none
+of them).
 """
 
 from __future__ import annotations
@@ -48,6 +54,22 @@ def network_library_fusion() -> dict[str, str]:
   """`compiler_options` for CNN programs: library fusions for matrix products and reductions only, so standalone
   convolutions go to XLA ({} if unsupported; a reduction fusion may still take in its producer convolution)."""
   return dict(_library_fusions((_DOT, _REDUCE)))
+
+
+@functools.cache
+def _accepted(option: str, value: str) -> dict[str, str]:
+  options = {option: value}
+  try:
+    jax.jit(lambda x: x + 1, compiler_options=options)(jnp.zeros(()))
+  except Exception:  # noqa: BLE001 - a backend or XLA version without this option rejects it
+    return {}
+  return options
+
+
+def run_once_jit(fn, **jit_kwargs):
+  """`jax.jit` for programs run once per rule (initialisations): compiled at LLVM optimisation level 1, several times
+  faster to compile than the default level 3, with bit-identical random draws."""
+  return jit_with(dict(_accepted("xla_backend_optimization_level", "1")), fn, **jit_kwargs)
 
 
 def jit_with(options: dict[str, str], fn, **jit_kwargs):

@@ -22,7 +22,7 @@ from leut.models.network import Network
 from leut.rules import optax_rule
 from leut.rules.base import LearningRule
 from leut.train import batches, sharding
-from leut.xla_cpu import network_jit
+from leut.xla_cpu import network_jit, run_once_jit
 
 TAG_INIT, TAG_SUBSET, TAG_SHUFFLE, TAG_STEP, TAG_RULE = range(5)
 
@@ -63,12 +63,12 @@ _NETWORK_INIT = {}
 
 
 def network_init(network: Network, init_options: dict):
-  """`jit(vmap(seed key -> network.init(fold_in(key, TAG_INIT), **init_options)))`, one per network and options: the
-  rules of a run share it, so its compilation (seconds: every random draw is a separate threefry program) is paid
-  once, not once per rule."""
+  """`run_once_jit(vmap(seed key -> network.init(fold_in(key, TAG_INIT), **init_options)))`, one per network and
+  options: the rules of a run share it, so its compilation (every random draw is a separate threefry program) is
+  paid once, not once per rule."""
   cache_key = (network, tuple(sorted(init_options.items())))
   if cache_key not in _NETWORK_INIT:
-    _NETWORK_INIT[cache_key] = jax.jit(
+    _NETWORK_INIT[cache_key] = run_once_jit(
       jax.vmap(lambda key: network.init(jax.random.fold_in(key, TAG_INIT), **init_options))
     )
   return _NETWORK_INIT[cache_key]
@@ -142,7 +142,7 @@ def make_trainer(
       step=jnp.zeros((), jnp.int32),
     )
 
-  init_rest_all = jax.jit(jax.vmap(init_rest))
+  init_rest_all = run_once_jit(jax.vmap(init_rest))
 
   def init_all(seed_keys_S):
     return init_rest_all(seed_keys_S, *init_networks(seed_keys_S))
