@@ -68,8 +68,17 @@ def _accepted(option: str, value: str) -> dict[str, str]:
 
 def run_once_jit(fn, **jit_kwargs):
   """`jax.jit` for programs run once per rule (initialisations): compiled at LLVM optimisation level 1, several times
-  faster to compile than the default level 3, with bit-identical random draws."""
-  return jit_with(dict(_accepted("xla_backend_optimization_level", "1")), fn, **jit_kwargs)
+  faster to compile than the default level 3, with bit-identical random draws. Traced inside another transformation
+  (`jax.eval_shape`, an outer `jit`), it is a plain `jax.jit`: compiler options belong to top-level programs only."""
+  quick = jit_with(dict(_accepted("xla_backend_optimization_level", "1")), fn, **jit_kwargs)
+  plain = jax.jit(fn, **jit_kwargs)
+
+  @functools.wraps(fn)
+  def call(*args, **kwargs):
+    traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((args, kwargs)))
+    return (plain if traced else quick)(*args, **kwargs)
+
+  return call
 
 
 def jit_with(options: dict[str, str], fn, **jit_kwargs):

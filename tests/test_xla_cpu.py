@@ -20,3 +20,9 @@ def test_initialisation_compiled_once_is_bit_identical_to_the_default_compile():
   quick = run_once_jit(jax.vmap(init))(keys)
   for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(default), jax.tree.leaves(quick), strict=True):
     np.testing.assert_array_equal(np.asarray(b), np.asarray(a), err_msg=jax.tree_util.keystr(path))
+
+
+def test_a_run_once_program_traced_inside_another_is_a_plain_jit():
+  double = run_once_jit(lambda x: 2 * x)
+  assert jax.eval_shape(double, jax.ShapeDtypeStruct((3,), np.float32)).shape == (3,)
+  np.testing.assert_array_equal(jax.jit(lambda x: double(x) + 1)(np.ones(3, np.float32)), [3.0, 3.0, 3.0])
