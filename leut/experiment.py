@@ -178,20 +178,17 @@ def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData | Non
   from `paths.cifar_dir` without its training batches unless `cifar_data` is given)."""
   if cifar_data is None:
     cifar_data = cifar.load_cifar10(paths.cifar_dir, train=False)
-  if paths.brain_dir is not None:  # a macaque dataset: its responses give the RDMs and the stimulus images
-    resp = load_macaque_responses(config, paths)
-    brain = _macaque_rdms(config, paths, resp)
+  brain, responses, resp = _brain_and_responses(config, paths, progress=progress)
+  if resp is not None:  # a macaque dataset: its responses give the RDMs and the stimulus images
 
     def load(px: int, upsampled: bool) -> np.ndarray:
       return normalize_01(resp.load_images_01(list(brain.stimuli), px, upsampled))
 
   else:
-    brain = load_brain(config, paths, progress=progress)
 
     def load(px: int, upsampled: bool) -> np.ndarray:
       return things_images.load_stimulus_images(paths.things_images_dir, brain.stimuli, px=px, upsampled=upsampled)
 
-  responses = eval_responses(config, paths, brain, resp if paths.brain_dir is not None else None)
   stimuli = {}
   for px in config.eval.resolutions:
     stimuli[(int(px), "native")] = load(int(px), False)
@@ -212,6 +209,19 @@ def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData | Non
   return evaluate_lib.EvalInputs(
     brain, stimuli, test, np.asarray(cifar_data.test_labels[:n_test]), responses, calibration
   )
+
+
+def load_brain_and_responses(config, paths: DataPaths, *, progress: bool = True):
+  """`(brain, responses)`: the brain RDMs (`load_brain`) and the responses CKA and encoding score (`eval_responses`;
+  None when only RSA is chosen), a macaque dataset's read once for both."""
+  brain, responses, _ = _brain_and_responses(config, paths, progress=progress)
+  return brain, responses
+
+
+def _brain_and_responses(config, paths: DataPaths, *, progress: bool):
+  resp = load_macaque_responses(config, paths) if paths.brain_dir is not None else None
+  brain = _macaque_rdms(config, paths, resp) if resp is not None else load_brain(config, paths, progress=progress)
+  return brain, eval_responses(config, paths, brain, resp), resp
 
 
 def eval_responses(config, paths: DataPaths, brain, resp: ResponseData | None) -> ResponseData | None:

@@ -11,7 +11,9 @@ The features are scored against the configured brain data like one seed of one c
 (`leut.evaluate`): each layer's RDM is built once (`evaluate.model_rdms`) and gives the rsa.csv rows (every ROI,
 subject, the subject-mean RDM and every pair set), partial RSA against the control RDMs of the stimuli at the
 largest configured resolution (when stimulus images are configured), the stimulus bootstrap of every layer and ROI,
-and the cross-validated best layer; noise ceilings are the brain data's. Rows carry rule = NAME, seed 0, epoch 0,
+and the cross-validated best layer; noise ceilings are the brain data's. The metrics `eval.metrics` adds (CKA,
+encoding; `leut.scoring.metrics`) score the same features against the brain responses into cka.csv and encoding.csv.
+Rows carry rule = NAME, seed 0, epoch 0,
 step 0, resolution 0, arm 'external' and readout 'as_given' (the features' own input size is unknown to leut), and
 replace any earlier rows of NAME in the workdir's tables; `leut evaluate` rewrites the tables from the checkpoints
 and drops them.
@@ -33,7 +35,8 @@ from leut import evaluate as evaluate_lib
 from leut import rsa
 from leut import workdir as workdir_lib
 from leut.errors import StimulusMismatchError
-from leut.scoring import bootstrap_differences, stimulus_stats
+from leut.scoring import bootstrap_differences, cka_scores, encoding_scores, stimulus_stats
+from leut.scoring import metrics as metrics_lib
 
 EXTERNAL_ARM = "external"
 EXTERNAL_RESOLUTION = 0
@@ -94,10 +97,14 @@ def brain_order(names: list[str], brain_stimuli, path) -> np.ndarray:
   return np.array([seen[n] for n in brain_stimuli])
 
 
-def score_tables(config, brain, feats: dict[str, np.ndarray], name: str, stimuli_images=None) -> dict:
+def score_tables(
+  config, brain, feats: dict[str, np.ndarray], name: str, stimuli_images=None, responses=None
+) -> tuple[dict, np.ndarray | None]:
   """The evaluation tables (`leut.evaluate` columns) of one external model whose `feats` follow `brain.stimuli`.
 
   `stimuli_images`: the stimuli (CIFAR-normalised, S x px x px x 3) for the partial-RSA control RDMs, or None.
+  `responses`: the brain responses aligned to `brain.stimuli` (`experiment.load_brain_and_responses`), needed when
+  `eval.metrics` names CKA or encoding.
   """
   masks = evaluate_lib.pair_masks(brain, list(config.eval.pairs))
   targets = evaluate_lib.brain_targets_for(brain, masks, config.eval.method)
@@ -154,10 +161,32 @@ def score_tables(config, brain, feats: dict[str, np.ndarray], name: str, stimuli
         seed=config.seed,
       )
     )
+  tables.update(
+    _response_tables(config, feats, responses, where=dict(key, resolution=EXTERNAL_RESOLUTION, arm=EXTERNAL_ARM))
+  )
   for df in tables.values():
     df["readout"] = EXTERNAL_READOUT  # the features arrive read out already
   tables["noise_ceiling"] = stimulus_stats.noise_ceiling_table(brain, masks, method=config.eval.method)
   return tables, (np.stack(boot_draws) if boot_draws else None)
+
+
+def _response_tables(config, feats: dict[str, np.ndarray], responses, *, where: dict) -> dict[str, pd.DataFrame]:
+  """cka.csv and encoding.csv rows of the external features, as `leut.evaluate` scores a checkpoint's."""
+  chosen = metrics_lib.response_metrics(config)
+  if not chosen:
+    return {}
+  if responses is None:
+    raise ValueError(f"eval.metrics {chosen} need the brain responses; none were loaded")
+  feats_1xSxU = {layer: f[None] for layer, f in feats.items()}
+  invalid_N = np.zeros(1, bool)  # no network whose weights could have diverged: only the features decide
+  out = {}
+  if "cka" in chosen:
+    out["cka"] = pd.DataFrame(cka_scores.cka_rows(feats_1xSxU, responses, invalid_N=invalid_N, **where))
+  if "encoding" in chosen:
+    out["encoding"] = pd.DataFrame(
+      encoding_scores.encoding_rows(feats_1xSxU, responses, invalid_N=invalid_N, seed=config.seed, **where)
+    )
+  return out
 
 
 def merge_into_workdir(wd: workdir_lib.Workdir, name: str, tables: dict, draws_CxB, rules) -> dict:
@@ -202,7 +231,7 @@ def score_features(config, workdir, features: str | Path, name: str, *, progress
   wd.root.mkdir(parents=True, exist_ok=True)
   with workdir_lib.locked(wd, f"leut score-features {features}"):
     paths = experiment.resolve_data(config, brain_only=True)
-    brain = experiment.load_brain(config, paths, progress=progress)
+    brain, responses = experiment.load_brain_and_responses(config, paths, progress=progress)
     names, feats = load_features(features)
     order = brain_order(names, brain.stimuli, features)
     feats = {layer: f[order] for layer, f in feats.items()}
@@ -210,6 +239,6 @@ def score_features(config, workdir, features: str | Path, name: str, *, progress
     if config.eval.partial_controls and paths.things_images_dir is not None:
       px = max(int(p) for p in config.eval.resolutions)
       images = things_images.load_stimulus_images(paths.things_images_dir, brain.stimuli, px=px)
-    tables, draws_CxB = score_tables(config, brain, feats, name, images)
+    tables, draws_CxB = score_tables(config, brain, feats, name, images, responses)
     rules = list(config.rules) if wd.config.exists() else []
     return merge_into_workdir(wd, name, tables, draws_CxB, rules)

@@ -100,3 +100,49 @@ def test_mismatched_stimulus_names_are_refused_in_one_error_listing_them(brain_d
   assert "bogus_01b.jpg" in err and STIMULI[0] in err and STIMULI[-1] in err and len(err.strip().splitlines()) == 1
   with pytest.raises(StimulusMismatchError, match="listed twice: 'thing01_01b.jpg'"):
     score_features.brain_order([STIMULI[1], *STIMULI], STIMULI, "f.npz")
+
+
+def test_cka_and_encoding_of_external_features_follow_eval_metrics(tmp_path, synthetic_dir):
+  """A layer that is the V1 responses of sub-01 (plus a little noise) and a layer of noise, scored with
+  eval.metrics=rsa,cka,encoding against the synthetic THINGS-fMRI release: CKA equals a float64 NumPy linear CKA of
+  the same features and responses, and the encoding model predicts the copied responses and not the noise."""
+  from leut import experiment
+  from leut.defaults import protocol_config
+
+  config = protocol_config()
+  config.data.synthetic_dir = str(synthetic_dir)
+  config.data.n_stimuli = 40
+  config.eval.metrics = ["rsa", "cka", "encoding"]
+  brain, resp = experiment.load_brain_and_responses(config, experiment.resolve_data(config, brain_only=True))
+  rng = np.random.default_rng(5)
+  v1 = resp.select("V1", "sub-01")
+  v1 = v1[:, np.isfinite(v1).all(0)]
+  feats = {"copy": v1 + 0.01 * v1.std() * rng.normal(size=v1.shape), "noise": rng.normal(size=(len(v1), 20))}
+  path = tmp_path / "ext.npz"
+  _write(path, list(brain.stimuli), feats)
+  wd = tmp_path / "wd"
+  args = [
+    "score-features", str(path), "--workdir", str(wd), "--name", "ext",
+    f"--config.data.synthetic_dir={synthetic_dir}", "--config.data.n_stimuli=40",
+    "--config.eval.metrics=rsa,cka,encoding", "--config.eval.n_boot=0", "--config.eval.best_layer_splits=0",
+    "--config.eval.partial_controls=", "--no-progress",
+  ]  # fmt: skip
+  assert cli.main(args) == 0
+
+  cka = pd.read_csv(wd / "results" / "cka.csv")
+  assert set(cka.rule) == {"ext"} and set(cka.arm) == {"external"} and set(cka.readout) == {"as_given"}
+  assert len(cka) == 2 * len(resp.rois) * len(resp.subjects) * 2  # layers x ROIs x subjects x estimators
+  for row in cka[cka.estimator == "biased"].itertuples():
+    y = resp.select(row.roi, row.subject)
+    y = y[:, np.isfinite(y).all(0)].astype(np.float64)
+    x = feats[row.layer].astype(np.float64)
+    x, y = x - x.mean(0), y - y.mean(0)
+    want = np.linalg.norm(x.T @ y) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
+    np.testing.assert_allclose(row.cka, want, atol=1e-4, err_msg=f"{row.layer} {row.roi} {row.subject}")
+
+  enc = pd.read_csv(wd / "results" / "encoding.csv").set_index(["layer", "roi", "subject"])
+  assert set(enc.index.get_level_values("layer")) == {"copy", "noise"}
+  # more voxels than training stimuli: ridge predicts a held-out response well, not perfectly, from all the others
+  assert enc.loc[("copy", "V1", "sub-01"), "r_raw"] > 0.5
+  assert abs(enc.loc[("noise", "V1", "sub-01"), "r_raw"]) < 0.3
+  assert enc.loc[("copy", "V1", "sub-01"), "score"] > enc.loc[("noise", "V1", "sub-01"), "score"]
