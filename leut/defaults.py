@@ -91,6 +91,7 @@ def protocol_config() -> ml_collections.ConfigDict:
       layer_for_roi={},  # override the fixed layer per ROI, e.g. {'V1': 'conv2'}
       alternative="two-sided",  # sign-flip tests: 'two-sided', 'greater' or 'less'
       n_mc=100_000,  # Monte Carlo sign assignments beyond 2^20 exact ones
+      figure_formats=("png", "pdf"),  # each figure in figures/ as: 'png', 'pdf' and/or 'svg'
     )
   )
   return c

@@ -13,12 +13,14 @@ from leut.train import batches
 
 # For end-to-end runs whose point is the plumbing (an architecture, a model kind, a data source, a launcher): the
 # statistics beyond rsa.csv (bootstrap, partial RSA, cross-validated best layer, cross-run pairs) have their own
-# tests on the shared tiny workdirs, so these runs skip them.
-NO_EXTRA_STATS = [
+# tests on the shared tiny workdirs, and the figures' PDF copies `tests/report/test_report_outputs.py`'s, so these
+# runs skip them.
+PLUMBING_RUN = [
   "--config.eval.n_boot=0",
   "--config.eval.best_layer_splits=0",
   "--config.eval.partial_controls=()",
   "--config.eval.pairs=all",
+  "--config.report.figure_formats=png",
 ]
 
 

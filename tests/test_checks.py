@@ -57,6 +57,8 @@ def test_the_protocol_defaults_pass():
     ({"report.alternative": "bigger"}, "report.alternative must be one of"),
     ({"report.n_mc": 0}, "report.n_mc=0 must be at least 1"),
     ({"report.layer_for_roi": {"V1": 3}}, "report.layer_for_roi must map ROI names to layer names"),
+    ({"report.figure_formats": ("png", "tiff")}, "report.figure_formats must name one or more of"),
+    ({"report.figure_formats": ()}, "report.figure_formats must name one or more of"),
   ],
 )
 def test_a_nonsense_field_is_named(fields, match):

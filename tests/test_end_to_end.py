@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from leut import cli
-from tests.helpers import NO_EXTRA_STATS
+from tests.helpers import PLUMBING_RUN
 from tests.report.conftest import TINY as SHARED_RUN  # the arguments of the `workdir` fixture's run
 
 TINY = [
@@ -54,7 +54,6 @@ def test_run_writes_every_documented_output(workdir):
     "results/bootstrap_differences.csv",
     "results/best_layer_cv.csv",
     "figures/alignment.png",
-    "figures/alignment.pdf",
     "summary.md",
   ):
     assert (workdir / rel).is_file(), rel
@@ -432,7 +431,7 @@ def test_a_tiny_run_of_the_control_rules_writes_rows_for_each(tmp_path, syntheti
     "--config.epochs=1",
     "--config.milestones=0,1",
     "--config.data.train_subset=32",
-    *NO_EXTRA_STATS,
+    *PLUMBING_RUN,
     "--config.rule_hparams.sign_symmetry.magnitude=random",
     "--config.model.widths=(4,)",  # one block: five rules compile in a fraction of the time
     "--config.model.fc_dim=8",

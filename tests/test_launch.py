@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tests.helpers import NO_EXTRA_STATS
+from tests.helpers import PLUMBING_RUN
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -34,7 +34,7 @@ TINY = [
   "--config.eval.resolutions=32",
   "--config.eval.test_images=64",
   "--config.data.n_stimuli=40",
-  *NO_EXTRA_STATS,
+  *PLUMBING_RUN,
   "--no-progress",
 ]
 

@@ -8,7 +8,7 @@ import pytest
 from leut import cli, rules
 from leut import config as config_lib
 from leut.data import synthetic
-from tests.helpers import NO_EXTRA_STATS
+from tests.helpers import PLUMBING_RUN
 from tests.test_end_to_end import TINY
 
 
@@ -46,7 +46,7 @@ def test_files_source_with_things_fmri_and_with_precomputed_rdms_agree(tmp_path,
     f"--config.data.cifar_dir={default.cifar_dir}",
     f"--config.data.things_images_dir={default.things_images_dir}",
     "--config.rules=untrained",
-    *NO_EXTRA_STATS,
+    *PLUMBING_RUN,
     *[t for t in TINY if "n_stimuli" not in t],
   ]
   assert (

@@ -237,35 +237,37 @@ def write_report(workdir, config) -> dict:
   for name, df in fam.items():
     written[f"tests_{name}"] = workdir_lib.write_csv(wd.table(f"tests_{name}"), df)
 
-  ceil_all = ceil[ceil.pairs == "all"] if ceil is not None else None
-  paths = {
-    "alignment": figures.alignment_over_training(
-      stats,
-      figs,
-      rois=rois,
-      ceilings=ceil_all,
-      subtitle=f"Model–brain alignment over training ({out['px']} px stimuli, fixed layer per ROI)",
-    )
-  }
-  if len(change):
-    paths["alignment_change"] = figures.change_vs_untrained(change, figs, rois=rois)
-  if len(drop):
-    paths["first_epoch_drop"] = figures.first_epoch_drop(drop, figs, rois=rois)
-  base = tables.baseline_rule(per_seed)
-  profile = {base: 0, **{r: last for r in tables.trained_rules(per_seed)}}
-  paths["best_layer"] = figures.layer_profile(all_layers, figs, epochs=profile, rois=rois)
-  if sweep is not None:
-    paths["resolution_sweep"] = figures.resolution_sweep(sweep, figs, rois=rois)
-  if sim is not None and len(sim):
-    paths["model_similarity"] = model_comparisons.figure(sim, config, figs)
-  paths["accuracy"] = figures.accuracy_over_training(acc_stats, figs)
-  points = accuracy_matched.milestone_points(stats, acc_stats)
-  paths["alignment_vs_accuracy"] = figures.alignment_vs_accuracy(points, figs, rois=rois)
-  paths["weights"] = figures.weight_displacement(w_stats, figs)
-  extra = metrics_report.write_metric_report(wd, config, rois=rois)  # cka / encoding, when evaluated (eval.metrics)
-  out["metrics_lines"] = metrics_report.summary_lines(extra["sections"])
-  written.update(extra["tables"])
-  paths.update(extra["figures"])
+  formats = opts.get("figure_formats", figures.DEFAULT_FORMATS)
+  with figures.saving_as(formats):  # report.figure_formats
+    ceil_all = ceil[ceil.pairs == "all"] if ceil is not None else None
+    paths = {
+      "alignment": figures.alignment_over_training(
+        stats,
+        figs,
+        rois=rois,
+        ceilings=ceil_all,
+        subtitle=f"Model–brain alignment over training ({out['px']} px stimuli, fixed layer per ROI)",
+      )
+    }
+    if len(change):
+      paths["alignment_change"] = figures.change_vs_untrained(change, figs, rois=rois)
+    if len(drop):
+      paths["first_epoch_drop"] = figures.first_epoch_drop(drop, figs, rois=rois)
+    base = tables.baseline_rule(per_seed)
+    profile = {base: 0, **{r: last for r in tables.trained_rules(per_seed)}}
+    paths["best_layer"] = figures.layer_profile(all_layers, figs, epochs=profile, rois=rois)
+    if sweep is not None:
+      paths["resolution_sweep"] = figures.resolution_sweep(sweep, figs, rois=rois)
+    if sim is not None and len(sim):
+      paths["model_similarity"] = model_comparisons.figure(sim, config, figs)
+    paths["accuracy"] = figures.accuracy_over_training(acc_stats, figs)
+    points = accuracy_matched.milestone_points(stats, acc_stats)
+    paths["alignment_vs_accuracy"] = figures.alignment_vs_accuracy(points, figs, rois=rois)
+    paths["weights"] = figures.weight_displacement(w_stats, figs)
+    extra = metrics_report.write_metric_report(wd, config, rois=rois)  # cka / encoding, when evaluated (eval.metrics)
+    out["metrics_lines"] = metrics_report.summary_lines(extra["sections"])
+    written.update(extra["tables"])
+    paths.update(extra["figures"])
   out["figures"] = list(paths)
   out["tables"] = list(written)
   paths["summary"] = summary.write_summary(workdir, config, out)

@@ -1,4 +1,5 @@
-"""Figures a person would rather look at than read; every figure is saved as PNG and PDF.
+"""Figures a person would rather look at than read; every figure is saved in `report.figure_formats` (PNG and PDF
+unless a config says otherwise; `saving_as`).
 
 Bands are 95% Student-t intervals over seeds (mean ± t_{0.975, n−1} SD/√n), computed in `leut.report.tables`; each
 figure is drawn from one of the report's CSV tables, so a figure can be redrawn from `results/` alone.
@@ -6,6 +7,9 @@ figure is drawn from one of the report's CSV tables, so a figure can be redrawn 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -45,10 +49,24 @@ def color(rule: str) -> str:
   return cycle[sum(map(ord, rule)) % len(cycle)]  # stable across processes
 
 
+DEFAULT_FORMATS = ("png", "pdf")
+_FORMATS = contextvars.ContextVar("figure_formats", default=DEFAULT_FORMATS)
+
+
+@contextlib.contextmanager
+def saving_as(formats: Sequence[str] | str):
+  """Inside the block, `save` writes each figure in `formats` (e.g. `("png", "pdf")`, the default outside)."""
+  token = _FORMATS.set((formats,) if isinstance(formats, str) else tuple(formats))
+  try:
+    yield
+  finally:
+    _FORMATS.reset(token)
+
+
 def save(fig, out_dir: Path, name: str) -> list[Path]:
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
-  paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+  paths = [out_dir / f"{name}.{fmt}" for fmt in _FORMATS.get()]
   for p in paths:
     fig.savefig(p, dpi=150, bbox_inches="tight")
   plt.close(fig)
@@ -76,7 +94,7 @@ def _panels(n, width=3.4, height=3.0):
 
 
 def _finish(fig, axes, out_dir: Path, name: str, title: str | None = None) -> list[Path]:
-  """The shared end of a panel figure: one legend for all panels, the title, layout, and PNG + PDF."""
+  """The shared end of a panel figure: one legend for all panels, the title, layout, and the saved files."""
   _legend(fig, axes)
   if title:
     fig.suptitle(title, fontsize=10)

@@ -12,10 +12,10 @@ from scipy import stats
 
 from leut import cli
 from leut.report import tables
-from tests.helpers import NO_EXTRA_STATS
+from tests.helpers import PLUMBING_RUN
 from tests.test_end_to_end import TINY
 
-FAST = ["--config.epochs=1", "--config.milestones=0,1", *NO_EXTRA_STATS]
+FAST = ["--config.epochs=1", "--config.milestones=0,1", *PLUMBING_RUN]
 CONDITIONS = ["untrained", "backprop"]
 
 

@@ -13,7 +13,7 @@ from leut.models import linen
 from leut.rules import backprop, base
 from leut.rules import direct_feedback_alignment as dfa_mod
 from leut.rules import feedback_alignment as fa_mod
-from tests.helpers import NO_EXTRA_STATS
+from tests.helpers import PLUMBING_RUN
 from tests.test_end_to_end import TINY
 
 
@@ -138,7 +138,7 @@ def test_flax_example_runs_end_to_end_and_is_scored_by_layer_name(tmp_path, synt
   rc = cli.main(
     ["run", "experiments/synthetic_flax_model.py", "--workdir", str(wd), f"--config.data.synthetic_dir={synthetic_dir}",
      "--config.model.module_kwargs={'widths': (4, 8), 'hidden': 8}", *TINY, "--config.epochs=1",
-     "--config.milestones=0,1", *NO_EXTRA_STATS]
+     "--config.milestones=0,1", *PLUMBING_RUN]
   )  # fmt: skip
   assert rc == 0
   rsa = pd.read_csv(wd / "results" / "rsa.csv")

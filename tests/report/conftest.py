@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from leut import cli
+from leut.defaults import protocol_config
 from leut.report import write_report
 from leut.scoring import bootstrap_differences
 
@@ -30,6 +31,7 @@ TINY = [
   "--config.eval.resolutions=32",
   "--config.eval.test_images=64",
   "--config.data.n_stimuli=40",
+  "--config.report.figure_formats=png",  # the PDF copies: rich_workdir's (the default formats)
   "--no-progress",
 ]
 
@@ -70,6 +72,7 @@ def enrich(src, dst):
   cfg["eval"]["resolutions"] = [32, 64]
   cfg["eval"]["upsampled"] = True
   cfg["command"] = "leut run experiments/quickstart.py --workdir RICH"
+  cfg["report"]["figure_formats"] = list(protocol_config().report.figure_formats)  # the default: PNG and PDF
   (dst / "config.json").write_text(json.dumps(cfg))
   rng = np.random.default_rng(0)
   rsa = pd.read_csv(src / "results" / "rsa.csv")

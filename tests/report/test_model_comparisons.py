@@ -8,7 +8,6 @@ from leut.report import model_comparisons
 
 def test_tiny_run_draws_the_figure_and_cites_the_table(tiny_workdir):
   assert (tiny_workdir / "figures" / "model_similarity.png").is_file()
-  assert (tiny_workdir / "figures" / "model_similarity.pdf").is_file()
   summary = (tiny_workdir / "summary.md").read_text()
   section = summary.split("## Model-to-model RDM similarity")[1].split("\n## ")[0]
   assert "Source: `results/model_similarity.csv` where resolution=32, arm=native, epoch_a=2" in section

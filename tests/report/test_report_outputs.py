@@ -176,10 +176,15 @@ def test_tables_have_documented_columns(which, tiny_workdir, rich_workdir):
       assert f"- No trend test for {rule}: its milestones ≥ 1 are [1, 2], and a trend needs at least 3" in text
 
 
-def test_every_figure_is_written_as_png_and_pdf(tiny_workdir, rich_workdir):
-  for wd, names in ((tiny_workdir, FIGURES), (rich_workdir, FIGURES + ["resolution_sweep"])):
+def test_every_figure_is_written_in_the_configured_formats(tiny_workdir, rich_workdir):
+  # rich: the default (PNG and PDF); tiny: --config.report.figure_formats=png
+  for wd, names, formats in (
+    (rich_workdir, FIGURES + ["resolution_sweep"], ("png", "pdf")),
+    (tiny_workdir, FIGURES, ("png",)),
+  ):
+    assert sorted({p.suffix[1:] for p in (wd / "figures").iterdir()}) == sorted(formats)
     for name in names:
-      for ext in ("png", "pdf"):
+      for ext in formats:
         p = wd / "figures" / f"{name}.{ext}"
         assert p.is_file() and p.stat().st_size > 2000, p
 
