@@ -46,9 +46,6 @@ def _int(config, field: str, *, lo: int | None = None, hi: int | None = None, hi
     raise ConfigError(f"{field}={v} must be at most {hi_name or hi}")
 
 
-FIGURE_FORMATS = ("png", "pdf", "svg")
-
-
 def _choice(config, field: str, allowed: Sequence[str]) -> None:
   v = _get(config, field)
   if v is not _MISSING and v not in allowed:
@@ -235,6 +232,13 @@ def check_config(config) -> None:
       raise ConfigError(f"report.layer_for_roi must map ROI names to layer names, not {mapping!r}")
   _choice(config, "report.alternative", ALTERNATIVES)
   _int(config, "report.n_mc", lo=1)
+  _figure_formats(config)
+
+
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+
+def _figure_formats(config) -> None:
   formats = _get(config, "report.figure_formats")
   if formats is not _MISSING:
     formats = [formats] if isinstance(formats, str) else list(formats)

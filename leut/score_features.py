@@ -13,10 +13,9 @@ subject, the subject-mean RDM and every pair set), partial RSA against the contr
 largest configured resolution (when stimulus images are configured), the stimulus bootstrap of every layer and ROI,
 and the cross-validated best layer; noise ceilings are the brain data's. The metrics `eval.metrics` adds (CKA,
 encoding; `leut.scoring.metrics`) score the same features against the brain responses into cka.csv and encoding.csv.
-Rows carry rule = NAME, seed 0, epoch 0,
-step 0, resolution 0, arm 'external' and readout 'as_given' (the features' own input size is unknown to leut), and
-replace any earlier rows of NAME in the workdir's tables; `leut evaluate` rewrites the tables from the checkpoints
-and drops them.
+Rows carry rule = NAME, seed 0, epoch 0, step 0, resolution 0, arm 'external' and readout 'as_given' (the features'
+own input size is unknown to leut), and replace any earlier rows of NAME in the workdir's tables; `leut evaluate`
+rewrites the tables from the checkpoints and drops them.
 
 The workdir's config (config.json, with `--config.data.*` and `--config.eval.*` overrides) says which brain data
 and statistics; a folder without config.json uses `leut.defaults.protocol_config()` with the overrides.
