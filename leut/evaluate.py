@@ -54,8 +54,10 @@ from leut.rules.base import feedforward
 from leut.scoring import (
   bn_calibration,
   bootstrap_differences,
+  brain_truth,
   cka_scores,
   encoding_scores,
+  metric_bootstrap,
   model_similarity,
   stimulus_stats,
   two_level_bootstrap,
@@ -72,6 +74,7 @@ class EvalInputs(NamedTuple):
   test_labels: np.ndarray
   responses: object = None  # leut.data.responses.ResponseData aligned to brain.stimuli, for cka / encoding
   calibration: object = None  # leut.bn_calibration.CalibrationImages when eval.bn_calibration names sources
+  truth_dir: object = None  # a synthetic release's folder with its simulation truth (`brain_truth.truth_dir`)
 
 
 class ConstantFeatureWarning(UserWarning):
@@ -502,10 +505,12 @@ def evaluate_rule(
   targets=None,
   progress=True,
   similarity=None,
+  metric_boot=None,
 ):
   """Score every verified checkpoint of one rule; returns its `RuleResults`. The restore target comes from the
   config alone (`milestones.build` without training data): no training image is read. `similarity`: a
-  `model_similarity.ModelSimilarity` that also receives every model RDM."""
+  `model_similarity.ModelSimilarity` that also receives every model RDM; `metric_boot`: a
+  `metric_bootstrap.MetricBootstrap` that bootstraps the CKA and encoding scores at the statistics milestones."""
   rule, trainer = milestones.build(config, rule_name)
   rule_fn = readout_function(config, rule, trainer.network, rule_name)
   ckpts = milestones.checkpoints_for(workdir, rule_name)
@@ -565,13 +570,22 @@ def evaluate_rule(
       _, feats = extract(rule_fn, state, images, config.eval.batch_size, plan(images))
       feats = apply_readout(config, feats)
       where = dict(rule=rule_name, epoch=epoch, step=step, resolution=px, arm=arm)
+      stats_here = step in stats_steps
+      boot_here = metric_boot if stats_here else None
       if "cka" in chosen:
         cka_rows += cka_scores.cka_rows(feats, inputs.responses, invalid_N=diverged_N, **where)
+        if boot_here is not None:
+          boot_here.add_cka(feats, inputs.responses, headline=headline, invalid_N=diverged_N, **where)
       if "encoding" in chosen:
         enc_rows += encoding_scores.encoding_rows(
-          feats, inputs.responses, invalid_N=diverged_N, seed=config.seed, **where
+          feats,
+          inputs.responses,
+          invalid_N=diverged_N,
+          seed=config.seed,
+          bootstrap=boot_here,
+          headline=headline,
+          **where,
         )
-      stats_here = step in stats_steps
       n_splits = config.eval.get("best_layer_splits", 0) if stats_here and len(feats) > 1 else 0
       layer_rdms = {}  # layer -> NxP upper triangles, for the cross-validated best layer
       layer_flags = {}  # layer -> (constant_N, non_finite_N)
@@ -694,6 +708,11 @@ def evaluate_all(config, workdir: Path, inputs: EvalInputs, *, progress=True) ->
   controls = {k: stimulus_stats.control_rdms(v, names) for k, v in inputs.stimuli.items()} if names else None
   rows = RuleResults(*([] for _ in RuleResults._fields))
   similarity = model_similarity.ModelSimilarity(rules=config.rules, readout=config.eval.get("readout", "mean"))
+  metric_boot = None
+  if config.eval.n_boot and metrics_lib.response_metrics(config):
+    metric_boot = metric_bootstrap.MetricBootstrap(
+      n_boot=config.eval.n_boot, rules=config.rules, readout=config.eval.get("readout", "mean")
+    )
   for rule_name in config.rules:
     part = evaluate_rule(
       config,
@@ -705,13 +724,18 @@ def evaluate_all(config, workdir: Path, inputs: EvalInputs, *, progress=True) ->
       targets=targets,
       progress=progress,
       similarity=similarity,
+      metric_boot=metric_boot,
     )
     for acc, new in zip(rows, part):
       acc += new
   draw_lists = ("bootstrap_draws", "seed_draws")
   tables = {name: pd.DataFrame(r) for name, r in rows._asdict().items() if r and name not in draw_lists}
   tables["model_similarity"] = similarity.table()
+  if metric_boot is not None:
+    tables.update(metric_boot.tables())
   tables["noise_ceiling"] = stimulus_stats.noise_ceiling_table(inputs.brain, masks, method=config.eval.method)
+  if inputs.truth_dir is not None:
+    tables["brain_truth"] = brain_truth.truth_table(inputs.brain, inputs.truth_dir, seed=config.seed)
   if bn_calibration.configured(config):
     tables["bn_calibration"] = bn_calibration.summary_table(tables["rsa"])
   draws_CxB = np.stack(rows.bootstrap_draws) if rows.bootstrap_draws else None  # 8 B bytes per bootstrap.csv row

@@ -32,7 +32,7 @@ from leut.data.errors import DataFormatError, MissingDatasetError, missing_datas
 from leut.data.normalization import normalize_01
 from leut.data.responses import ResponseData
 from leut.errors import ConfigError, LeutError, LeutWarning
-from leut.scoring import bn_calibration
+from leut.scoring import bn_calibration, brain_truth
 from leut.scoring import metrics as metrics_lib
 from leut.train import batches, milestones
 
@@ -206,8 +206,9 @@ def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData | Non
       load_stimuli=load,
       stimuli=stimuli,
     )
+  truth = brain_truth.truth_dir(paths.brain_dir, paths.things_fmri_dir) if config.data.source == "synthetic" else None
   return evaluate_lib.EvalInputs(
-    brain, stimuli, test, np.asarray(cifar_data.test_labels[:n_test]), responses, calibration
+    brain, stimuli, test, np.asarray(cifar_data.test_labels[:n_test]), responses, calibration, truth
   )
 
 

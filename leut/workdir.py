@@ -61,6 +61,13 @@ EVALUATION_TABLES = (
   "model_similarity",
   "two_level_bootstrap",
   "bn_calibration",
+  "cka_bootstrap",
+  "cka_bootstrap_differences",
+  "cka_two_level_bootstrap",
+  "encoding_bootstrap",
+  "encoding_bootstrap_differences",
+  "encoding_two_level_bootstrap",
+  "brain_truth",
 )
 PROVENANCE = "provenance"  # the config.json key that holds what is not config (code version, resolved settings)
 

@@ -17,6 +17,7 @@ class EncodingScores(NamedTuple):
   r_NxT: jax.Array  # held-out Pearson r per seed and target, mean over folds
   r_NxKxT: jax.Array  # per fold
   best_NxKxT: jax.Array  # index into the lambda grid chosen per seed, fold and target
+  pred_NxSxT: jax.Array  # held-out prediction of every stimulus from the fold that holds it out (NaN: none does)
 
 
 def masked_pearson(pred_SxT: jax.Array, true_SxT: jax.Array, mask_S: jax.Array) -> jax.Array:
@@ -31,13 +32,18 @@ def masked_pearson(pred_SxT: jax.Array, true_SxT: jax.Array, mask_S: jax.Array) 
 
 
 def fold_scores(feats_SxU, targets_SxT, test_KxS, lambdas_L, *, lambda_batch=None):
-  """Held-out r and chosen lambda of every fold, (K, T) each; the folds run in one vmap."""
+  """Held-out r and chosen lambda of every fold, (K, T) each, and the held-out predictions (S, T): each stimulus's
+  from the fold that holds it out (folds are disjoint), NaN for a stimulus no fold holds out. One vmap over folds."""
+  test_KxS = jnp.asarray(test_KxS, bool)
 
   def one(test_S):
     fit = ridge_loo_fit(feats_SxU, targets_SxT, ~test_S, lambdas_L, lambda_batch=lambda_batch)
-    return masked_pearson(fit.pred_SxT, jnp.asarray(targets_SxT, jnp.float32), test_S), fit.best_T
+    r_T = masked_pearson(fit.pred_SxT, jnp.asarray(targets_SxT, jnp.float32), test_S)
+    return r_T, fit.best_T, jnp.where(test_S[:, None], fit.pred_SxT, 0.0)
 
-  return jax.vmap(one)(jnp.asarray(test_KxS, bool))
+  r_KxT, best_KxT, pred_KxSxT = jax.vmap(one)(test_KxS)
+  pred_SxT = jnp.where(test_KxS.any(0)[:, None], pred_KxSxT.sum(0), jnp.nan)
+  return r_KxT, best_KxT, pred_SxT
 
 
 @partial(jax.jit, static_argnames=("seed_batch", "lambda_batch"))
@@ -66,5 +72,5 @@ def encoding_scores(
   def per_seed(feats_SxU):
     return fold_scores(feats_SxU, targets_SxT, test_KxS, lambdas_L, lambda_batch=lambda_batch)
 
-  r_NxKxT, best_NxKxT = jax.lax.map(per_seed, feats_NxSxU, batch_size=seed_batch)
-  return EncodingScores(jnp.mean(r_NxKxT, axis=1), r_NxKxT, best_NxKxT)
+  r_NxKxT, best_NxKxT, pred_NxSxT = jax.lax.map(per_seed, feats_NxSxU, batch_size=seed_batch)
+  return EncodingScores(jnp.mean(r_NxKxT, axis=1), r_NxKxT, best_NxKxT, pred_NxSxT)

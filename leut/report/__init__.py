@@ -200,7 +200,10 @@ def write_report(workdir, config) -> dict:
   two_level = _read(wd.table("two_level_bootstrap"))
   out["contrast_inference"] = contrast_inference.table(fam, diffs, two_level, config)
   out["model_similarity"] = sim = _read(wd.table("model_similarity"))  # an evaluation table: read, not rewritten
-  out["ground_truth"] = ground_truth.checks(rsa, config) if config.data.source == "synthetic" else None
+  if config.data.source == "synthetic":
+    out["ground_truth"] = ground_truth.checks(rsa, config, brain_truth=_read(wd.table("brain_truth")), ceiling=ceil)
+  else:
+    out["ground_truth"] = None
   if len(set(rsa.resolution)) > 1 or len(set(rsa.arm)) > 1:
     out["resolution_sweep"] = sweep = tables.resolution_sweep(rsa, config)
   else:

@@ -7,11 +7,20 @@ and IT by category. Three facts are checked from the CSVs, each with its numbers
       layer before the last one; conv1 or conv2 for the protocol CNN);
   (b) supervised training (backprop) raises fc1–IT alignment at the last milestone over epoch 0: one-sided exact
       sign-flip test over seeds of ρ_last − ρ_0 (alternative 'greater');
-  (c) the untrained conv1 aligns with V1 above zero: one-sided sign-flip test of the per-seed ρ against 0.
+  (c) the untrained conv1 aligns with V1 above zero: one-sided sign-flip test of the per-seed ρ against 0;
+  (d) per ROI, the brain RDMs the evaluation scored recover the simulation's noise-free RDM of that ROI
+      (`results/brain_truth.csv`, `leut.scoring.brain_truth`): the truth RDM's Spearman ρ with the subject-mean RDM
+      is positive at one-sided stimulus-label permutation p < 0.05 (stimulus images or rows out of register with
+      the responses, or a time window without the response, leave it near 0). The mean per-subject ρ is shown next
+      to the noise ceiling's lower bound; it need not reach it: the truth is the simulated features' RDM, and a
+      recorded population samples those features unevenly (TVSD's V1 electrodes), which both animals share.
+      This checks the data path (loader, time bins, repetition averaging, stimulus selection), not a network.
 
-A check passes when the effect has the expected sign and its p is below 0.05 or at the floor the seed count allows
-(with 3 seeds the smallest one-sided p is 1/8 = 0.125, so 'all seeds agree' is the strongest evidence available);
-`floored` says which.
+Checks (a)-(c) apply where the release has the ROI (a FreemanZiemba2013 stand-in has V1 and V2: (a), (c), (d)).
+
+A check (a)-(c) passes when the effect has the expected sign and its p is below 0.05 or at the floor the seed count
+allows (with 3 seeds the smallest one-sided p is 1/8 = 0.125, so 'all seeds agree' is the strongest evidence
+available); `floored` says which.
 """
 
 from __future__ import annotations
@@ -64,8 +73,9 @@ def _passes(row):
   return bool(row["mean"] > 0 and (row["p"] < ALPHA or row["floored"]))
 
 
-def checks(rsa: pd.DataFrame, config) -> pd.DataFrame:
-  """One row per ground-truth check (see module docstring); rows whose inputs are missing are left out."""
+def checks(rsa: pd.DataFrame, config, *, brain_truth=None, ceiling=None) -> pd.DataFrame:
+  """One row per ground-truth check (see module docstring); rows whose inputs are missing are left out.
+  `brain_truth`, `ceiling`: results/brain_truth.csv and results/noise_ceiling.csv (None: no check (d))."""
   rows = []
   view = tables.condition_view(rsa, config)
   all_layers = tables.seed_scores(view)
@@ -139,4 +149,46 @@ def checks(rsa: pd.DataFrame, config) -> pd.DataFrame:
     r["observed"] = "rho > 0" if r["mean"] > 0 else "rho <= 0"
     r["passed"] = _passes(r)
     rows.append(r)
+  rows += _truth_rows(brain_truth, ceiling)
   return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _truth_rows(truth: pd.DataFrame | None, ceiling: pd.DataFrame | None) -> list[dict]:
+  """Check (d) per ROI (module docstring)."""
+  if truth is None or not len(truth):
+    return []
+  rows = []
+  for roi, g in truth.groupby("roi", sort=False):
+    per_subject = g[g.subject.astype(str) != "mean"]
+    mean_row = g[g.subject.astype(str) == "mean"].iloc[0]
+    lower = np.nan
+    if ceiling is not None and len(per_subject) > 1:
+      c = ceiling[(ceiling.roi == roi) & (ceiling.pairs == "all")]
+      lower = float(c.lower.iloc[0]) if len(c) else np.nan
+    rho = float(per_subject.rho.mean())
+    ceiling_text = f"; the noise ceiling's lower bound is {lower:.3f}" if np.isfinite(lower) else ""
+    rows.append(
+      dict(
+        check="d",
+        statement=f"the scored {roi} RDMs recover the simulation's noise-free {roi} RDM (Spearman rho with the "
+        f"subject-mean RDM {mean_row.rho:.3f}, one-sided stimulus-label permutation test; mean rho over "
+        f"{len(per_subject)} subject(s) {rho:.3f}{ceiling_text})",
+        expected="rho > 0",
+        observed="rho > 0" if mean_row.rho > 0 else "rho <= 0",
+        rule="simulation truth",
+        roi=roi,
+        layer="",
+        epoch=np.nan,
+        mean=float(mean_row.rho),
+        ci_lo=np.nan,
+        ci_hi=np.nan,
+        n_seeds=np.nan,
+        n_positive=np.nan,
+        p=float(mean_row.p),
+        p_floor=np.nan,
+        floored=False,
+        alternative="greater",
+        passed=bool(mean_row.rho > 0 and mean_row.p < ALPHA),
+      )
+    )
+  return rows

@@ -80,7 +80,31 @@ def write_metric_report(wd: workdir_lib.Workdir, config, *, rois) -> dict:
     if len(shown):
       paths[metric] = metric_over_training(shown, wd.figures, name=metric, ylabel=label, rois=rois)
     sections[metric] = {"alignment": stats, **fams, "last_epoch": tables.last_epoch(per_seed)}
+    sections[metric].update(stimulus_level(wd, config, metric, tables.last_epoch(per_seed)))
   return {"sections": sections, "tables": written, "figures": paths}
+
+
+def _read(path) -> pd.DataFrame | None:
+  return pd.read_csv(path) if path.exists() and path.stat().st_size else None
+
+
+def stimulus_level(wd: workdir_lib.Workdir, config, metric: str, last: int) -> dict:
+  """The evaluation's stimulus-level tables of `metric` (`leut.scoring.metric_bootstrap`), headline condition (first
+  resolution, native images): CIs at epoch 0 and the last milestone, and the vs-untrained differences at the last
+  milestone by the stimulus bootstrap and the two-level bootstrap. Empty when the evaluation bootstrapped nothing."""
+  out = {}
+  boot = _read(wd.table(f"{metric}_bootstrap"))
+  if boot is None or not len(boot):
+    return out
+  px = tables.headline_resolution(boot, config)
+  here = (boot.resolution == px) & (boot.arm == "native")
+  out["stimulus_ci"] = boot[here & ((boot.epoch == 0) | (boot.epoch == last))].reset_index(drop=True)
+  for name in ("bootstrap_differences", "two_level_bootstrap"):
+    d = _read(wd.table(f"{metric}_{name}"))
+    if d is not None and len(d):
+      keep = (d.contrast == "vs_untrained") & (d.epoch_a == last) & (d.resolution == px) & (d.arm == "native")
+      out[name] = d[keep].reset_index(drop=True)
+  return out
 
 
 def remove_outputs(wd: workdir_lib.Workdir, metric: str) -> None:
@@ -136,5 +160,29 @@ def summary_lines(sections: dict | None) -> list[str]:
       if len(sec[name]):
         lines += [f"Paired sign-flip tests over seeds ({name}; mean_diff in {value}):", ""]
         lines += md_table(sec[name], cols, f"results/tests_{metric}_{name}.csv")
+    lines += _stimulus_lines(sec, metric, est)
     lines += [f"Over all milestones: `results/{metric}_alignment.csv`, figure `figures/{metric}.png`.", ""]
+  return lines
+
+
+def _stimulus_lines(sec: dict, metric: str, est: list[str]) -> list[str]:
+  """Stimulus-bootstrap CIs and the vs-untrained differences by both bootstraps (`stimulus_level`)."""
+  ci = sec.get("stimulus_ci")
+  if ci is None or not len(ci):
+    return []
+  value = METRICS[metric][0]
+  lines = [
+    "Stimulus-bootstrap 95% CIs at each ROI's fixed layer (stimuli resampled, seeds and subjects averaged inside "
+    "each draw; the RSA bootstrap's resamples, `leut.scoring.metric_bootstrap`; they generalise over stimuli):",
+    "",
+  ]
+  lines += md_table(
+    ci, est + ["rule", "roi", "layer", "epoch", "n_boot", "n_undefined", value, "ci"], f"results/{metric}_bootstrap.csv"
+  )
+  cols = est + ["rule_a", "rule_b", "roi", "layer", "epoch_a", "epoch_b", "diff", "ci", "p", "p_fdr"]
+  for name, over in (("bootstrap_differences", "stimuli"), ("two_level_bootstrap", "seeds and stimuli")):
+    d = sec.get(name)
+    if d is not None and len(d):
+      lines += [f"Trained minus untrained, paired draw by draw (generalises over {over}):", ""]
+      lines += md_table(d, cols, f"results/{metric}_{name}.csv", {"contrast": "vs_untrained"})
   return lines

@@ -347,6 +347,8 @@ def write_summary(workdir: Path, config, r: dict) -> Path:
       mark = "✓" if g["passed"] else "✗"
       if g["check"] == "a":
         num = f"best layer {g['observed']} with ρ = {g['mean']:.3f} {fmt_ci(g['ci_lo'], g['ci_hi'])}"
+      elif g["check"] == "d":
+        num = f"ρ = {g['mean']:.3f}" + (f", permutation p = {fmt_p(g['p'])}" if pd.notna(g["p"]) else "")
       else:
         floor = f", the smallest attainable with {int(g['n_seeds'])} seeds" if g["floored"] else ""
         num = (

@@ -22,7 +22,7 @@ from leut.rsa.bootstrap import (
   percentile_ci,
   resample_indices,
 )
-from leut.rsa.cka import cka
+from leut.rsa.cka import centred_gram, cka, cka_from_grams
 from leut.rsa.compare import compare
 from leut.rsa.controls import color_histogram_rdm, gabor_energy_rdm, luminance_rdm, mean_rgb_rdm, pixel_rdm
 from leut.rsa.effect_size import cohens_d
@@ -50,7 +50,9 @@ __all__ = [
   "centred_unit",
   "rank_average",
   "compare",
+  "centred_gram",
   "cka",
+  "cka_from_grams",
   "mean_rdm_score",
   "mean_subject_score",
   "block_clean",

@@ -7,10 +7,11 @@ import jax.numpy as jnp
 
 from leut.rsa.precision import HIGHEST
 
-__all__ = ["cka", "hsic_biased", "hsic_unbiased"]
+__all__ = ["centred_gram", "cka", "cka_from_grams", "hsic_biased", "hsic_unbiased"]
 
 
-def _centred_gram(feats_SxU):
+def centred_gram(feats_SxU):
+  """Xc Xc' of features centred over stimuli, `...xSxU -> ...xSxS` (HIGHEST precision)."""
   x = jnp.asarray(feats_SxU)
   if not jnp.issubdtype(x.dtype, jnp.floating):
     x = x.astype(jnp.float32)
@@ -75,17 +76,19 @@ def cka(feats_a_SxU: jax.Array, feats_b_SxV: jax.Array, debiased: bool = False) 
   if debiased and n < 4:
     raise ValueError(f"debiased CKA needs at least 4 stimuli, got {n}")
   lead = jnp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-  k = jnp.broadcast_to(_centred_gram(a), lead + (n, n))
-  l = jnp.broadcast_to(_centred_gram(b), lead + (n, n))
+  k = jnp.broadcast_to(centred_gram(a), lead + (n, n))
+  l = jnp.broadcast_to(centred_gram(b), lead + (n, n))
+  constant = jnp.broadcast_to(_constant(a), lead) | jnp.broadcast_to(_constant(b), lead)
+  return jnp.where(constant, jnp.nan, cka_from_grams(k, l, debiased))
+
+
+def cka_from_grams(gram_k_SxS, gram_l_SxS, debiased: bool = False):
+  """`cka` from the two centred Gram matrices (`centred_gram`), `...xSxS -> ...`: HSIC(K, L) / sqrt(HSIC(K, K)
+  HSIC(L, L)) with the biased or unbiased HSIC. NaN where a self-HSIC is not positive or anything is not finite.
+  The stimulus bootstrap (`leut.scoring.metric_bootstrap`) calls it on resampled Gram matrices."""
   hsic = hsic_unbiased if debiased else hsic_biased
-  kl, kk, ll = hsic(k, l), hsic(k, k), hsic(l, l)
+  kl, kk, ll = hsic(gram_k_SxS, gram_l_SxS), hsic(gram_k_SxS, gram_k_SxS), hsic(gram_l_SxS, gram_l_SxS)
   denom_sq = kk * ll
   value = kl / jnp.sqrt(jnp.where(denom_sq > 0, denom_sq, 1.0))
-  undefined = (
-    (denom_sq <= 0)
-    | (kk <= 0)
-    | jnp.broadcast_to(_constant(a), lead)
-    | jnp.broadcast_to(_constant(b), lead)
-    | ~jnp.isfinite(denom_sq)
-  )
+  undefined = (denom_sq <= 0) | (kk <= 0) | ~jnp.isfinite(denom_sq) | ~jnp.isfinite(kl)
   return jnp.where(undefined, jnp.nan, value)

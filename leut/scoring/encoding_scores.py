@@ -53,9 +53,15 @@ def scaled_features(feats_NxSxU: np.ndarray) -> np.ndarray:
 def held_out_r(feats_NxSxU: np.ndarray, targets_SxT: np.ndarray, test_KxS: np.ndarray) -> np.ndarray:
   """Held-out r per seed and target, mean over folds (`encoding.encoding_scores`), `TARGET_CHUNK` targets at a time;
   each target's fit is its own, so chunking changes nothing but memory (a zero-padded column scores NaN and is cut)."""
+  return held_out(feats_NxSxU, targets_SxT, test_KxS)[0]
+
+
+def held_out(feats_NxSxU, targets_SxT, test_KxS, keep_pred_T=None) -> tuple[np.ndarray, np.ndarray | None]:
+  """`(r_NxT, pred_NxSxT')`: `held_out_r`, and the held-out predictions of the targets in `keep_pred_T` (None: none
+  kept), for the stimulus bootstrap (`metric_bootstrap`)."""
   n_targets = targets_SxT.shape[1]
   width = min(n_targets, TARGET_CHUNK)
-  parts = []
+  parts, preds = [], []
   for start in range(0, n_targets, width):
     chunk = targets_SxT[:, start : start + width]
     pad = width - chunk.shape[1]
@@ -63,10 +69,15 @@ def held_out_r(feats_NxSxU: np.ndarray, targets_SxT: np.ndarray, test_KxS: np.nd
       chunk = np.concatenate([chunk, np.zeros((chunk.shape[0], pad), chunk.dtype)], axis=1)
     scores = encoding.encoding_scores(feats_NxSxU, chunk, test_KxS, LAMBDAS, seed_batch=1, lambda_batch=4)
     parts.append(np.asarray(scores.r_NxT)[:, : width - pad])
-  return np.concatenate(parts, axis=1)
+    if keep_pred_T is not None:
+      kept = np.asarray(keep_pred_T, bool)[start : start + width]
+      preds.append(np.asarray(scores.pred_NxSxT)[:, :, : width - pad][:, :, kept])
+  return np.concatenate(parts, axis=1), (np.concatenate(preds, axis=2) if keep_pred_T is not None else None)
 
 
-def encoding_rows(feats: dict, resp: ResponseData, *, invalid_N, seed: int, **where) -> list[dict]:
+def encoding_rows(
+  feats: dict, resp: ResponseData, *, invalid_N, seed: int, bootstrap=None, headline=None, **where
+) -> list[dict]:
   """Rows of results/encoding.csv for one checkpoint, resolution and arm.
 
   Args:
@@ -74,6 +85,8 @@ def encoding_rows(feats: dict, resp: ResponseData, *, invalid_N, seed: int, **wh
     resp: the brain responses, aligned to the features (`metrics.aligned_responses`).
     invalid_N: seeds scored NaN whatever their features (a diverged network).
     seed: the config's seed (the fold permutation's key).
+    bootstrap: a `metric_bootstrap.MetricBootstrap` that also receives the held-out predictions of each ROI's
+      reliable neuroids at its `headline` layer (ROI -> layer), for the stimulus bootstrap; None: no bootstrap.
     where: rule, epoch, step, resolution, arm: copied into every row.
   """
   test_KxS = held_out_folds(resp, seed)
@@ -85,7 +98,23 @@ def encoding_rows(feats: dict, resp: ResponseData, *, invalid_N, seed: int, **wh
   for layer, f_NxSxU in feats.items():
     notes = metrics.seed_notes(f_NxSxU, invalid_N)
     x = scaled_features(np.where(np.isfinite(f_NxSxU), f_NxSxU, 0.0))  # non-finite seeds are noted NaN below
-    r_NxT = held_out_r(x, targets_SxT, test_KxS)
+    boot_rois = [r for r in resp.rois if headline and headline.get(r) == layer] if bootstrap is not None else []
+    keep_T = np.isin(resp.neuroids["roi"].to_numpy(), boot_rois) & (reliability_T > MIN_CEILING)
+    r_NxT, pred_NxSxT = held_out(x, targets_SxT, test_KxS, keep_T if keep_T.any() else None)
+    if pred_NxSxT is not None:
+      bad_N = np.array([bool(n) for n in notes]) | np.asarray(invalid_N, bool)
+      bootstrap.add_encoding(
+        layer=layer,
+        rois=boot_rois,
+        pred_NxSxT=pred_NxSxT,
+        targets_SxT=targets_SxT[:, keep_T],
+        reliability_T=reliability_T[keep_T],
+        groups=[(roi, sub, m[keep_T]) for roi, sub, m in groups if (m & keep_T).any()],
+        test_KxS=test_KxS,
+        invalid_N=bad_N,
+        min_ceiling=MIN_CEILING,
+        **where,
+      )
     for roi, sub, m in groups:
       ceiled = encoding.ceiling_normalise(r_NxT[:, m], reliability_T[m], min_ceiling=MIN_CEILING)
       score_N, raw_N = np.asarray(ceiled.summary_N, np.float64), np.asarray(ceiled.raw_summary_N, np.float64)

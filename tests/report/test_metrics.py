@@ -1,6 +1,7 @@
 """`eval.metrics=rsa,cka,encoding` end to end: `leut evaluate` on a copy of the shared tiny run (no training) writes
 results/cka.csv and results/encoding.csv on rsa.csv's keys, leaves rsa.csv's scores as they were, and the report
-gives each metric its seed-level table, test families, figure and summary.md section (traceable to the CSVs)."""
+gives each metric its seed-level table, test families, figure and summary.md section (traceable to the CSVs), and
+its stimulus-level statistics (bootstrap CIs and paired differences, `leut.scoring.metric_bootstrap`)."""
 
 import shutil
 
@@ -10,6 +11,7 @@ import pytest
 
 from leut import cli
 from leut.report import write_report
+from leut.report.tables import layer_for_roi
 from tests.report.test_report_outputs import check_summary_against_csvs
 
 KEYS = ["rule", "seed", "epoch", "step", "layer", "roi", "subject", "resolution", "arm", "readout"]
@@ -25,7 +27,7 @@ def metrics_workdir(tiny_workdir, tmp_path_factory):
       "--workdir",
       str(wd),
       "--config.eval.metrics=rsa,cka,encoding",
-      "--config.eval.n_boot=0",
+      "--config.eval.n_boot=100",
       "--config.eval.best_layer_splits=0",
       "--config.eval.partial_controls=",
       "--config.eval.test_images=16",
@@ -52,6 +54,28 @@ def test_cka_and_encoding_tables_share_rsa_keys_and_leave_rsa_unchanged(metrics_
   assert np.isfinite(enc.score).mean() > 0.9 and (enc.n_targets > 0).all()
 
 
+def test_each_metric_is_bootstrapped_over_stimuli_at_each_rois_fixed_layer(metrics_workdir):
+  res = metrics_workdir / "results"
+  config = cli._workdir_config(metrics_workdir, [])
+  headline = layer_for_roi(config)
+  for metric, value in (("cka", "cka"), ("encoding", "score")):
+    boot = pd.read_csv(res / f"{metric}_bootstrap.csv")
+    scores = pd.read_csv(res / f"{metric}.csv")
+    assert len(boot) and all(headline[roi] == layer for roi, layer in zip(boot.roi, boot.layer))
+    assert {0, scores.epoch.max()} <= set(boot.epoch)  # the statistics milestones (eval.stats_epochs)
+    assert (boot.n_boot == 100).all() and (boot.readout == "mean").all()
+    for _, b in boot.iterrows():
+      same = scores[(scores.rule == b.rule) & (scores.epoch == b.epoch) & (scores.roi == b.roi)]
+      same = same[same.layer == b.layer]
+      if metric == "cka":
+        same = same[same.estimator == b.estimator]
+      np.testing.assert_allclose(b[value], same[value].mean(), rtol=1e-4, atol=1e-5)  # seeds x subjects, all valid
+      assert b.ci_lo <= b[value] <= b.ci_hi or b.n_undefined > 0
+    for name in ("bootstrap_differences", "two_level_bootstrap"):
+      d = pd.read_csv(res / f"{metric}_{name}.csv")
+      assert {"vs_untrained", "between_rules"} <= set(d.contrast) and d[["ci_lo", "ci_hi"]].notna().mean().min() > 0.9
+
+
 def test_each_metric_enters_the_report_under_the_seed_level_statistics(metrics_workdir):
   res = metrics_workdir / "results"
   for metric in ("cka", "encoding"):
@@ -63,6 +87,7 @@ def test_each_metric_enters_the_report_under_the_seed_level_statistics(metrics_w
     assert (metrics_workdir / "figures" / f"{metric}.png").exists()
   text, checked = check_summary_against_csvs(metrics_workdir)
   assert "## Linear CKA" in text and "## Encoding score" in text and "results/tests_encoding_vs_untrained.csv" in text
+  assert "results/cka_two_level_bootstrap.csv" in text and "results/encoding_bootstrap.csv" in text
   assert checked > 100
 
 

@@ -172,3 +172,24 @@ def test_a_seed_with_undefined_rho_is_left_out_and_counted(tmp_path, tiny_workdi
   text = (wd / "summary.md").read_text()
   assert "Seeds left out: in 4 of 8 headline conditions" in text
   assert "| backprop | 1 | IT | fc1 | 5 | 1 | 3 | non_finite_features |" in text
+
+
+def test_a_brain_rdm_out_of_register_with_the_truth_fails_check_d(tmp_path, tiny_workdir):
+  """Check (d) reads results/brain_truth.csv: a significant positive rho passes, a rho near 0 (stimuli out of
+  register) fails, and the summary marks it."""
+  wd = fake_workdir(tmp_path / "wd", tiny_workdir, rules=("untrained", "backprop"), seeds=3)
+  truth = pd.DataFrame(
+    [
+      dict(roi="V1", subject="sub-01", n_stimuli=48, rho=0.61, p=np.nan),
+      dict(roi="V1", subject="mean", n_stimuli=48, rho=0.66, p=0.001),
+      dict(roi="IT", subject="sub-01", n_stimuli=48, rho=0.02, p=np.nan),
+      dict(roi="IT", subject="mean", n_stimuli=48, rho=0.01, p=0.41),
+    ]
+  )
+  truth.to_csv(wd / "results" / "brain_truth.csv", index=False)
+  write_report(wd, cli._workdir_config(wd, []))
+  d = pd.read_csv(wd / "results" / "ground_truth.csv").query("check == 'd'").set_index("roi")
+  assert d.loc["V1", "passed"] and not d.loc["IT", "passed"]
+  assert d.loc["IT", "p"] == 0.41 and d.loc["V1", "mean"] == 0.66
+  text = (wd / "summary.md").read_text()
+  assert "- ✗ (d) the scored IT RDMs recover" in text and "- ✓ (d) the scored V1 RDMs recover" in text

@@ -305,7 +305,7 @@ def check_summary_against_csvs(wd):
       for k in KEYS:
         if k in cells and k in df.columns:
           col = df[k]
-          if cells[k] == "":
+          if cells[k] in ("", "–"):  # an undefined key (e.g. no epoch for the simulation-truth check)
             sel &= col.isna().to_numpy()
           else:
             sel &= (col.astype(str) == cells[k]).to_numpy() | (

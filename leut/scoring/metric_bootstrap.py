@@ -1,0 +1,298 @@
+"""Stimulus-level statistics of CKA and encoding scores: the RSA bootstrap's scheme on the response metrics.
+
+RSA's stimulus bootstrap (`leut.scoring.stimulus_stats.bootstrap_draws`) resamples stimuli with replacement and
+averages seeds and subjects inside each draw. The same is done here for linear CKA (`cka_scores`) and the encoding
+score (`encoding_scores`), at each ROI's headline layer and the `eval.stats_epochs` milestones, with the very same
+resamples (key `stimulus_stats.BOOTSTRAP_SEED`), so every rule, epoch, ROI and metric is paired draw by draw:
+
+  CKA        draw b takes the centred Gram matrices of the resampled features, K_b = H (Kc)[i_b, i_b] H (those of
+             X[i_b]: centring over stimuli commutes with taking rows), sets the entries between two copies of one
+             stimulus to 0, as the diagonal, and computes CKA(K_b, L_b) (`rsa.cka_from_grams`). Copies are
+             self-pairs, as in the RSA bootstrap (self-pairs dropped): kept as ordinary pairs, they act like extra
+             diagonal terms and push every draw of either estimator upward, so that at few stimuli the percentile
+             interval can miss the all-stimulus CKA (`tests/scoring/test_metric_bootstrap.py` shows both).
+  encoding   the fitted encoding models are kept (networks, penalties and ridge weights as on all stimuli) and the
+             held-out test stimuli are resampled: in draw b, each fold's held-out Pearson r is computed with every
+             test stimulus weighted by how often it was drawn (= Pearson r of the expanded resample), r is averaged
+             over folds, divided by each neuroid's ceiling and summarised by the median over reliable neuroids, as
+             the score (`encoding_scores`). It generalises over test stimuli, not over training sets.
+
+A draw in which some seed's or subject's score is undefined (fewer than two distinct stimuli drawn in a fold, a
+constant resample) is undefined and counted in `n_undefined`; the CI uses the others (NaN below
+`rsa.min_defined_draws()`). A seed whose all-stimulus score is NaN (non-finite features, a diverged network, an
+undefined CKA) is left out of its row's seed mean. `leut.evaluate` writes, per metric M in (cka, encoding):
+
+  results/M_bootstrap.csv              rule, epoch, step, layer, roi, resolution, arm, [estimator,] readout, n_boot,
+                                       n_undefined, <value>, ci_lo, ci_hi  (value: cka or score)
+  results/M_bootstrap_differences.csv  paired stimulus-bootstrap differences (`bootstrap_differences`; value_a,
+                                       value_b for rho_a, rho_b)
+  results/M_two_level_bootstrap.csv    seeds and stimuli resampled together (`two_level_bootstrap`)
+
+with one BH family per contrast, evaluation condition and (CKA) estimator.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from leut import encoding, rsa
+from leut.data.responses import ResponseData
+from leut.rsa.precision import HIGHEST
+from leut.scoring import bootstrap_differences, cka_scores, two_level_bootstrap
+from leut.scoring.stimulus_stats import BOOTSTRAP_SEED
+
+KEYS = ["rule", "epoch", "step", "layer", "roi", "resolution", "arm"]
+VALUE = {"cka": "cka", "encoding": "score"}
+DRAW_BATCH = 8  # resamples of the CKA Gram matrices vmapped at a time (memory ~ batch x seeds x blocks x S x S)
+MIN_RELATIVE_VARIANCE = 1e-12  # a fold's resampled variance below this fraction of its sum of squares is 0 (float64)
+TABLE_KINDS = ("bootstrap", "bootstrap_differences", "two_level_bootstrap")
+
+
+def _recentre(gram_XxSxS):
+  """H G H for a Gram matrix G of (already centred) features: row, column and grand means removed."""
+  return (
+    gram_XxSxS
+    - gram_XxSxS.mean(-1, keepdims=True)
+    - gram_XxSxS.mean(-2, keepdims=True)
+    + gram_XxSxS.mean((-2, -1), keepdims=True)
+  )
+
+
+@partial(jax.jit, static_argnames=("debiased",))
+def cka_draws(gram_NxSxS, gram_GxSxS, indices_DxS, *, debiased: bool):
+  """`DxNxG` CKA of N feature Gram matrices against G response Gram matrices in each stimulus resample.
+
+  Args:
+    gram_NxSxS, gram_GxSxS: centred Gram matrices on all S stimuli (`rsa.centred_gram`).
+    indices_DxS: the stimuli of each resample (`rsa.resample_indices`).
+    debiased: the unbiased HSIC estimator (`rsa.cka`).
+  """
+  S = gram_NxSxS.shape[-1]
+
+  def one(idx_S):
+    copies = (idx_S[:, None] == idx_S[None, :]) & ~jnp.eye(S, dtype=bool)  # pairs of copies: self-pairs
+    k = jnp.where(copies, 0.0, _recentre(gram_NxSxS[:, idx_S][:, :, idx_S]))
+    l = jnp.where(copies, 0.0, _recentre(gram_GxSxS[:, idx_S][:, :, idx_S]))
+    value_NxG = rsa.cka_from_grams(k[:, None], l[None], debiased)
+    distinct = jnp.sum(jnp.zeros(S, jnp.int32).at[idx_S].add(1) > 0)
+    return jnp.where(distinct >= 2, value_NxG, jnp.nan)
+
+  return jax.lax.map(one, indices_DxS, batch_size=DRAW_BATCH)
+
+
+def _fold_members(test_KxS: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """`(idx_KxM, ok_KxM)`: each fold's held-out stimuli, padded to the largest fold (padding: index 0, ok False)."""
+  members = [np.flatnonzero(t) for t in np.asarray(test_KxS, bool)]
+  width = max(1, *(len(m) for m in members))
+  idx = np.zeros((len(members), width), np.int32)
+  ok = np.zeros((len(members), width), bool)
+  for k, m in enumerate(members):
+    idx[k, : len(m)], ok[k, : len(m)] = m, True
+  return idx, ok
+
+
+@jax.jit
+def weighted_fold_r(pred_SxT, y_SxT, counts_DxS, idx_KxM, ok_KxM):
+  """`DxT` mean over folds of the held-out Pearson r with each held-out stimulus weighted by its count in the
+  resample: r = Σw(p−p̄)(y−ȳ) / sqrt(Σw(p−p̄)² Σw(y−ȳ)²), weighted means, which is Pearson's r of the resample with
+  the drawn stimuli repeated. NaN where a fold has fewer than two distinct drawn stimuli or a constant side.
+
+  Call it on float64 arrays inside `jax.enable_x64(True)` (`fold_r`): the weighted sums are one-pass, and a
+  resample of a few near-equal responses leaves a variance below float32's resolution of their sum of squares."""
+
+  def fold(idx_M, ok_M):
+    okf = ok_M.astype(pred_SxT.dtype)
+    p, y = pred_SxT[idx_M], y_SxT[idx_M]
+    m = jnp.sum(okf)
+    # centre on the fold's plain means first, so the one-pass sums below keep their digits
+    p = jnp.where(ok_M[:, None], p - (jnp.sum(okf[:, None] * p, 0) / m)[None], 0.0)
+    y = jnp.where(ok_M[:, None], y - (jnp.sum(okf[:, None] * y, 0) / m)[None], 0.0)
+    w_DxM = counts_DxS[:, idx_M] * okf[None]
+    n = jnp.sum(w_DxM, 1)[:, None]
+
+    def wsum(v_MxT):
+      return jnp.einsum("dm,mt->dt", w_DxM, v_MxT, precision=HIGHEST)
+
+    sp, sy, spp, syy, spy = wsum(p), wsum(y), wsum(p * p), wsum(y * y), wsum(p * y)
+    vp, vy = spp - sp * sp / n, syy - sy * sy / n
+    ok = (vp > MIN_RELATIVE_VARIANCE * spp) & (vy > MIN_RELATIVE_VARIANCE * syy)
+    ok = ok & (jnp.sum(w_DxM > 0, 1) >= 2)[:, None]
+    return jnp.where(ok, (spy - sp * sy / n) / jnp.sqrt(jnp.where(ok, vp * vy, 1.0)), jnp.nan)
+
+  return jnp.mean(jax.vmap(fold)(idx_KxM, ok_KxM), axis=0)
+
+
+def fold_r(pred_SxT, y_SxT, counts_DxS, idx_KxM, ok_KxM) -> np.ndarray:
+  """`weighted_fold_r` in float64 (see there), as a float64 NumPy array."""
+  with jax.enable_x64(True):
+    f64 = [jnp.asarray(np.asarray(a, np.float64)) for a in (pred_SxT, y_SxT, counts_DxS)]
+    return np.array(weighted_fold_r(*f64, jnp.asarray(idx_KxM), jnp.asarray(ok_KxM)), np.float64)
+
+
+def resample_counts(indices_DxS: np.ndarray, n_stimuli: int) -> np.ndarray:
+  """`DxS` float32: how often each stimulus is drawn in each resample."""
+  idx = np.asarray(indices_DxS)
+  counts = np.zeros((idx.shape[0], n_stimuli), np.float32)
+  np.add.at(counts, (np.arange(idx.shape[0])[:, None], idx), 1.0)
+  return counts
+
+
+class MetricBootstrap:
+  """Collects the stimulus-bootstrap draws of the CKA and encoding scores of a streamed evaluation (module
+  docstring); `tables` turns them into the bootstrap, difference and two-level tables."""
+
+  def __init__(self, *, n_boot: int, rules, readout: str = "mean", seed: int = BOOTSTRAP_SEED):
+    self.n_boot = int(n_boot)
+    self.readout = readout
+    self.rules = list(rules)
+    self.seed = seed
+    self._indices: dict[int, np.ndarray] = {}
+    self._rows = {"cka": [], "encoding": []}  # (row, draws_B, observed_N, draws_NxB)
+
+  def indices(self, n_stimuli: int) -> np.ndarray:
+    """The resamples of `n_stimuli` stimuli: the RSA bootstrap's (same key), so draws pair across metrics."""
+    if n_stimuli not in self._indices:
+      key = jax.random.key(self.seed)
+      self._indices[n_stimuli] = np.asarray(rsa.resample_indices(key, self.n_boot, n_stimuli))
+    return self._indices[n_stimuli]
+
+  def _add(self, metric: str, row: dict, value_NxDxJ: np.ndarray, observed_NxJ: np.ndarray, valid_N: np.ndarray):
+    """One row from per-seed, per-draw, per-subject values: seeds and subjects averaged inside each draw."""
+    N, D = value_NxDxJ.shape[:2]
+    seed_obs_N = np.full(N, np.nan)
+    seed_draws_NxD = np.full((N, D), np.nan)
+    seed_obs_N[valid_N] = observed_NxJ[valid_N].mean(-1)
+    seed_draws_NxD[valid_N] = value_NxDxJ[valid_N].mean(-1)  # NaN when any subject's is
+    draws_D = seed_draws_NxD[valid_N].mean(0)  # NaN when any seed's is
+    with jax.enable_x64(True):
+      lo, hi = (float(x) for x in rsa.percentile_ci(draws_D, 0.95))
+    row.update(
+      readout=self.readout,
+      n_boot=D,
+      n_undefined=int(D - int(rsa.n_defined(draws_D))),
+      **{VALUE[metric]: float(seed_obs_N[valid_N].mean())},
+      ci_lo=lo,
+      ci_hi=hi,
+    )
+    self._rows[metric].append((row, draws_D, seed_obs_N, seed_draws_NxD))
+
+  def add_cka(self, feats: dict, resp: ResponseData, *, headline: dict, invalid_N, **where) -> None:
+    """Bootstrap rows of every ROI whose headline layer is in `feats` (N x S x U per layer; rows of `resp`)."""
+    S = len(resp.stimuli)
+    blocks = cka_scores.brain_blocks(resp)
+    for layer, f_NxSxU in feats.items():
+      rois = [r for r in resp.rois if headline.get(r) == layer]
+      f = np.asarray(f_NxSxU, np.float32)
+      bad_N = np.asarray(invalid_N, bool) | ~np.isfinite(f.reshape(len(f), -1)).all(1)
+      if not rois or bad_N.all():
+        continue
+      gram_NxSxS = rsa.centred_gram(jnp.asarray(np.where(bad_N[:, None, None], 0.0, f)))
+      for roi in rois:
+        ys = [y for r, _, y in blocks if r == roi and y.shape[1]]
+        if not ys:
+          continue
+        gram_JxSxS = jnp.stack([rsa.centred_gram(jnp.asarray(y)) for y in ys])
+        for estimator, debiased in cka_scores.ESTIMATORS.items():
+          if debiased and S < 4:
+            continue
+          obs_NxJ = np.asarray(cka_draws(gram_NxSxS, gram_JxSxS, np.arange(S)[None], debiased=debiased))[0]
+          valid_N = ~bad_N & np.isfinite(obs_NxJ).all(1)
+          if not valid_N.any():
+            continue
+          value_DxNxJ = np.asarray(cka_draws(gram_NxSxS, gram_JxSxS, self.indices(S), debiased=debiased))
+          row = {**{k: where[k] for k in ("rule", "epoch", "step")}, "layer": layer, "roi": roi}
+          row.update(resolution=where["resolution"], arm=where["arm"], estimator=estimator)
+          self._add("cka", row, value_DxNxJ.transpose(1, 0, 2).astype(np.float64), obs_NxJ, valid_N)
+
+  def add_encoding(
+    self,
+    *,
+    layer: str,
+    rois,
+    pred_NxSxT,
+    targets_SxT,
+    reliability_T,
+    groups,
+    test_KxS,
+    invalid_N,
+    min_ceiling: float,
+    **where,
+  ) -> None:
+    """Bootstrap rows of `rois` at `layer` from the held-out predictions of the targets given (`encoding_scores`).
+
+    Args:
+      pred_NxSxT, targets_SxT, reliability_T: held-out predictions, responses and ceilings of the chosen targets.
+      groups: (roi, subject, mask_T) of every ROI and subject among those targets.
+      test_KxS: the folds' held-out stimuli.
+      invalid_N: seeds scored NaN whatever their features.
+    """
+    S = targets_SxT.shape[0]
+    idx_KxM, ok_KxM = _fold_members(test_KxS)
+    y = np.nan_to_num(np.asarray(targets_SxT, np.float64))
+    counts = {"obs": np.ones((1, S), np.float32), "boot": resample_counts(self.indices(S), S)}
+    per_seed = {name: [] for name in counts}  # seed -> G-list of summaries
+    held_out_S = np.asarray(test_KxS, bool).any(0)
+    finite_target_T = np.isfinite(np.asarray(targets_SxT)[held_out_S]).all(0)
+    for n in range(pred_NxSxT.shape[0]):
+      pred_SxT = np.asarray(pred_NxSxT[n], np.float32)
+      undefined_T = ~(np.isfinite(pred_SxT[held_out_S]).all(0) & finite_target_T)  # NaN r on all stimuli too
+      pred = np.nan_to_num(pred_SxT)
+      for name, c_DxS in counts.items():
+        r_DxT = fold_r(pred, y, c_DxS, idx_KxM, ok_KxM)
+        r_DxT[:, undefined_T] = np.nan
+        per_seed[name].append(
+          [
+            np.asarray(
+              encoding.ceiling_normalise(r_DxT[:, m], reliability_T[m], min_ceiling=min_ceiling).summary_N,
+              np.float64,
+            )
+            for _, _, m in groups
+          ]
+        )
+    for roi in rois:
+      cols = [g for g, (r, _, _) in enumerate(groups) if r == roi]
+      if not cols:
+        continue
+      obs_NxJ = np.array([[s[g][0] for g in cols] for s in per_seed["obs"]])
+      value_NxDxJ = np.array([np.stack([s[g] for g in cols], -1) for s in per_seed["boot"]])
+      valid_N = ~np.asarray(invalid_N, bool) & np.isfinite(obs_NxJ).all(1)
+      if not valid_N.any():
+        continue
+      row = {**{k: where[k] for k in ("rule", "epoch", "step")}, "layer": layer, "roi": roi}
+      row.update(resolution=where["resolution"], arm=where["arm"])
+      self._add("encoding", row, value_NxDxJ, obs_NxJ, valid_N)
+
+  def tables(self) -> dict[str, pd.DataFrame]:
+    """`{M_bootstrap, M_bootstrap_differences, M_two_level_bootstrap}` of every metric with rows."""
+    out = {}
+    for metric, entries in self._rows.items():
+      if not entries:
+        continue
+      value = VALUE[metric]
+      boot = pd.DataFrame([e[0] for e in entries])
+      out[f"{metric}_bootstrap"] = boot
+      by = boot.groupby("estimator", sort=False).indices if "estimator" in boot else {None: np.arange(len(boot))}
+      diffs, two_level = [], []
+      for estimator, rows in by.items():
+        sub = boot.iloc[rows].assign(pairs="all").rename(columns={value: "rho"}).reset_index(drop=True)
+        draws = np.stack([entries[i][1] for i in rows])
+        d = bootstrap_differences.difference_table(sub, draws, rules=self.rules)
+        t = two_level_bootstrap.difference_table(
+          sub,
+          np.stack([entries[i][2] for i in rows]),
+          np.stack([entries[i][3] for i in rows]),
+          rules=self.rules,
+        )
+        for df, parts in ((d, diffs), (t, two_level)):
+          df = df.drop(columns="pairs").rename(columns={"rho_a": f"{value}_a", "rho_b": f"{value}_b"})
+          if estimator is not None:
+            df.insert(0, "estimator", estimator)
+          parts.append(df)
+      out[f"{metric}_bootstrap_differences"] = pd.concat(diffs, ignore_index=True)
+      out[f"{metric}_two_level_bootstrap"] = pd.concat(two_level, ignore_index=True)
+    return out
