@@ -273,7 +273,8 @@ def _products(z_NxP, targets: BrainTargets):
 @jax.jit
 def score_and_rank_rdms(model_NxP, targets: BrainTargets):
   """`score_rdms` by Spearman's ρ that also returns the model RDMs' standardised ranks on the targets' pair set,
-  `(rho_NxRxJ, rho_mean_NxR, z_NxP)` with z = centred_unit(rank_average(v, w), w) (`brain_targets`).
+  `(rho_NxRxJ, rho_mean_NxR, z_NxP)` with z = centred_unit(rank_average(v, w), w) (`brain_targets`), so that
+  ρ(model, brain) = <z_model, z_brain> (Spearman 1904, Am. J. Psychol. 15:72).
 
   On the all-pairs set (every weight 1, `all_pairs_set`) z is `model_similarity.standardised_ranks(model_NxP)` bit
   for bit (the ranks are integers or halves, exact in float32 for P < 2**24, and a weight of 1 changes no sum), so
