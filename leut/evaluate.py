@@ -260,13 +260,36 @@ def score_rdms(model_NxP, targets: BrainTargets, *, method="spearman"):
   w_P = targets.weights_P
   if method in ("spearman", "pearson"):
     z_NxP = rsa.centred_unit(rsa.rank_average(model_NxP, w_P) if method == "spearman" else model_NxP, w_P)
-    return (
-      jnp.einsum("np,rjp->nrj", z_NxP, targets.per_subject_RxJxP, precision=HIGHEST),
-      jnp.einsum("np,rp->nr", z_NxP, targets.mean_RxP, precision=HIGHEST),
-    )
+    return _products(z_NxP, targets)
   per_subject = rsa.compare(model_NxP[:, None, None], targets.per_subject_RxJxP[None], method, pair_mask=w_P)
   mean_rdm = rsa.compare(model_NxP[:, None], targets.mean_RxP[None], method, pair_mask=w_P)
   return per_subject, mean_rdm
+
+
+def _products(z_NxP, targets: BrainTargets):
+  return (
+    jnp.einsum("np,rjp->nrj", z_NxP, targets.per_subject_RxJxP, precision=HIGHEST),
+    jnp.einsum("np,rp->nr", z_NxP, targets.mean_RxP, precision=HIGHEST),
+  )
+
+
+@jax.jit
+def score_and_rank_rdms(model_NxP, targets: BrainTargets):
+  """`score_rdms` by Spearman's ρ that also returns the model RDMs' standardised ranks on the targets' pair set,
+  `(rho_NxRxJ, rho_mean_NxR, z_NxP)` with z = centred_unit(rank_average(v, w), w) (`brain_targets`), so that
+  ρ(model, brain) = <z_model, z_brain> (Spearman 1904, Am. J. Psychol. 15:72).
+
+  On the all-pairs set (every weight 1, `all_pairs_set`) z is `model_similarity.standardised_ranks(model_NxP)` bit
+  for bit (the ranks are integers or halves, exact in float32 for P < 2**24, and a weight of 1 changes no sum), so
+  the model-to-model analyses reuse the ranking done here instead of sorting every model RDM a second time.
+  """
+  z_NxP = rsa.centred_unit(rsa.rank_average(model_NxP, targets.weights_P), targets.weights_P)
+  return (*_products(z_NxP, targets), z_NxP)
+
+
+def all_pairs_set(targets: dict[str, BrainTargets]) -> str | None:
+  """The name of the pair set whose weights are all 1 (every stimulus pair: `pair_masks`'s 'all'), or None."""
+  return next((name for name, t in targets.items() if bool(np.all(np.asarray(t.weights_P) == 1))), None)
 
 
 def score_kernel(feats_NxSxU, targets: BrainTargets, *, metric="correlation", method="spearman"):
@@ -509,8 +532,10 @@ def evaluate_rule(
 ):
   """Score every verified checkpoint of one rule; returns its `RuleResults`. The restore target comes from the
   config alone (`milestones.build` without training data): no training image is read. `similarity`: a
-  `model_similarity.ModelSimilarity` that also receives every model RDM; `metric_boot`: a
-  `metric_bootstrap.MetricBootstrap` that bootstraps the CKA and encoding scores at the statistics milestones."""
+  `model_similarity.ModelSimilarity` that also receives every model RDM, as the all-pairs standardised ranks the
+  scoring kernel has just computed (`score_and_rank_rdms`; Spearman with an all-pairs set) or else as the RDM;
+  `metric_boot`: a `metric_bootstrap.MetricBootstrap` that bootstraps the CKA and encoding scores at the statistics
+  milestones."""
   rule, trainer = milestones.build(config, rule_name)
   rule_fn = readout_function(config, rule, trainer.network, rule_name)
   ckpts = milestones.checkpoints_for(workdir, rule_name)
@@ -525,6 +550,8 @@ def evaluate_rule(
   steps = [e * spe for e in config_lib.milestone_epochs(config, rule_name)]  # ascending, 0 first
   stats_steps = _stats_steps(config, steps)
   headline = layer_for_roi(config)
+  # Spearman on every pair: the scoring kernel's standardised ranks are the model-to-model analyses' too (ranked once)
+  ranked_pairs = all_pairs_set(targets) if similarity is not None and config.eval.method == "spearman" else None
   bar = tqdm(total=len(steps), desc=f"evaluate {rule_name}", unit="ckpt", disable=not progress, leave=False)
   abstract = trainer.abstract_state(config.seeds)
   for step in steps:
@@ -600,8 +627,13 @@ def evaluate_rule(
           layer_rdms[layer] = model_NxP
           layer_flags[layer] = (const.any(1), non_finite_N)
         invalid_N = const.any(1) | non_finite_N | diverged_N  # scored NaN (rsa.csv), left out of the statistics
+        z_NxP = None  # the all-pairs standardised ranks, for the model-to-model analyses
         for pairs in masks:
-          per_subj, mean_rdm = jax.device_get(score_rdms(model_NxP, targets[pairs], method=config.eval.method))
+          if pairs == ranked_pairs:
+            per_subj, mean_rdm, z_NxP = score_and_rank_rdms(model_NxP, targets[pairs])
+            per_subj, mean_rdm = jax.device_get((per_subj, mean_rdm))
+          else:
+            per_subj, mean_rdm = jax.device_get(score_rdms(model_NxP, targets[pairs], method=config.eval.method))
           undefined_N = np.isnan(per_subj).all(axis=(1, 2))
           invalid_N |= undefined_N
           notes = seed_notes(non_finite_N, diverged_N, const, undefined_N)
@@ -621,7 +653,7 @@ def evaluate_rule(
             layer=layer,
             resolution=px,
             arm=arm,
-            model_NxP=model_NxP,
+            **(dict(model_NxP=model_NxP) if z_NxP is None else dict(z_NxP=z_NxP)),
             invalid_N=invalid_N,
             keep=stats_here and px == int(list(config.eval.resolutions)[0]) and arm == "native",
           )

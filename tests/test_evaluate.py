@@ -240,12 +240,16 @@ def tiny_wd(tmp_path_factory, synthetic_dir):
   return tiny_workdir_path(tmp_path_factory, synthetic_dir)
 
 
-def test_each_model_rdm_is_built_once_per_checkpoint_layer_resolution_and_arm(tiny_wd, tmp_path, monkeypatch):
-  """Every statistic (RSA rows, partial RSA, bootstrap, CV best layer) at every milestone: one RDM per condition."""
+def test_each_model_rdm_is_built_and_ranked_once_per_checkpoint_layer_resolution_and_arm(
+  tiny_wd, tmp_path, monkeypatch
+):
+  """Every statistic (RSA rows, partial RSA, bootstrap, CV best layer) at every milestone: one RDM per condition; the
+  scores on all pairs and the model-to-model analyses: one ranking of it on all pairs."""
   import shutil
 
   from leut import config as config_lib
   from leut import experiment, rsa
+  from leut.scoring import model_similarity
 
   wd = tmp_path / "wd"
   shutil.copytree(tiny_wd, wd)
@@ -262,12 +266,34 @@ def test_each_model_rdm_is_built_once_per_checkpoint_layer_resolution_and_arm(ti
     return real_rdm(feats, metric)
 
   monkeypatch.setattr(rsa, "rdm", counting_rdm)
+  ranked = []  # the kernel of every all-pairs ranking of model RDMs
+
+  def counting(kernel, name, all_pairs):
+    def call(model_NxP, *args, **kwargs):
+      if all_pairs(*args):
+        ranked.append(name)
+      return kernel(model_NxP, *args, **kwargs)
+
+    return call
+
+  def every_weight_one(targets):
+    return bool(np.all(np.asarray(targets.weights_P) == 1))
+
+  for module, name, all_pairs in (
+    (evaluate, "score_rdms", every_weight_one),
+    (evaluate, "score_and_rank_rdms", every_weight_one),
+    (model_similarity, "standardised_ranks", lambda: True),
+  ):
+    if hasattr(module, name):  # score_and_rank_rdms: since the ranks are shared
+      monkeypatch.setattr(module, name, counting(getattr(module, name), name, all_pairs))
   tables = experiment.evaluate_lib.evaluate_all(config, wd, inputs, progress=False)
   checkpoints = sum(len(config_lib.milestone_epochs(config, r)) for r in config.rules)
   layers = tables["rsa"].layer.nunique()
   conditions = len(inputs.stimuli)
   assert (checkpoints, layers, conditions) == (4, 4, 2)
   assert len(built) == checkpoints * layers * conditions  # 88 before issue 16 (score, partial, bootstrap, CV)
+  # 64 before: score_rdms on all pairs, then model_similarity.standardised_ranks again
+  assert ranked == ["score_and_rank_rdms"] * (checkpoints * layers * conditions)
   # every statistic was computed from them, the model-to-model analyses and the two-level bootstrap too
   assert {"partial", "bootstrap", "best_layer_cv", "model_similarity", "two_level_bootstrap"} <= set(tables)
 

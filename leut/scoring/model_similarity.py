@@ -1,8 +1,10 @@
 """Model-to-model RDM analyses, from the model RDMs the evaluation already builds (each one once).
 
 While `leut.evaluate` streams the checkpoints, every model RDM (upper triangle, `NxP` for N seeds) is handed to a
-`ModelSimilarity` collector, which ranks and standardises it once (`standardised_ranks`) and compares it with the
-RDMs it needs, by Spearman's ρ over all stimulus pairs (`spearman_matrix`). `results/model_similarity.csv`:
+`ModelSimilarity` collector as its standardised ranks over all stimulus pairs (`standardised_ranks`; the evaluation
+passes those its Spearman scoring kernel has just computed, `leut.evaluate.score_and_rank_rdms`, so each RDM is
+ranked once), and compared with the RDMs it needs by Spearman's ρ over all stimulus pairs (`spearman_matrix`), on
+the device. `results/model_similarity.csv`:
 
   analysis, rule_a, rule_b, epoch_a, epoch_b, layer, resolution, arm, readout, seed_pairs, n_pairs, rho, rho_sd,
   dissimilarity, note
@@ -23,7 +25,8 @@ rho is the mean over the n_pairs seed pairs with a defined ρ, rho_sd their SD (
 dissimilarity = 1 − rho. A seed whose scores are NaN in rsa.csv (constant or non-finite features, a diverged network)
 is left out; a row with no defined pair has rho NaN and a note. Memory: the current rule's epoch-0 vectors
 (layers × resolutions × arms × N × P float32) plus the rule_vs_rule vectors (rules × stats epochs × layers × N × P
-float32; 720 stimuli → P = 258,840, about 1 MB per seed and layer).
+float32; 720 stimuli → P = 258,840, about 1 MB per seed and layer), kept on the device; only the N drift values and
+the N × N correlations of each `add` come back to the host.
 """
 
 from __future__ import annotations
@@ -81,6 +84,15 @@ def spearman_matrix(z_NxP: jax.Array, z_MxP: jax.Array) -> jax.Array:
   return jnp.einsum("np,mp->nm", z_NxP, z_MxP, precision=HIGHEST)
 
 
+@jax.jit
+def _compare(z_NxP, invalid_N, z0_NxP=None):
+  """`(z, drift_N, gram_NxN)` in one call: z with the rows of `invalid_N` NaN, ρ(z_n, z0_n) of each seed with its
+  epoch-0 ranks (`z0_NxP`, None at epoch 0: z itself) and the `spearman_matrix` of z with itself."""
+  z_NxP = jnp.where(invalid_N[:, None], jnp.nan, z_NxP)
+  z0_NxP = z_NxP if z0_NxP is None else z0_NxP
+  return z_NxP, jnp.einsum("np,np->n", z_NxP, z0_NxP, precision=HIGHEST), spearman_matrix(z_NxP, z_NxP)
+
+
 def _summary(values) -> tuple[int, float, float, str]:
   v = np.asarray(values, np.float64).ravel()
   v = v[np.isfinite(v)]
@@ -126,22 +138,36 @@ class ModelSimilarity:
     )
 
   def add(
-    self, *, rule: str, epoch: int, layer: str, resolution, arm: str, model_NxP, invalid_N=None, keep: bool = False
+    self,
+    *,
+    rule: str,
+    epoch: int,
+    layer: str,
+    resolution,
+    arm: str,
+    model_NxP=None,
+    z_NxP=None,
+    invalid_N=None,
+    keep: bool = False,
   ) -> None:
-    """One checkpoint's RDMs of one layer, resolution and arm (`leut.evaluate.model_rdms`, upper triangles); seeds in
-    `invalid_N` (NaN in rsa.csv) are left out; `keep`: also compare them with the other rules' (rule_vs_rule)."""
-    z_NxP = np.array(standardised_ranks(jnp.asarray(model_NxP)), np.float32)
-    if invalid_N is not None:
-      z_NxP[np.asarray(invalid_N, bool)] = np.nan
+    """One checkpoint's RDMs of one layer, resolution and arm: either the RDMs (`model_NxP`, upper triangles of
+    `leut.evaluate.model_rdms`, ranked here) or their `standardised_ranks` (`z_NxP`, e.g. from
+    `leut.evaluate.score_and_rank_rdms` on the all-pairs set), not both. Seeds in `invalid_N` (NaN in rsa.csv) are
+    left out; `keep`: also compare them with the other rules' (rule_vs_rule)."""
+    if (model_NxP is None) == (z_NxP is None):
+      raise ValueError("ModelSimilarity.add: pass either model_NxP (the RDMs) or z_NxP (their standardised ranks)")
+    z_NxP = standardised_ranks(jnp.asarray(model_NxP)) if z_NxP is None else jnp.asarray(z_NxP, jnp.float32)
+    invalid_N = np.zeros(z_NxP.shape[0], bool) if invalid_N is None else np.asarray(invalid_N, bool)
     where = (layer, resolution, arm)
     if epoch == 0:
       self._epoch0 = {k: v for k, v in self._epoch0.items() if k[0] == rule}  # only this rule's baseline is kept
+    z0 = self._epoch0.get((rule, *where)) if epoch != 0 else None
+    z_NxP, drift_N, G_NxN = _compare(z_NxP, invalid_N, z0)
+    if epoch == 0:
       self._epoch0[(rule, *where)] = z_NxP
-    z0 = self._epoch0.get((rule, *where))
-    if z0 is not None:
-      drift_N = np.einsum("np,np->n", z_NxP.astype(np.float64), z0.astype(np.float64))
+    drift_N, G_NxN = jax.device_get((drift_N, G_NxN))
+    if epoch == 0 or z0 is not None:
       self._row("drift_from_epoch0", rule, rule, epoch, 0, *where, "same_seed", drift_N)
-    G_NxN = np.asarray(spearman_matrix(z_NxP, z_NxP), np.float64)
     self._row("inter_seed", rule, rule, epoch, epoch, *where, "different_seeds", G_NxN[np.triu_indices(len(G_NxN), 1)])
     if keep:
       self._kept.setdefault((epoch, *where), {})[rule] = z_NxP

@@ -52,6 +52,7 @@ def _kernels():
     "block_clean": lambda: (rsa.block_clean(brain[0], runs[0]),),
     "luminance_control": lambda: (rsa.luminance_rdm(images),),
     "score_kernel": lambda: evaluate.score_kernel(jnp.asarray(feats), targets),
+    "score_and_rank": lambda: evaluate.score_and_rank_rdms(rsa.upper_tri(models), targets),
     "cka": lambda: (rsa.cka(feats, feats[::-1]), rsa.cka(feats, feats[::-1], debiased=True)),
     "encoding": lambda: (
       encoding.encoding_scores(
