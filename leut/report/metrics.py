@@ -10,6 +10,12 @@ any subject's is NaN, as for RSA), and from it:
                                          (BH-FDR within each family, and for CKA within each estimator)
   figures/<metric>.{png,pdf}             the score over training, one panel per ROI (CKA: the debiased estimator)
 
+and, where the evaluation bootstrapped the metric (`eval.n_boot` > 0; `leut.scoring.metric_bootstrap`), its stimulus-
+level statistics in summary.md: the stimulus-bootstrap CIs of results/<metric>_bootstrap.csv at epoch 0 and the last
+milestone, and the trained-minus-untrained differences at the last milestone by the stimulus bootstrap
+(<metric>_bootstrap_differences.csv) and the two-level bootstrap over seeds and stimuli
+(<metric>_two_level_bootstrap.csv).
+
 The CKA score is linear CKA ('biased' and 'debiased' estimators, `leut.rsa.cka`); the encoding score is the median
 over reliable neuroids of held-out r / noise ceiling (`leut.scoring.encoding_scores`).
 """
