@@ -223,8 +223,10 @@ LAYERS = [
     "leut.scoring.bn_calibration",
     "leut.scoring.cka_scores",
     "leut.scoring.encoding_scores",
+    "leut.scoring.brain_truth",
   ),
   ("leut.scoring.two_level_bootstrap",),  # resamples the seeds of the stimulus bootstrap's contrasts
+  ("leut.scoring.metric_bootstrap",),  # the stimulus bootstrap, differences and two-level tables of cka / encoding
   ("leut.report",),
   ("leut.checks",),  # every config field checked before any work
   ("leut.evaluate",),  # checkpoints → features → RDMs → scores
