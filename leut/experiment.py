@@ -162,14 +162,18 @@ def load_brain(config, paths: DataPaths, *, progress: bool = True):
     from leut.data import precomputed_rdms
 
     return precomputed_rdms.load_precomputed_rdms(paths.brain_rdms_dir, rois=list(d.rois), subjects=subjects)
-  return things_fmri.load_brain_rdms(
-    paths.things_fmri_dir,
-    subjects=subjects,
+  return things_fmri.load_brain_rdms(paths.things_fmri_dir, **_things_fmri_options(config), progress=progress)
+
+
+def _things_fmri_options(config) -> dict:
+  """The THINGS-fMRI loaders' arguments from `config.data` (the RDMs and the responses read alike)."""
+  d = config.data
+  return dict(
+    subjects=list(d.subjects) if d.subjects else None,
     rois=tuple(d.rois),
     stimuli=d.stimuli,
     zscore=d.zscore,
     n_stimuli=d.n_stimuli or None,
-    progress=progress,
   )
 
 
@@ -214,34 +218,37 @@ def load_eval_inputs(config, paths: DataPaths, cifar_data: cifar.CifarData | Non
 
 def load_brain_and_responses(config, paths: DataPaths, *, progress: bool = True):
   """`(brain, responses)`: the brain RDMs (`load_brain`) and the responses CKA and encoding score (`eval_responses`;
-  None when only RSA is chosen), a macaque dataset's read once for both."""
+  None when only RSA is chosen), each dataset's read once for both."""
   brain, responses, _ = _brain_and_responses(config, paths, progress=progress)
   return brain, responses
 
 
 def _brain_and_responses(config, paths: DataPaths, *, progress: bool):
-  resp = load_macaque_responses(config, paths) if paths.brain_dir is not None else None
-  brain = _macaque_rdms(config, paths, resp) if resp is not None else load_brain(config, paths, progress=progress)
-  return brain, eval_responses(config, paths, brain, resp), resp
+  """(brain, responses, a macaque dataset's full responses or None). Each subject's or animal's data are read once:
+  a macaque dataset's RDMs come from its responses; THINGS-fMRI's RDMs and responses from one read of each
+  subject's betas when CKA or encoding is chosen (`things_fmri_responses.load_things_fmri_rdms_and_responses`)."""
+  if paths.brain_dir is not None:
+    resp = load_macaque_responses(config, paths)
+    brain = _macaque_rdms(config, paths, resp)
+    return brain, eval_responses(config, paths, brain, resp), resp
+  if paths.brain_rdms_dir is None and metrics_lib.response_metrics(config):
+    brain, things = things_fmri_responses.load_things_fmri_rdms_and_responses(
+      paths.things_fmri_dir, **_things_fmri_options(config), progress=progress
+    )
+    return brain, eval_responses(config, paths, brain, things), None
+  brain = load_brain(config, paths, progress=progress)
+  return brain, eval_responses(config, paths, brain, None), None
 
 
 def eval_responses(config, paths: DataPaths, brain, resp: ResponseData | None) -> ResponseData | None:
   """The responses CKA and encoding score (`eval.metrics`), rows aligned to `brain.stimuli`; None when only RSA is
-  chosen. A macaque dataset's are `resp` (the responses its RDMs come from); THINGS-fMRI's are read from
-  `data.things_fmri_dir` with the RDMs' ROIs, subjects, stimuli and z-scoring (`leut.checks` has refused
-  precomputed RDMs, which hold no responses)."""
+  chosen. They are `resp` when given (a macaque dataset's, or THINGS-fMRI's read with the RDMs); otherwise
+  THINGS-fMRI's are read from `data.things_fmri_dir` with the RDMs' ROIs, subjects, stimuli and z-scoring
+  (`leut.checks` has refused precomputed RDMs, which hold no responses)."""
   if not metrics_lib.response_metrics(config):
     return None
   if resp is None:
-    d = config.data
-    resp = things_fmri_responses.load_things_fmri_responses(
-      paths.things_fmri_dir,
-      subjects=list(d.subjects) if d.subjects else None,
-      rois=tuple(d.rois),
-      stimuli=d.stimuli,
-      zscore=d.zscore,
-      n_stimuli=d.n_stimuli or None,
-    )
+    resp = things_fmri_responses.load_things_fmri_responses(paths.things_fmri_dir, **_things_fmri_options(config))
   try:
     return metrics_lib.aligned_responses(resp, brain.stimuli, where=f"data.brain={_brain(config)!r}")
   except ValueError as err:

@@ -6,6 +6,8 @@ from category. An untrained network represents no category, so its layers align 
 and not with IT; images or rows out of register with the responses would leave every ρ near zero.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -164,6 +166,45 @@ def test_eval_metrics_load_the_responses_the_rsa_rdms_are_built_from(brain, rois
   np.testing.assert_allclose(rdms, inputs.brain.rdms_RxJxSxS, atol=2e-5)
   config.eval.metrics = ["rsa"]
   assert experiment.load_eval_inputs(config, paths, progress=False).responses is None
+
+
+def test_eval_inputs_read_each_things_fmri_subjects_betas_once_for_rsa_cka_and_encoding(synthetic_dir, monkeypatch):
+  """With rsa, cka and encoding chosen, one load of the evaluation inputs reads each THINGS-fMRI subject's betas
+  once (not once for the RDMs and again for the responses), and the RSA brain data are `load_brain_rdms`'s: the
+  same stimuli, concepts, subjects and ROIs, bit-identical RDMs and the same per-stimulus runs (PROTOCOL 3.4)."""
+  from leut.data import fmri_files, response_h5, things_fmri
+
+  reads, read_rows = [], response_h5._read_rows
+
+  def counted(path, *args):
+    reads.append(Path(path).name)
+    return read_rows(path, *args)
+
+  monkeypatch.setattr(response_h5, "_read_rows", counted)
+  config = _config(
+    "things_fmri",
+    f"--config.data.synthetic_dir={synthetic_dir}",
+    "--config.data.rois=V1,LOC,IT",
+    "--config.data.zscore=run",
+    "--config.data.n_stimuli=24",
+    "--config.eval.resolutions=32",
+    "--config.eval.test_images=8",
+    "--config.eval.metrics=rsa,cka,encoding",
+  )
+  paths = experiment.resolve_data(config)
+  inputs = experiment.load_eval_inputs(config, paths, progress=False)
+  subjects = fmri_files.find_subject_files(paths.things_fmri_dir)
+  assert len(subjects) == 3 and sorted(reads) == sorted(f.responses.name for f in subjects)
+  assert inputs.responses is not None and inputs.responses.stimuli == inputs.brain.stimuli
+  want = things_fmri.load_brain_rdms(
+    paths.things_fmri_dir, rois=("V1", "LOC", "IT"), zscore="run", n_stimuli=24, progress=False
+  )
+  got = inputs.brain
+  assert (got.stimuli, got.concepts, got.subjects, got.rois) == (want.stimuli, want.concepts, want.subjects, want.rois)
+  assert got.rdms_RxJxSxS.dtype == want.rdms_RxJxSxS.dtype
+  np.testing.assert_array_equal(got.rdms_RxJxSxS, want.rdms_RxJxSxS)
+  np.testing.assert_array_equal(got.runs_JxS, want.runs_JxS)
+  assert (want.runs_JxS >= 0).all()  # per_concept stimuli: each shown in one run, so the runs are compared
 
 
 def test_a_release_without_voxel_noise_ceilings_is_refused_before_training_when_encoding_is_chosen(tmp_path):

@@ -35,10 +35,14 @@ __all__ = [
   "zscore_voxels",
   "stimulus_patterns",
   "check_stimulus_order",
+  "trial_patterns",
+  "rdms_from_patterns",
+  "stimulus_runs",
   "rdms_from_trials",
   "load_brain_rdms",
   "check_release",
   "subject_layout",
+  "subject_patterns",
   "subject_rdms",
 ]
 
@@ -170,11 +174,18 @@ def stimulus_patterns(
   return sums / counts[:, None]
 
 
-def _stimulus_runs(table: pd.DataFrame, stimuli: Sequence[str]) -> np.ndarray:
+def stimulus_runs(table: pd.DataFrame, order: Sequence[str], stimuli: str = "per_concept") -> np.ndarray:
+  """Run id (session*1000 + run) of each stimulus of ``order`` for the cross-run pair masks (PROTOCOL §3.4).
+
+  A stimulus shown in more than one run, and every stimulus with ``stimuli="test"`` (averaged over its
+  repetitions), gets ``-(1 + s)``: distinct for every stimulus, so none of its pairs is masked.
+  """
+  if stimuli != "per_concept":
+    return -(1 + np.arange(len(order)))
   run_T = table["session"].to_numpy(np.int64) * 1000 + table["run"].to_numpy(np.int64)
-  out = np.empty(len(stimuli), np.int64)
+  out = np.empty(len(order), np.int64)
   groups = pd.Series(run_T).groupby(table["stimulus"].to_numpy()).unique()
-  for s, name in enumerate(stimuli):
+  for s, name in enumerate(order):
     runs = groups[name]
     out[s] = runs[0] if len(runs) == 1 else -(1 + s)
   return out
@@ -188,6 +199,7 @@ class SubjectLayout(NamedTuple):
   union: np.ndarray  # voxel rows of any requested ROI, ascending
   order: list[str]  # the selected stimuli, in RDM order
   concepts: list[str]
+  voxels: pd.DataFrame  # the voxel table's columns read (voxel_id if present, the ROI columns, voxel_columns)
 
 
 def subject_layout(
@@ -198,10 +210,12 @@ def subject_layout(
   n_stimuli: int | None = None,
   reference: Sequence[str] | None = None,
   reference_subject: str = "sub-01",
+  voxel_columns: Sequence[str] = (),
 ) -> SubjectLayout:
   """Check one subject's three files against each other and select its stimuli, reading no betas.
 
-  Reads the HDF5 header, the voxel table's ROI columns and the stimulus table. Raises DataFormatError (naming the
+  Reads the HDF5 header, the voxel table's ROI columns (and those of ``voxel_columns`` it has, e.g. the noise
+  ceilings) and the stimulus table. Raises DataFormatError (naming the
   file) for row counts that disagree, voxel ids that differ, an ROI without voxels, a stimulus listed under two
   concepts, or a stimulus order that differs from ``reference``; warns (`UnverifiedOrderWarning`) when the voxel
   rows cannot be checked against the response file (no ``voxel_id`` in one of them).
@@ -210,7 +224,8 @@ def subject_layout(
   columns = table_columns(files.voxel_table)
   cols_per_roi = [roi_columns(r, columns, files.voxel_table) for r in rois]
   needed = sorted({c for cs in cols_per_roi for c in cs})
-  vox = read_table(files.voxel_table, (["voxel_id"] if "voxel_id" in columns else []) + needed)
+  extra = [c for c in ("voxel_id", *voxel_columns) if c in columns and c not in needed]
+  vox = read_table(files.voxel_table, list(dict.fromkeys(extra)) + needed)
   if len(vox) != info.n_voxels:
     raise DataFormatError(
       files.voxel_table, f"voxel table has {len(vox)} rows but {files.responses.name} has {info.n_voxels} voxel rows"
@@ -256,7 +271,45 @@ def subject_layout(
     )
   order, concepts = select_stimuli(table, stimuli, n_stimuli)
   check_stimulus_order(order, reference, files.stimulus_table, files.subject, reference_subject)
-  return SubjectLayout(table, masks_RxV, union, order, concepts)
+  return SubjectLayout(table, masks_RxV, union, order, concepts, vox)
+
+
+def subject_patterns(
+  files: SubjectFiles,
+  rois: Sequence[str],
+  *,
+  zscore: str = "all",
+  stimuli: str = "per_concept",
+  n_stimuli: int | None = None,
+  reference: Sequence[str] | None = None,
+  reference_subject: str = "sub-01",
+  voxel_columns: Sequence[str] = (),
+  progress=None,
+) -> tuple[SubjectLayout, np.ndarray]:
+  """One subject's layout (`subject_layout`) and stimulus patterns (float64 S x U over ``layout.union``).
+
+  The only place a subject's betas are read (PROTOCOL §6.5 steps 1-5): the RDMs (`subject_rdms`) and the responses
+  of CKA and encoding (`leut.data.things_fmri_responses`) are both made from its patterns. Raises DataFormatError
+  for NaN betas among the selected voxels, and as `subject_layout` does.
+  """
+  lay = subject_layout(
+    files,
+    rois,
+    stimuli=stimuli,
+    n_stimuli=n_stimuli,
+    reference=reference,
+    reference_subject=reference_subject,
+    voxel_columns=voxel_columns,
+  )
+  x_TxU = read_voxel_rows(files.responses, lay.union, progress=progress)
+  nan_cols = np.flatnonzero(np.isnan(x_TxU).any(axis=0))
+  if nan_cols.size:
+    raise DataFormatError(
+      files.responses,
+      f"NaN betas in {nan_cols.size} of the {lay.union.size} selected ROI voxels "
+      f"(first at voxel row {lay.union[nan_cols[0]]})",
+    )
+  return lay, trial_patterns(x_TxU, lay.table, lay.order, zscore=zscore, where=files.stimulus_table)
 
 
 def subject_rdms(
@@ -275,21 +328,18 @@ def subject_rdms(
   With ``reference`` (the reference subject's stimulus order) the subject's own
   order must equal it, else DataFormatError ("mismatched stimulus orders").
   """
-  lay = subject_layout(
-    files, rois, stimuli=stimuli, n_stimuli=n_stimuli, reference=reference, reference_subject=reference_subject
+  lay, pat_SxU = subject_patterns(
+    files,
+    rois,
+    zscore=zscore,
+    stimuli=stimuli,
+    n_stimuli=n_stimuli,
+    reference=reference,
+    reference_subject=reference_subject,
+    progress=progress,
   )
-  x_TxU = read_voxel_rows(files.responses, lay.union, progress=progress)
-  nan_cols = np.flatnonzero(np.isnan(x_TxU).any(axis=0))
-  if nan_cols.size:
-    raise DataFormatError(
-      files.responses,
-      f"NaN betas in {nan_cols.size} of the {lay.union.size} selected ROI voxels "
-      f"(first at voxel row {lay.union[nan_cols[0]]})",
-    )
-  rdms, runs = rdms_from_trials(
-    x_TxU, lay.table, lay.masks_RxV[:, lay.union], lay.order, stimuli=stimuli, zscore=zscore, where=files.stimulus_table
-  )
-  return lay.order, lay.concepts, rdms, runs
+  rdms = rdms_from_patterns(pat_SxU, lay.masks_RxV[:, lay.union])
+  return lay.order, lay.concepts, rdms, stimulus_runs(lay.table, lay.order, stimuli)
 
 
 def check_release(
@@ -330,6 +380,25 @@ def check_stimulus_order(
   )
 
 
+def trial_patterns(
+  x_TxU: np.ndarray, table: pd.DataFrame, order: Sequence[str], *, zscore: str = "all", where="stimulus table"
+) -> np.ndarray:
+  """Steps 3 and 5 of PROTOCOL §6.5: each voxel z-scored (``zscore`` "all" trials or within each session x "run"),
+  then each stimulus's rows of ``order`` averaged; returns float64 (S, U)."""
+  groups = None
+  if zscore == "run":
+    groups = table["session"].to_numpy(np.int64) * 1000 + table["run"].to_numpy(np.int64)
+  elif zscore != "all":
+    raise ValueError(f"zscore must be 'all' or 'run', got {zscore!r}")
+  return stimulus_patterns(zscore_voxels(x_TxU, groups), table["stimulus"].to_numpy(), order, where)
+
+
+def rdms_from_patterns(pat_SxU: np.ndarray, masks_RxU: np.ndarray) -> np.ndarray:
+  """Step 6 of PROTOCOL §6.5: per ROI, the correlation distance (1 - Pearson r) between the stimulus patterns of
+  its voxels (``masks_RxU``); returns float32 (R, S, S)."""
+  return np.stack([correlation_rdm(pat_SxU[:, m]) for m in masks_RxU]).astype(np.float32)
+
+
 def rdms_from_trials(
   x_TxU: np.ndarray,
   table: pd.DataFrame,
@@ -348,16 +417,8 @@ def rdms_from_trials(
     masks_RxU: which union columns belong to each ROI.
     order: the stimuli, in RDM order.
   """
-  groups = None
-  if zscore == "run":
-    groups = table["session"].to_numpy(np.int64) * 1000 + table["run"].to_numpy(np.int64)
-  elif zscore != "all":
-    raise ValueError(f"zscore must be 'all' or 'run', got {zscore!r}")
-  z_TxU = zscore_voxels(x_TxU, groups)
-  pat_SxU = stimulus_patterns(z_TxU, table["stimulus"].to_numpy(), order, where)
-  rdms = np.stack([correlation_rdm(pat_SxU[:, m]) for m in masks_RxU]).astype(np.float32)
-  runs = _stimulus_runs(table, order) if stimuli == "per_concept" else -(1 + np.arange(len(order)))
-  return rdms, runs
+  pat_SxU = trial_patterns(x_TxU, table, order, zscore=zscore, where=where)
+  return rdms_from_patterns(pat_SxU, masks_RxU), stimulus_runs(table, order, stimuli)
 
 
 def load_brain_rdms(
