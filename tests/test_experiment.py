@@ -100,6 +100,31 @@ def test_untrained_network_aligns_with_the_visually_driven_regions_not_with_it(s
       assert rho.mean() > 0.05, (roi, rho)
 
 
+# before the tests below, which re-evaluate the fixture's workdir against other brain data
+def test_the_scored_rdms_recover_each_regions_simulated_truth(scored):
+  """Check (d): results/brain_truth.csv scores each region's noise-free truth RDM (from the release's
+  simulation_truth.npz) against the RDMs the run scored, as scipy computes it, and the report's ground-truth check
+  passes for every region (a significant positive rho with the animals' mean RDM)."""
+  brain, _, wd = scored
+  config = cli._workdir_config(wd, [])
+  data, _ = experiment.load_brain_and_responses(config, experiment.resolve_data(config), progress=False)
+  truth = pd.read_csv(wd / "results" / "brain_truth.csv")
+  release = experiment.resolve_data(config).brain_dir
+  iu = np.triu_indices(len(data.stimuli), 1)
+  for r, roi in enumerate(data.rois):
+    t = ground_truth_rdms(release, list(data.stimuli), (roi,))[roi][iu]
+    rows = truth[truth.roi == roi].set_index("subject")
+    for j, subject in enumerate(data.subjects):
+      expected = spearmanr(t, np.asarray(data.rdms_RxJxSxS[r, j], np.float64)[iu])[0]
+      np.testing.assert_allclose(rows.loc[subject, "rho"], expected, atol=1e-5)
+    mean_rdm = np.asarray(data.rdms_RxJxSxS[r], np.float64).mean(0)[iu]
+    np.testing.assert_allclose(rows.loc["mean", "rho"], spearmanr(t, mean_rdm)[0], atol=1e-5)
+  checks = pd.read_csv(wd / "results" / "ground_truth.csv")
+  d = checks[checks.check == "d"]
+  assert sorted(d.roi) == sorted(DATASETS[brain][0]) and d.passed.all(), d
+  assert "(d) the scored" in (wd / "summary.md").read_text()
+
+
 @pytest.mark.parametrize("scored", ["freemanziemba2013"], indirect=True)
 def test_leut_evaluate_rescores_the_checkpoints_against_the_brain_data_brain_names(scored):
   _, _, wd = scored
@@ -217,27 +242,3 @@ def test_a_release_without_voxel_noise_ceilings_is_refused_before_training_when_
     experiment.check_noise_ceilings(config, tmp_path)
   write_subject(tmp_path, "sub-01", betas, vox, stim)
   experiment.check_noise_ceilings(config, tmp_path)  # the release as distributed passes
-
-
-def test_the_scored_rdms_recover_each_regions_simulated_truth(scored):
-  """Check (d): results/brain_truth.csv scores each region's noise-free truth RDM (from the release's
-  simulation_truth.npz) against the RDMs the run scored, as scipy computes it, and the report's ground-truth check
-  passes for every region (a significant positive rho with the animals' mean RDM)."""
-  brain, _, wd = scored
-  config = cli._workdir_config(wd, [])
-  data, _ = experiment.load_brain_and_responses(config, experiment.resolve_data(config), progress=False)
-  truth = pd.read_csv(wd / "results" / "brain_truth.csv")
-  release = experiment.resolve_data(config).brain_dir
-  iu = np.triu_indices(len(data.stimuli), 1)
-  for r, roi in enumerate(data.rois):
-    t = ground_truth_rdms(release, list(data.stimuli), (roi,))[roi][iu]
-    rows = truth[truth.roi == roi].set_index("subject")
-    for j, subject in enumerate(data.subjects):
-      expected = spearmanr(t, np.asarray(data.rdms_RxJxSxS[r, j], np.float64)[iu])[0]
-      np.testing.assert_allclose(rows.loc[subject, "rho"], expected, atol=1e-5)
-    mean_rdm = np.asarray(data.rdms_RxJxSxS[r], np.float64).mean(0)[iu]
-    np.testing.assert_allclose(rows.loc["mean", "rho"], spearmanr(t, mean_rdm)[0], atol=1e-5)
-  checks = pd.read_csv(wd / "results" / "ground_truth.csv")
-  d = checks[checks.check == "d"]
-  assert sorted(d.roi) == sorted(DATASETS[brain][0]) and d.passed.all(), d
-  assert "(d) the scored" in (wd / "summary.md").read_text()

@@ -73,7 +73,7 @@ def test_each_metric_is_bootstrapped_over_stimuli_at_each_rois_fixed_layer(metri
       assert b.ci_lo <= b[value] <= b.ci_hi or b.n_undefined > 0
     for name in ("bootstrap_differences", "two_level_bootstrap"):
       d = pd.read_csv(res / f"{metric}_{name}.csv")
-      assert {"vs_untrained", "between_rules"} <= set(d.contrast) and d[["ci_lo", "ci_hi"]].notna().mean().min() > 0.9
+      assert "vs_untrained" in set(d.contrast) and d[["ci_lo", "ci_hi"]].notna().mean().min() > 0.9
 
 
 def test_each_metric_enters_the_report_under_the_seed_level_statistics(metrics_workdir):
@@ -94,7 +94,8 @@ def test_each_metric_enters_the_report_under_the_seed_level_statistics(metrics_w
 def test_a_report_without_a_metrics_table_leaves_none_of_its_outputs(metrics_workdir, tmp_path):
   wd = tmp_path / "wd"
   shutil.copytree(metrics_workdir, wd, ignore=shutil.ignore_patterns("checkpoints"))
-  (wd / "results" / "cka.csv").unlink()  # as `leut evaluate` with eval.metrics=rsa,encoding leaves it
+  for table in (wd / "results").glob("cka*.csv"):  # as `leut evaluate` with eval.metrics=rsa,encoding leaves it
+    table.unlink()
   write_report(wd, cli._workdir_config(wd, []))
   assert not list((wd / "results").glob("*cka*")) and not list((wd / "figures").glob("cka.*"))
   assert (wd / "results" / "encoding_alignment.csv").exists() and (wd / "figures" / "encoding.png").exists()

@@ -338,11 +338,16 @@ def test_summary_numbers_equal_the_csv_rows_they_cite(which, tiny_workdir, rich_
   assert checked > 100
   # prose: the ground-truth statements repeat their CSV row's numbers
   gt = pd.read_csv(wd / "results" / "ground_truth.csv")
+  if which == "tiny":  # an evaluation of synthetic data scores the simulated truth per ROI (check d)
+    assert set(gt.check) == {"a", "b", "c", "d"} and sorted(gt[gt.check == "d"].roi) == ["IT", "LOC", "V1", "V2"]
   for _, g in gt.iterrows():
-    line = next(l for l in text.splitlines() if l.startswith(("- ✓ (", "- ✗ (")) and f"({g['check']})" in l)
+    tag = f"({g['check']}) the scored {g['roi']} " if g["check"] == "d" else f"({g['check']})"
+    line = next(l for l in text.splitlines() if l.startswith(("- ✓ (", "- ✗ (")) and tag in l)
     assert f"{g['mean']:.3f}" in line
     assert line.startswith("- ✓" if g["passed"] else "- ✗")
-    if g["check"] != "a":
+    if g["check"] == "d":  # the simulation truth against the scored brain RDMs: a permutation p, no seeds
+      assert f"permutation p = {g['p']:.3g}" in line and g["passed"]
+    elif g["check"] != "a":
       assert f"p = {g['p']:.3g}" in line and f"{int(g['n_positive'])}/{int(g['n_seeds'])} seeds" in line
 
 
@@ -390,9 +395,9 @@ def test_summary_names_the_reproducing_command(tiny_workdir, rich_workdir, tmp_p
 
 
 def test_ground_truth_checks_are_reported(tiny_workdir, rich_workdir):
-  for wd in (tiny_workdir, rich_workdir):
+  for wd, truth in ((tiny_workdir, ["d"] * 4), (rich_workdir, [])):  # the rich fixture has no brain_truth.csv
     gt = pd.read_csv(wd / "results" / "ground_truth.csv")
-    assert list(gt.check) == ["a", "b", "c"]
+    assert list(gt.check) == ["a", "b", "c", *truth]
     assert "## Ground truth recovered (synthetic data)" in (wd / "summary.md").read_text()
   gt = pd.read_csv(rich_workdir / "results" / "ground_truth.csv").set_index("check")
   assert gt.loc["b", "passed"] and gt.loc["b", "n_positive"] == 5 and gt.loc["b", "p"] == 1 / 32
