@@ -10,7 +10,9 @@ resamples (key `stimulus_stats.BOOTSTRAP_SEED`), so every rule, epoch, ROI and m
              stimulus to 0, as the diagonal, and computes CKA(K_b, L_b) (`rsa.cka_from_grams`). Copies are
              self-pairs, as in the RSA bootstrap (self-pairs dropped): kept as ordinary pairs, they act like extra
              diagonal terms and push every draw of either estimator upward, so that at few stimuli the percentile
-             interval can miss the all-stimulus CKA (`tests/scoring/test_metric_bootstrap.py` shows both).
+             interval can miss the all-stimulus CKA (`tests/scoring/test_metric_bootstrap.py` shows both). Every
+             term is computed in closed form from the all-stimulus Gram matrices and the draw's counts
+             (`cka_draws`), one S x S matrix-vector product per seed, subject and draw.
   encoding   the fitted encoding models are kept (networks, penalties and ridge weights as on all stimuli) and the
              held-out test stimuli are resampled: in draw b, each fold's held-out Pearson r is computed with every
              test stimulus weighted by how often it was drawn (= Pearson r of the expanded resample), r is averaged
@@ -48,41 +50,87 @@ from leut.scoring.stimulus_stats import BOOTSTRAP_SEED
 
 KEYS = ["rule", "epoch", "step", "layer", "roi", "resolution", "arm"]
 VALUE = {"cka": "cka", "encoding": "score"}
-DRAW_BATCH = 8  # resamples of the CKA Gram matrices vmapped at a time (memory ~ batch x seeds x blocks x S x S)
 MIN_RELATIVE_VARIANCE = 1e-12  # a fold's resampled variance below this fraction of its sum of squares is 0 (float64)
 TABLE_KINDS = ("bootstrap", "bootstrap_differences", "two_level_bootstrap")
+TARGET_CHUNK = 1024  # encoding targets resampled at a time (the last chunk zero-padded to the same width)
 
 
-def _recentre(gram_XxSxS):
-  """H G H for a Gram matrix G of (already centred) features: row, column and grand means removed."""
-  return (
-    gram_XxSxS
-    - gram_XxSxS.mean(-1, keepdims=True)
-    - gram_XxSxS.mean(-2, keepdims=True)
-    + gram_XxSxS.mean((-2, -1), keepdims=True)
-  )
+def _moments(w_DxS, gram_XxSxS):
+  """α = G w / n, γ = w'Gw / n² and kd_s = G_ss − 2α_s + γ per resample and Gram matrix: `DxXxS`, `DxX`, `DxXxS`."""
+  n = jnp.sum(w_DxS, 1)
+  alpha = jnp.einsum("ds,xst->dxt", w_DxS, gram_XxSxS, precision=HIGHEST) / n[:, None, None]
+  gamma = jnp.einsum("ds,dxs->dx", w_DxS, alpha, precision=HIGHEST) / n[:, None]
+  diag = jnp.diagonal(gram_XxSxS, axis1=1, axis2=2)[None] - 2 * alpha + gamma[..., None]
+  return alpha, gamma, diag
+
+
+def _pair_sums(w_DxS, a0_PxSxS, b0_PxSxS, mom_a, mom_b):
+  """For P aligned pairs of centred Gram matrices, per resample: (A, Σw²·kd·ld, Σw·kd·ld, Σw³·kd·ld), each `DxP`,
+  with A = Σ_st w_s w_t k_st l_st = w'(K0∘L0)w − 2n Σ_s w_s α_s β_s + n²γδ (module docstring)."""
+  (alpha, gamma, kd), (beta, delta, ld) = mom_a, mom_b
+  n = jnp.sum(w_DxS, 1)[:, None]
+  wm_DxPxS = jnp.einsum("ds,pst->dpt", w_DxS, a0_PxSxS * b0_PxSxS, precision=HIGHEST)
+  q = jnp.einsum("dpt,dt->dp", wm_DxPxS, w_DxS, precision=HIGHEST)
+  cross = jnp.einsum("ds,dps->dp", w_DxS, alpha * beta, precision=HIGHEST)
+  big_a = q - 2 * n * cross + n**2 * gamma * delta
+  dd = kd * ld
+  return big_a, *(jnp.einsum("ds,dps->dp", w_DxS**k, dd, precision=HIGHEST) for k in (2, 1, 3))
+
+
+def _hsic(sums, w2_kd_a, w2_kd_b, n, debiased: bool):
+  """HSIC of each resample, the copies of a stimulus counted as self-pairs: biased, the resample's Σ k_ij l_ij with
+  the entries between copies zeroed and the diagonal kept, / (n−1)²; unbiased (Song et al. 2012, eq. 5) with K~, L~
+  zeroed on the diagonal and between copies: tr(K~L~) = A − Σw²kd·ld, 1'K~1 = −Σw²kd and 1'K~L~1 = Σw³kd·ld
+  (Σ_t w_t k_st = 0: the resample is centred)."""
+  big_a, w2, w1, w3 = sums
+  if not debiased:
+    return (big_a - w2 + w1) / (n - 1) ** 2
+  trace = big_a - w2
+  return (trace + w2_kd_a * w2_kd_b / ((n - 1) * (n - 2)) - 2.0 * w3 / (n - 2)) / (n * (n - 3))
 
 
 @partial(jax.jit, static_argnames=("debiased",))
-def cka_draws(gram_NxSxS, gram_GxSxS, indices_DxS, *, debiased: bool):
+def cka_draws(gram_NxSxS, gram_GxSxS, counts_DxS, *, debiased: bool):
   """`DxNxG` CKA of N feature Gram matrices against G response Gram matrices in each stimulus resample.
+
+  A resample is given by its counts (`resample_counts`); the copies of a stimulus count as self-pairs (module
+  docstring). Every term is a closed form in the all-stimulus Gram matrices and the counts (`_pair_sums`), so no
+  resampled S x S matrix is formed: the cost per resample is one S x S matrix-vector product per (seed, subject)
+  pair. Call it on float64 arrays inside `jax.enable_x64(True)` (`cka_of_resamples`): the closed form subtracts
+  sums of similar size.
 
   Args:
     gram_NxSxS, gram_GxSxS: centred Gram matrices on all S stimuli (`rsa.centred_gram`).
-    indices_DxS: the stimuli of each resample (`rsa.resample_indices`).
+    counts_DxS: how often each stimulus is drawn in each resample (all ones: the all-stimulus CKA).
     debiased: the unbiased HSIC estimator (`rsa.cka`).
   """
-  S = gram_NxSxS.shape[-1]
+  w = counts_DxS
+  N, G = gram_NxSxS.shape[0], gram_GxSxS.shape[0]
+  n = jnp.sum(w, 1)[:, None]
+  mk, ml = _moments(w, gram_NxSxS), _moments(w, gram_GxSxS)
+  w2k, w2l = (jnp.einsum("ds,dxs->dx", w**2, m[2], precision=HIGHEST) for m in (mk, ml))
+  # the (seed, subject) pairs, seed-major
+  ik, il = jnp.repeat(jnp.arange(N), G), jnp.tile(jnp.arange(G), N)
+  pair = _pair_sums(w, gram_NxSxS[ik], gram_GxSxS[il], [m[:, ik] for m in mk], [m[:, il] for m in ml])
+  kl = _hsic(pair, w2k[:, ik], w2l[:, il], n, debiased)
+  kk = _hsic(_pair_sums(w, gram_NxSxS, gram_NxSxS, mk, mk), w2k, w2k, n, debiased)
+  ll = _hsic(_pair_sums(w, gram_GxSxS, gram_GxSxS, ml, ml), w2l, w2l, n, debiased)
+  denom = kk[:, ik] * ll[:, il]
+  ok = (denom > 0) & (kk[:, ik] > 0) & jnp.isfinite(denom) & jnp.isfinite(kl)
+  ok = ok & (jnp.sum(w > 0, 1) >= 2)[:, None]
+  value = jnp.where(ok, kl / jnp.sqrt(jnp.where(ok, denom, 1.0)), jnp.nan)
+  return value.reshape(w.shape[0], N, G)
 
-  def one(idx_S):
-    copies = (idx_S[:, None] == idx_S[None, :]) & ~jnp.eye(S, dtype=bool)  # pairs of copies: self-pairs
-    k = jnp.where(copies, 0.0, _recentre(gram_NxSxS[:, idx_S][:, :, idx_S]))
-    l = jnp.where(copies, 0.0, _recentre(gram_GxSxS[:, idx_S][:, :, idx_S]))
-    value_NxG = rsa.cka_from_grams(k[:, None], l[None], debiased)
-    distinct = jnp.sum(jnp.zeros(S, jnp.int32).at[idx_S].add(1) > 0)
-    return jnp.where(distinct >= 2, value_NxG, jnp.nan)
 
-  return jax.lax.map(one, indices_DxS, batch_size=DRAW_BATCH)
+def cka_of_resamples(gram_NxSxS, gram_GxSxS, counts_DxS, *, debiased: bool, chunk: int = 125) -> np.ndarray:
+  """`cka_draws` in float64, `chunk` resamples at a time (memory ~ chunk x N x G x S floats), as NumPy."""
+  out = []
+  with jax.enable_x64(True):
+    k, l = (jnp.asarray(np.asarray(g, np.float64)) for g in (gram_NxSxS, gram_GxSxS))
+    for start in range(0, len(counts_DxS), chunk):
+      c = jnp.asarray(np.asarray(counts_DxS[start : start + chunk], np.float64))
+      out.append(np.asarray(cka_draws(k, l, c, debiased=debiased), np.float64))
+  return np.concatenate(out)
 
 
 def _fold_members(test_KxS: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,11 +175,20 @@ def weighted_fold_r(pred_SxT, y_SxT, counts_DxS, idx_KxM, ok_KxM):
   return jnp.mean(jax.vmap(fold)(idx_KxM, ok_KxM), axis=0)
 
 
-def fold_r(pred_SxT, y_SxT, counts_DxS, idx_KxM, ok_KxM) -> np.ndarray:
-  """`weighted_fold_r` in float64 (see there), as a float64 NumPy array."""
+def fold_r(pred_SxT, y_SxT, counts_DxS, idx_KxM, ok_KxM, *, chunk: int = TARGET_CHUNK) -> np.ndarray:
+  """`weighted_fold_r` in float64 (see there), `chunk` targets at a time (memory ~ 5 K D chunk floats), as NumPy."""
+  n_targets = pred_SxT.shape[1]
+  width = min(n_targets, chunk)
+  out = []
   with jax.enable_x64(True):
-    f64 = [jnp.asarray(np.asarray(a, np.float64)) for a in (pred_SxT, y_SxT, counts_DxS)]
-    return np.array(weighted_fold_r(*f64, jnp.asarray(idx_KxM), jnp.asarray(ok_KxM)), np.float64)
+    c = jnp.asarray(np.asarray(counts_DxS, np.float64))
+    for start in range(0, n_targets, width):
+      part = [np.asarray(a[:, start : start + width], np.float64) for a in (pred_SxT, y_SxT)]
+      kept = part[0].shape[1]
+      p, y = (jnp.asarray(np.pad(a, ((0, 0), (0, width - kept)))) for a in part)  # one shape: one compile
+      r = weighted_fold_r(p, y, c, jnp.asarray(idx_KxM), jnp.asarray(ok_KxM))
+      out.append(np.array(r, np.float64)[:, :kept])
+  return np.concatenate(out, axis=1)
 
 
 def resample_counts(indices_DxS: np.ndarray, n_stimuli: int) -> np.ndarray:
@@ -192,6 +249,7 @@ class MetricBootstrap:
       if not rois or bad_N.all():
         continue
       gram_NxSxS = rsa.centred_gram(jnp.asarray(np.where(bad_N[:, None, None], 0.0, f)))
+      counts = resample_counts(self.indices(S), S)
       for roi in rois:
         ys = [y for r, _, y in blocks if r == roi and y.shape[1]]
         if not ys:
@@ -200,11 +258,11 @@ class MetricBootstrap:
         for estimator, debiased in cka_scores.ESTIMATORS.items():
           if debiased and S < 4:
             continue
-          obs_NxJ = np.asarray(cka_draws(gram_NxSxS, gram_JxSxS, np.arange(S)[None], debiased=debiased))[0]
+          obs_NxJ = cka_of_resamples(gram_NxSxS, gram_JxSxS, np.ones((1, S)), debiased=debiased)[0]
           valid_N = ~bad_N & np.isfinite(obs_NxJ).all(1)
           if not valid_N.any():
             continue
-          value_DxNxJ = np.asarray(cka_draws(gram_NxSxS, gram_JxSxS, self.indices(S), debiased=debiased))
+          value_DxNxJ = cka_of_resamples(gram_NxSxS, gram_JxSxS, counts, debiased=debiased)
           row = {**{k: where[k] for k in ("rule", "epoch", "step")}, "layer": layer, "roi": roi}
           row.update(resolution=where["resolution"], arm=where["arm"], estimator=estimator)
           self._add("cka", row, value_DxNxJ.transpose(1, 0, 2).astype(np.float64), obs_NxJ, valid_N)

@@ -181,3 +181,18 @@ def test_difference_tables_pair_the_draws_of_both_metrics(two_rule_tables):
     two = tables[f"{metric}_two_level_bootstrap"]
     assert len(two) == len(diffs) and (two.generalises_over == "seeds and stimuli").all()
     assert (two.n_seeds == 3).all() and two[["ci_lo", "ci_hi"]].notna().all().all(), two
+
+
+def test_resampled_fold_r_does_not_depend_on_the_target_chunk():
+  rng = np.random.default_rng(9)
+  pred, y = rng.normal(size=(20, 7)), rng.normal(size=(20, 7))
+  y[:, 4] = 1.5  # a constant target: undefined in every resample
+  test_KxS = np.zeros((4, 20), bool)
+  test_KxS[np.arange(20) % 4, np.arange(20)] = True
+  idx, ok = metric_bootstrap._fold_members(test_KxS)
+  counts = metric_bootstrap.resample_counts(rng.integers(0, 20, (30, 20)), 20)
+  whole = metric_bootstrap.fold_r(pred, y, counts, idx, ok)
+  chunked = metric_bootstrap.fold_r(pred, y, counts, idx, ok, chunk=3)  # 3 + 3 + 1 (padded)
+  np.testing.assert_array_equal(np.isnan(whole), np.isnan(chunked))
+  np.testing.assert_allclose(chunked, whole, rtol=1e-12)
+  assert np.isnan(whole[:, 4]).all() and np.isfinite(whole[:, :4]).mean() > 0.5
