@@ -84,8 +84,8 @@ def cka(feats_a_SxU: jax.Array, feats_b_SxV: jax.Array, debiased: bool = False) 
 
 def cka_from_grams(gram_k_SxS, gram_l_SxS, debiased: bool = False):
   """`cka` from the two centred Gram matrices (`centred_gram`), `...xSxS -> ...`: HSIC(K, L) / sqrt(HSIC(K, K)
-  HSIC(L, L)) with the biased or unbiased HSIC. NaN where a self-HSIC is not positive or anything is not finite.
-  The stimulus bootstrap (`leut.scoring.metric_bootstrap`) calls it on resampled Gram matrices."""
+  HSIC(L, L)) with the biased or unbiased HSIC. NaN where a self-HSIC is not positive or anything is not finite
+  (e.g. for Gram matrices computed once and reused across many comparisons)."""
   hsic = hsic_unbiased if debiased else hsic_biased
   kl, kk, ll = hsic(gram_k_SxS, gram_l_SxS), hsic(gram_k_SxS, gram_k_SxS), hsic(gram_l_SxS, gram_l_SxS)
   denom_sq = kk * ll

@@ -7,7 +7,7 @@ resamples (key `stimulus_stats.BOOTSTRAP_SEED`), so every rule, epoch, ROI and m
 
   CKA        draw b takes the centred Gram matrices of the resampled features, K_b = H (Kc)[i_b, i_b] H (those of
              X[i_b]: centring over stimuli commutes with taking rows), sets the entries between two copies of one
-             stimulus to 0, as the diagonal, and computes CKA(K_b, L_b) (`rsa.cka_from_grams`). Copies are
+             stimulus to 0, as the diagonal, and computes CKA(K_b, L_b) with `rsa.cka`'s estimators. Copies are
              self-pairs, as in the RSA bootstrap (self-pairs dropped): kept as ordinary pairs, they act like extra
              diagonal terms and push every draw of either estimator upward, so that at few stimuli the percentile
              interval can miss the all-stimulus CKA (`tests/scoring/test_metric_bootstrap.py` shows both). Every
@@ -48,7 +48,6 @@ from leut.rsa.precision import HIGHEST
 from leut.scoring import bootstrap_differences, cka_scores, two_level_bootstrap
 from leut.scoring.stimulus_stats import BOOTSTRAP_SEED
 
-KEYS = ["rule", "epoch", "step", "layer", "roi", "resolution", "arm"]
 VALUE = {"cka": "cka", "encoding": "score"}
 MIN_RELATIVE_VARIANCE = 1e-12  # a fold's resampled variance below this fraction of its sum of squares is 0 (float64)
 TABLE_KINDS = ("bootstrap", "bootstrap_differences", "two_level_bootstrap")
