@@ -54,6 +54,8 @@ def test_every_public_name_is_covered_here():
     "color_histogram_rdm",
     "gabor_energy_rdm",
     "cka",
+    "cka_from_grams",
+    "centred_gram",
   }
   no_numbers = {  # shapes, labels, keys, masks, errors and result types
     "DegenerateFeaturesError",
@@ -92,6 +94,10 @@ def test_ranks_comparisons_and_aggregates_return_nan():
   feats_bad[2, 3] = np.nan
   for debiased in (False, True):  # one non-finite feature makes CKA undefined, whichever side it is on
     assert _all_nan(rsa.cka(feats_bad, feats, debiased=debiased)) and _all_nan(rsa.cka(feats, feats_bad, debiased))
+    gram_bad, gram = rsa.centred_gram(feats_bad), rsa.centred_gram(feats)
+    assert not np.isfinite(np.asarray(gram_bad)).all()  # the Gram matrix carries the NaN on
+    assert _all_nan(rsa.cka_from_grams(gram_bad, gram, debiased)) and _all_nan(rsa.cka_from_grams(gram, gram_bad))
+    assert _all_nan(rsa.cka_from_grams(np.zeros((S, S)), gram, debiased))  # constant features: no self-HSIC
 
 
 def test_bootstrap_refuses_and_its_helpers_skip_undefined_draws():
