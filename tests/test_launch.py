@@ -127,7 +127,9 @@ def test_python_dash_m_leut_is_what_the_launchers_run_and_it_joins_two_processes
     assert out.startswith(f"leut: process {i} of 2, 2 of 4 devices (cpu)\nusage: leut report"), out[-2000:]
 
 
-def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthetic_dir):
+def test_local_and_tpu_launchers_train_the_same_networks(tmp_path, synthetic_dir):
+  """Two processes of the TPU launcher train the networks the one-process local launcher trains (the SLURM launcher
+  runs the same `python -m leut run` and joins its tasks the same way: `test_slurm_launcher_joins_its_tasks`)."""
   from leut import cli
 
   local = tmp_path / "local"
@@ -139,35 +141,6 @@ def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthet
     timeout=400,
     capture_output=True,
   )
-
-  bin_dir, logs = tmp_path / "bin", tmp_path / "slurm_logs"
-  bin_dir.mkdir()
-  logs.mkdir()
-  (bin_dir / "srun").write_text(FAKE_SRUN)
-  (bin_dir / "srun").chmod((bin_dir / "srun").stat().st_mode | stat.S_IEXEC)
-  slurm = tmp_path / "slurm"
-  port = _free_port(61440)  # JAX derives the coordinator port from the job id: 61440 + id % 4096
-  slurm_env = _env(
-    PATH=f"{bin_dir}:{os.environ['PATH']}",
-    FAKE_SRUN_LOGS=logs,
-    SLURM_JOB_ID=port - 61440,
-    SLURM_NTASKS=2,
-    SLURM_STEP_NODELIST="localhost",
-    SLURM_NODELIST="localhost",
-    XLA_FLAGS="--xla_force_host_platform_device_count=2",
-  )
-  done = subprocess.run(
-    ["bash", "launch/slurm/train.sbatch", *_args(slurm, synthetic_dir), "--train-only"],
-    cwd=ROOT,
-    env=slurm_env,
-    timeout=400,
-    capture_output=True,
-    text=True,
-  )
-  task_logs = [(logs / f"task{i}.log").read_text() for i in range(2)]
-  assert done.returncode == 0, "\n".join(t[-3000:] for t in task_logs)
-  for i, log in enumerate(task_logs):
-    assert f"leut: process {i} of 2, 2 of 4 devices (cpu)" in log, log[-2000:]
 
   tpu = tmp_path / "tpu"
   coordinator = f"127.0.0.1:{_free_port()}"
@@ -200,7 +173,7 @@ def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthet
 
   assert not (local / "results").exists()  # --train-only scored nothing
   want = _final_checkpoint(local)
-  for workdir in (slurm, tpu):
+  for workdir in (tpu,):
     assert not (workdir / "results").exists()
     got = _final_checkpoint(workdir)
     assert got.keys() == want.keys()
@@ -217,3 +190,35 @@ def test_local_slurm_and_tpu_launchers_train_the_same_networks(tmp_path, synthet
   assert set(scored.layer) == {"conv1", "conv2", "conv3", "fc1"}
   assert len(scored) == len(scored[["seed", "epoch", "layer", "roi", "subject"]].drop_duplicates()) == 4 * 2 * 4 * 4 * 4
   assert scored["rho"].notna().all()
+
+
+def test_slurm_launcher_joins_its_tasks(tmp_path):
+  """launch/slurm/train.sbatch under a stand-in srun with two tasks: JAX's SLURM detection makes them two processes
+  of one program before `leut run` parses its command line (here `--help`, so nothing is trained)."""
+  bin_dir, logs = tmp_path / "bin", tmp_path / "slurm_logs"
+  bin_dir.mkdir()
+  logs.mkdir()
+  (bin_dir / "srun").write_text(FAKE_SRUN)
+  (bin_dir / "srun").chmod((bin_dir / "srun").stat().st_mode | stat.S_IEXEC)
+  port = _free_port(61440)  # JAX derives the coordinator port from the job id: 61440 + id % 4096
+  slurm_env = _env(
+    PATH=f"{bin_dir}:{os.environ['PATH']}",
+    FAKE_SRUN_LOGS=logs,
+    SLURM_JOB_ID=port - 61440,
+    SLURM_NTASKS=2,
+    SLURM_STEP_NODELIST="localhost",
+    SLURM_NODELIST="localhost",
+    XLA_FLAGS="--xla_force_host_platform_device_count=2",
+  )
+  done = subprocess.run(
+    ["bash", "launch/slurm/train.sbatch", "--help"],
+    cwd=ROOT,
+    env=slurm_env,
+    timeout=120,
+    capture_output=True,
+    text=True,
+  )
+  task_logs = [(logs / f"task{i}.log").read_text() for i in range(2)]
+  assert done.returncode == 0, "\n".join(t[-3000:] for t in task_logs)
+  for i, log in enumerate(task_logs):
+    assert log.startswith(f"leut: process {i} of 2, 2 of 4 devices (cpu)\nusage: leut run"), log[-2000:]

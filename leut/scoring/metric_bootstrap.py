@@ -121,15 +121,20 @@ def cka_draws(gram_NxSxS, gram_GxSxS, counts_DxS, *, debiased: bool):
   return value.reshape(w.shape[0], N, G)
 
 
-def cka_of_resamples(gram_NxSxS, gram_GxSxS, counts_DxS, *, debiased: bool, chunk: int = 125) -> np.ndarray:
-  """`cka_draws` in float64, `chunk` resamples at a time (memory ~ chunk x N x G x S floats), as NumPy."""
+def cka_of_resamples(gram_NxSxS, gram_GxSxS, counts_DxS, *, debiased: bool, chunk: int = 128) -> np.ndarray:
+  """`cka_draws` in float64, `chunk` resamples at a time (memory ~ chunk x N x G x S floats; the last chunk padded
+  with all-ones rows, so every call has one shape and compiles once), as NumPy."""
+  counts = np.asarray(counts_DxS, np.float64)
+  width = min(len(counts), chunk)
+  pad = -len(counts) % width
+  counts = np.concatenate([counts, np.ones((pad, counts.shape[1]))])
   out = []
   with jax.enable_x64(True):
     k, l = (jnp.asarray(np.asarray(g, np.float64)) for g in (gram_NxSxS, gram_GxSxS))
-    for start in range(0, len(counts_DxS), chunk):
-      c = jnp.asarray(np.asarray(counts_DxS[start : start + chunk], np.float64))
+    for start in range(0, len(counts), width):
+      c = jnp.asarray(counts[start : start + width])
       out.append(np.asarray(cka_draws(k, l, c, debiased=debiased), np.float64))
-  return np.concatenate(out)
+  return np.concatenate(out)[: len(counts) - pad]
 
 
 def _fold_members(test_KxS: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +182,7 @@ def weighted_fold_r(pred_SxT, y_SxT, counts_DxS, idx_KxM, ok_KxM):
 def fold_r(pred_SxT, y_SxT, counts_DxS, idx_KxM, ok_KxM, *, chunk: int = TARGET_CHUNK) -> np.ndarray:
   """`weighted_fold_r` in float64 (see there), `chunk` targets at a time (memory ~ 5 K D chunk floats), as NumPy."""
   n_targets = pred_SxT.shape[1]
-  width = min(n_targets, chunk)
+  width = min(-(-n_targets // 128) * 128, chunk)  # ROIs of similar size share one compile
   out = []
   with jax.enable_x64(True):
     c = jnp.asarray(np.asarray(counts_DxS, np.float64))
@@ -248,7 +253,7 @@ class MetricBootstrap:
       if not rois or bad_N.all():
         continue
       gram_NxSxS = rsa.centred_gram(jnp.asarray(np.where(bad_N[:, None, None], 0.0, f)))
-      counts = resample_counts(self.indices(S), S)
+      counts = np.concatenate([np.ones((1, S)), resample_counts(self.indices(S), S)])  # row 0: all stimuli
       for roi in rois:
         ys = [y for r, _, y in blocks if r == roi and y.shape[1]]
         if not ys:
@@ -257,11 +262,11 @@ class MetricBootstrap:
         for estimator, debiased in cka_scores.ESTIMATORS.items():
           if debiased and S < 4:
             continue
-          obs_NxJ = cka_of_resamples(gram_NxSxS, gram_JxSxS, np.ones((1, S)), debiased=debiased)[0]
+          both_DxNxJ = cka_of_resamples(gram_NxSxS, gram_JxSxS, counts, debiased=debiased)
+          obs_NxJ, value_DxNxJ = both_DxNxJ[0], both_DxNxJ[1:]
           valid_N = ~bad_N & np.isfinite(obs_NxJ).all(1)
           if not valid_N.any():
             continue
-          value_DxNxJ = cka_of_resamples(gram_NxSxS, gram_JxSxS, counts, debiased=debiased)
           row = {**{k: where[k] for k in ("rule", "epoch", "step")}, "layer": layer, "roi": roi}
           row.update(resolution=where["resolution"], arm=where["arm"], estimator=estimator)
           self._add("cka", row, value_DxNxJ.transpose(1, 0, 2).astype(np.float64), obs_NxJ, valid_N)
@@ -291,32 +296,31 @@ class MetricBootstrap:
     S = targets_SxT.shape[0]
     idx_KxM, ok_KxM = _fold_members(test_KxS)
     y = np.nan_to_num(np.asarray(targets_SxT, np.float64))
-    counts = {"obs": np.ones((1, S), np.float32), "boot": resample_counts(self.indices(S), S)}
-    per_seed = {name: [] for name in counts}  # seed -> G-list of summaries
+    counts = np.concatenate([np.ones((1, S)), resample_counts(self.indices(S), S)])  # row 0: all stimuli
+    per_seed = []  # seed -> G-list of summaries over the rows of `counts`
     held_out_S = np.asarray(test_KxS, bool).any(0)
     finite_target_T = np.isfinite(np.asarray(targets_SxT)[held_out_S]).all(0)
     for n in range(pred_NxSxT.shape[0]):
       pred_SxT = np.asarray(pred_NxSxT[n], np.float32)
       undefined_T = ~(np.isfinite(pred_SxT[held_out_S]).all(0) & finite_target_T)  # NaN r on all stimuli too
       pred = np.nan_to_num(pred_SxT)
-      for name, c_DxS in counts.items():
-        r_DxT = fold_r(pred, y, c_DxS, idx_KxM, ok_KxM)
-        r_DxT[:, undefined_T] = np.nan
-        per_seed[name].append(
-          [
-            np.asarray(
-              encoding.ceiling_normalise(r_DxT[:, m], reliability_T[m], min_ceiling=min_ceiling).summary_N,
-              np.float64,
-            )
-            for _, _, m in groups
-          ]
-        )
+      r_DxT = fold_r(pred, y, counts, idx_KxM, ok_KxM)
+      r_DxT[:, undefined_T] = np.nan
+      per_seed.append(
+        [
+          np.asarray(
+            encoding.ceiling_normalise(r_DxT[:, m], reliability_T[m], min_ceiling=min_ceiling).summary_N,
+            np.float64,
+          )
+          for _, _, m in groups
+        ]
+      )
     for roi in rois:
       cols = [g for g, (r, _, _) in enumerate(groups) if r == roi]
       if not cols:
         continue
-      obs_NxJ = np.array([[s[g][0] for g in cols] for s in per_seed["obs"]])
-      value_NxDxJ = np.array([np.stack([s[g] for g in cols], -1) for s in per_seed["boot"]])
+      both_NxDxJ = np.array([np.stack([s[g] for g in cols], -1) for s in per_seed])
+      obs_NxJ, value_NxDxJ = both_NxDxJ[:, 0], both_NxDxJ[:, 1:]
       valid_N = ~np.asarray(invalid_N, bool) & np.isfinite(obs_NxJ).all(1)
       if not valid_N.any():
         continue
