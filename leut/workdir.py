@@ -185,6 +185,14 @@ def write_csv(path: str | os.PathLike, df) -> Path:
   return write_atomic(path, df.to_csv(index=False))
 
 
+def read_csv(path: str | os.PathLike):
+  """The table at `path` as a pandas DataFrame, or None when no table was written there (no file, or an empty one)."""
+  import pandas as pd  # here, not at import: the workdir layout is needed long before any table is read
+
+  path = Path(path)
+  return pd.read_csv(path) if path.exists() and path.stat().st_size > 0 else None
+
+
 def file_sha256(path: str | os.PathLike) -> str:
   h = hashlib.sha256()
   with open(path, "rb") as f:

@@ -71,11 +71,11 @@ def write_metric_report(wd: workdir_lib.Workdir, config, *, rois) -> dict:
   opts = config.get("report", {}) if hasattr(config, "get") else {}
   sections, written, paths = {}, {}, {}
   for metric, (value, _, label) in METRICS.items():
-    path = wd.table(metric)
-    if not path.exists() or path.stat().st_size == 0:
+    scores = workdir_lib.read_csv(wd.table(metric))
+    if scores is None:
       remove_outputs(wd, metric)  # an evaluation without this metric: no stale table or figure of an earlier one
       continue
-    per_seed = seed_scores(pd.read_csv(path), config, value)
+    per_seed = seed_scores(scores, config, value)
     keys = (["estimator"] if "estimator" in per_seed else []) + ["rule", "roi", "layer", "epoch"]
     stats = seed_stats.summarise(per_seed, keys, value)
     fams = _families(per_seed, value, opts)
@@ -90,23 +90,19 @@ def write_metric_report(wd: workdir_lib.Workdir, config, *, rois) -> dict:
   return {"sections": sections, "tables": written, "figures": paths}
 
 
-def _read(path) -> pd.DataFrame | None:
-  return pd.read_csv(path) if path.exists() and path.stat().st_size else None
-
-
 def stimulus_level(wd: workdir_lib.Workdir, config, metric: str, last: int) -> dict:
   """The evaluation's stimulus-level tables of `metric` (`leut.scoring.metric_bootstrap`), headline condition (first
   resolution, native images): CIs at epoch 0 and the last milestone, and the vs-untrained differences at the last
   milestone by the stimulus bootstrap and the two-level bootstrap. Empty when the evaluation bootstrapped nothing."""
   out = {}
-  boot = _read(wd.table(f"{metric}_bootstrap"))
+  boot = workdir_lib.read_csv(wd.table(f"{metric}_bootstrap"))
   if boot is None or not len(boot):
     return out
   px = tables.headline_resolution(boot, config)
   here = (boot.resolution == px) & (boot.arm == "native")
   out["stimulus_ci"] = boot[here & ((boot.epoch == 0) | (boot.epoch == last))].reset_index(drop=True)
   for name in ("bootstrap_differences", "two_level_bootstrap"):
-    d = _read(wd.table(f"{metric}_{name}"))
+    d = workdir_lib.read_csv(wd.table(f"{metric}_{name}"))
     if d is not None and len(d):
       keep = (d.contrast == "vs_untrained") & (d.epoch_a == last) & (d.resolution == px) & (d.arm == "native")
       out[name] = d[keep].reset_index(drop=True)

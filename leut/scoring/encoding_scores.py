@@ -50,15 +50,11 @@ def scaled_features(feats_NxSxU: np.ndarray) -> np.ndarray:
   return (f / scale_N[:, None, None]).astype(np.float32)
 
 
-def held_out_r(feats_NxSxU: np.ndarray, targets_SxT: np.ndarray, test_KxS: np.ndarray) -> np.ndarray:
-  """Held-out r per seed and target, mean over folds (`encoding.encoding_scores`), `TARGET_CHUNK` targets at a time;
-  each target's fit is its own, so chunking changes nothing but memory (a zero-padded column scores NaN and is cut)."""
-  return held_out(feats_NxSxU, targets_SxT, test_KxS)[0]
-
-
 def held_out(feats_NxSxU, targets_SxT, test_KxS, keep_pred_T=None) -> tuple[np.ndarray, np.ndarray | None]:
-  """`(r_NxT, pred_NxSxT')`: `held_out_r`, and the held-out predictions of the targets in `keep_pred_T` (None: none
-  kept), for the stimulus bootstrap (`metric_bootstrap`)."""
+  """`(r_NxT, pred_NxSxT')`: the held-out r per seed and target, mean over folds (`encoding.encoding_scores`), and
+  the held-out predictions of the targets in `keep_pred_T` (None: none kept), for the stimulus bootstrap
+  (`metric_bootstrap`). `TARGET_CHUNK` targets at a time; each target's fit is its own, so chunking changes nothing
+  but memory (a zero-padded column scores NaN and is cut)."""
   n_targets = targets_SxT.shape[1]
   width = min(n_targets, TARGET_CHUNK)
   parts, preds = [], []

@@ -213,6 +213,7 @@ class MetricBootstrap:
     self.rules = list(rules)
     self.seed = seed
     self._indices: dict[int, np.ndarray] = {}
+    self._counts: dict[int, np.ndarray] = {}
     self._rows = {"cka": [], "encoding": []}  # (row, draws_B, observed_N, draws_NxB)
 
   def indices(self, n_stimuli: int) -> np.ndarray:
@@ -222,8 +223,20 @@ class MetricBootstrap:
       self._indices[n_stimuli] = np.asarray(rsa.resample_indices(key, self.n_boot, n_stimuli))
     return self._indices[n_stimuli]
 
-  def _add(self, metric: str, row: dict, value_NxDxJ: np.ndarray, observed_NxJ: np.ndarray, valid_N: np.ndarray):
-    """One row from per-seed, per-draw, per-subject values: seeds and subjects averaged inside each draw."""
+  def counts(self, n_stimuli: int) -> np.ndarray:
+    """`(1 + B) x S` float64: row 0 all ones (the all-stimulus score), then each resample's counts (`indices`), so
+    one batch gives the observed score and its draws."""
+    if n_stimuli not in self._counts:
+      draws = resample_counts(self.indices(n_stimuli), n_stimuli)
+      self._counts[n_stimuli] = np.concatenate([np.ones((1, n_stimuli)), draws]).astype(np.float64)
+    return self._counts[n_stimuli]
+
+  def _add(self, metric: str, where: dict, value_NxDxJ: np.ndarray, observed_NxJ: np.ndarray, valid_N: np.ndarray):
+    """One row from per-seed, per-draw, per-subject values: seeds and subjects averaged inside each draw. `where`:
+    the row's keys (rule, epoch, step, layer, roi, resolution, arm[, estimator])."""
+    row = {
+      k: where[k] for k in ("rule", "epoch", "step", "layer", "roi", "resolution", "arm", "estimator") if k in where
+    }
     N, D = value_NxDxJ.shape[:2]
     seed_obs_N = np.full(N, np.nan)
     seed_draws_NxD = np.full((N, D), np.nan)
@@ -253,7 +266,6 @@ class MetricBootstrap:
       if not rois or bad_N.all():
         continue
       gram_NxSxS = rsa.centred_gram(jnp.asarray(np.where(bad_N[:, None, None], 0.0, f)))
-      counts = np.concatenate([np.ones((1, S)), resample_counts(self.indices(S), S)])  # row 0: all stimuli
       for roi in rois:
         ys = [y for r, _, y in blocks if r == roi and y.shape[1]]
         if not ys:
@@ -262,14 +274,13 @@ class MetricBootstrap:
         for estimator, debiased in cka_scores.ESTIMATORS.items():
           if debiased and S < 4:
             continue
-          both_DxNxJ = cka_of_resamples(gram_NxSxS, gram_JxSxS, counts, debiased=debiased)
+          both_DxNxJ = cka_of_resamples(gram_NxSxS, gram_JxSxS, self.counts(S), debiased=debiased)
           obs_NxJ, value_DxNxJ = both_DxNxJ[0], both_DxNxJ[1:]
           valid_N = ~bad_N & np.isfinite(obs_NxJ).all(1)
           if not valid_N.any():
             continue
-          row = {**{k: where[k] for k in ("rule", "epoch", "step")}, "layer": layer, "roi": roi}
-          row.update(resolution=where["resolution"], arm=where["arm"], estimator=estimator)
-          self._add("cka", row, value_DxNxJ.transpose(1, 0, 2).astype(np.float64), obs_NxJ, valid_N)
+          keys = dict(where, layer=layer, roi=roi, estimator=estimator)
+          self._add("cka", keys, value_DxNxJ.transpose(1, 0, 2), obs_NxJ, valid_N)
 
   def add_encoding(
     self,
@@ -296,7 +307,7 @@ class MetricBootstrap:
     S = targets_SxT.shape[0]
     idx_KxM, ok_KxM = _fold_members(test_KxS)
     y = np.nan_to_num(np.asarray(targets_SxT, np.float64))
-    counts = np.concatenate([np.ones((1, S)), resample_counts(self.indices(S), S)])  # row 0: all stimuli
+    counts = self.counts(S)
     per_seed = []  # seed -> G-list of summaries over the rows of `counts`
     held_out_S = np.asarray(test_KxS, bool).any(0)
     finite_target_T = np.isfinite(np.asarray(targets_SxT)[held_out_S]).all(0)
@@ -324,9 +335,7 @@ class MetricBootstrap:
       valid_N = ~np.asarray(invalid_N, bool) & np.isfinite(obs_NxJ).all(1)
       if not valid_N.any():
         continue
-      row = {**{k: where[k] for k in ("rule", "epoch", "step")}, "layer": layer, "roi": roi}
-      row.update(resolution=where["resolution"], arm=where["arm"])
-      self._add("encoding", row, value_NxDxJ, obs_NxJ, valid_N)
+      self._add("encoding", dict(where, layer=layer, roi=roi), value_NxDxJ, obs_NxJ, valid_N)
 
   def tables(self) -> dict[str, pd.DataFrame]:
     """`{M_bootstrap, M_bootstrap_differences, M_two_level_bootstrap}` of every metric with rows."""

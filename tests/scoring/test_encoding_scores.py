@@ -78,8 +78,8 @@ def test_targets_fitted_in_chunks_give_the_same_r(monkeypatch):
   feats, resp = tiny_case(seed=5, n_stimuli=20)
   x = encoding_scores.scaled_features(feats["conv1"])
   folds = encoding_scores.held_out_folds(resp, seed=0)
-  whole = encoding_scores.held_out_r(x, resp.responses_SxN, folds)
+  whole = encoding_scores.held_out(x, resp.responses_SxN, folds)[0]
   monkeypatch.setattr(encoding_scores, "TARGET_CHUNK", 3)  # 20 targets: six chunks of 3, the last zero-padded
-  chunked = encoding_scores.held_out_r(x, resp.responses_SxN, folds)
+  chunked = encoding_scores.held_out(x, resp.responses_SxN, folds)[0]
   assert chunked.shape == whole.shape == (3, 20) and np.isfinite(chunked).all()
   np.testing.assert_allclose(chunked, whole, atol=1e-5)
