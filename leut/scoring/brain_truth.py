@@ -58,11 +58,16 @@ def mantel_p(model_SxS, brain_SxS, perms_NxS, *, chunk: int = 50) -> tuple[float
   """`(rho, p)`: Spearman ρ of two RDMs' upper triangles and its one-sided stimulus-label permutation p
   (Mantel 1967; Nili et al. 2014): the brain RDM's rows and columns permuted together by each of `perms_NxS`,
   p = (1 + #{ρ_perm ≥ ρ}) / (1 + N) (Phipson & Smyth 2010). What `rsa.permutation_test` computes, in NumPy: ranks
-  are label invariant, so the brain's are computed once and each relabelling is a gather and a dot product."""
+  are label invariant, so the brain's are computed once and each relabelling is a gather and a dot product.
+  Both are NaN where ρ is undefined (either RDM constant over its pairs, or holding NaN/inf), as in
+  `rsa.permutation_test`."""
   S = len(brain_SxS)
   iu, ju = np.triu_indices(S, 1)
-  z_model = _standardised(rankdata(np.asarray(model_SxS, np.float64)[iu, ju]))
-  ranks = rankdata(np.asarray(brain_SxS, np.float64)[iu, ju])
+  model_P, brain_P = (np.asarray(m, np.float64)[iu, ju] for m in (model_SxS, brain_SxS))
+  if not (np.isfinite(model_P).all() and np.isfinite(brain_P).all()) or np.ptp(model_P) == 0 or np.ptp(brain_P) == 0:
+    return float("nan"), float("nan")
+  z_model = _standardised(rankdata(model_P))
+  ranks = rankdata(brain_P)
   centred_SxS = np.zeros((S, S))
   centred_SxS[iu, ju] = centred_SxS[ju, iu] = ranks - ranks.mean()
   scale = np.linalg.norm(centred_SxS[iu, ju])
