@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests import sharding_worker
 
@@ -45,9 +46,17 @@ def _assert_same(a: dict, b: dict, keys=None):
     np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
-def test_eight_devices_train_and_evaluate_like_one(tmp_path):
+@pytest.fixture(scope="module")
+def one_device(tmp_path_factory) -> dict:
+  """The single-device references: 8 seeds and 3 seeds, trained in one subprocess (shared by both tests)."""
+  root = tmp_path_factory.mktemp("one_device")
+  one, alone = _run([(root / "one", 8), (root / "alone", 3)])
+  return {8: one, 3: alone}
+
+
+def test_eight_devices_train_and_evaluate_like_one(tmp_path, one_device):
   # 3 seeds: a count the 8 devices do not divide runs replicated
-  one, alone = _run([(tmp_path / "one", 8), (tmp_path / "alone", 3)])
+  one, alone = one_device[8], one_device[3]
   eight, odd = _run([(tmp_path / "eight", 8), (tmp_path / "odd", 3)], devices=8)
   assert int(eight["n_shards"]) == 8 and "seed" in str(eight["spec"])
   assert int(one["step"]) == int(eight["step"]) == 6
@@ -61,12 +70,12 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def test_two_processes_write_one_checkpoint_equal_to_one_process_and_resume_on_one(tmp_path):
+def test_two_processes_write_one_checkpoint_equal_to_one_process_and_resume_on_one(tmp_path, one_device):
   port = _free_port()
   multi = tmp_path / "multi"
   procs = [
     subprocess.Popen(
-      [sys.executable, str(WORKER), f"{multi}:4:0"],
+      [sys.executable, str(WORKER), f"{multi}:8:0"],
       cwd=ROOT,
       env=_env(2, LEUT_JAX_INIT=1, LEUT_COORDINATOR=f"127.0.0.1:{port}", LEUT_NUM_PROCESSES=2, LEUT_PROCESS_ID=i),
       stdout=subprocess.PIPE,
@@ -82,16 +91,16 @@ def test_two_processes_write_one_checkpoint_equal_to_one_process_and_resume_on_o
   assert all(p.returncode == 0 for p in procs), "\n".join(o[-3000:] for o in outs)
   multi_dump = dict(np.load(multi / "dump.npz"))
   assert int(multi_dump["n_shards"]) == 4
-  [single] = _run([(tmp_path / "single", 4)])
+  single = one_device[8]
   _assert_same(single, multi_dump, [k for k in single if k.startswith("param")])
   ckpt = multi / "checkpoints" / "backprop"
   assert sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit()) == [0, 2, 6]
   rows = [json.loads(line) for line in (multi / "metrics.jsonl").read_text().splitlines()]
-  assert len(rows) == 4 * 3  # written once, not once per process
+  assert len(rows) == 8 * 3  # written once, not once per process
   # a host is lost before the last milestone finished: its digest never landed; one process resumes from epoch 1
   digests = json.loads((ckpt / "digests.json").read_text())
   del digests["6"]
   (ckpt / "digests.json").write_text(json.dumps(digests))
-  [resumed] = _run([(multi, 4)])
+  [resumed] = _run([(multi, 8)])
   assert int(resumed["step"]) == 6 and (ckpt / "corrupt" / "6").exists()
   _assert_same(single, resumed, [k for k in single if k.startswith("param")])

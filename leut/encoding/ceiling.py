@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -24,6 +25,9 @@ def ceiling_from_percent(noise_ceiling_pct_T) -> jax.Array:
   return jnp.sqrt(jnp.clip(jnp.asarray(noise_ceiling_pct_T, jnp.float32), 0.0) / 100.0)
 
 
+# One compiled program per shape: the scoring calls it per ROI, subject, layer and checkpoint (and per seed on a
+# thousand bootstrap resamples), where running its reductions op by op cost more than the statistics themselves.
+@functools.partial(jax.jit, static_argnames=("min_ceiling",))
 def ceiling_normalise(r_NxT: jax.Array, ceiling_T: jax.Array, *, min_ceiling: float = 0.3) -> CeiledScores:
   """Per-target r / ceiling over targets with ceiling > ``min_ceiling``, and its median per seed.
 

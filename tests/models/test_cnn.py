@@ -26,9 +26,10 @@ def test_eval_features_do_not_depend_on_batch_companions_or_size():
   params, state = _trained_looking_state(jax.random.PRNGKey(0))
   x = jax.random.normal(jax.random.PRNGKey(1), (6, 64, 64, 3))
   other = 5.0 + 3.0 * jax.random.normal(jax.random.PRNGKey(2), (6, 64, 64, 3))  # very different statistics
-  alone = cnn.features(params, state, x[:1])
-  with_batch = cnn.features(params, state, x)
-  with_strangers = cnn.features(params, state, jnp.concatenate([x[:1], other]))
+  features = jax.jit(cnn.features)
+  alone = features(params, state, x[:1])
+  with_batch = features(params, state, x)
+  with_strangers = features(params, state, jnp.concatenate([x[:1], other]))
   for layer in cnn.FEATURE_LAYERS:
     np.testing.assert_allclose(alone[layer][0], with_batch[layer][0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(alone[layer][0], with_strangers[layer][0], rtol=1e-5, atol=1e-5)
@@ -223,19 +224,17 @@ def test_fused_block_matches_float64_reference_values_and_gradients(side, c_in, 
   fused = jax.vmap(fused_one)
   got = jax.jit(fused)(x, kernel, scale, bias, *fb)
   got_grads = jax.jit(jax.grad(loss(fused, *fb), argnums=(0, 1, 2, 3)))(x, kernel, scale, bias)
-  single = fused_one(x[1], kernel[1], scale[1], bias[1], *(f[1] for f in fb))
-  single_grads = jax.grad(lambda *a: jnp.sum(fused_one(*a, *(f[1] for f in fb))[0] * weight[1]), argnums=(0, 1, 2, 3))(
-    x[1], kernel[1], scale[1], bias[1]
-  )
+  # one network, not vmapped (each compiled as one program: op-by-op dispatch would compile every op on its own)
+  single = jax.jit(fused_one)(x[1], kernel[1], scale[1], bias[1], *(f[1] for f in fb))
+  single_loss = lambda *a: jnp.sum(fused_one(*a, *(f[1] for f in fb))[0] * weight[1])  # noqa: E731
+  single_grads = jax.jit(jax.grad(single_loss, argnums=(0, 1, 2, 3)))(x[1], kernel[1], scale[1], bias[1])
   with jax.enable_x64(True):
     args64 = [jnp.asarray(np.asarray(a), jnp.float64) for a in (x, kernel, scale, bias, weight, feedback)]
     weight = args64[4]
     ref = jax.vmap(lambda *a: _block_reference(*a[:4], a[4] if with_feedback else None, pool))
-    want = [np.asarray(v) for v in ref(*args64[:4], args64[5])]
-    want_grads = [
-      np.asarray(g)
-      for g in jax.grad(lambda *a: jnp.sum(ref(*a, args64[5])[0] * weight), argnums=(0, 1, 2, 3))(*args64[:4])
-    ]
+    want = [np.asarray(v) for v in jax.jit(ref)(*args64[:4], args64[5])]
+    ref_loss = lambda *a: jnp.sum(ref(*a, args64[5])[0] * weight)  # noqa: E731
+    want_grads = [np.asarray(g) for g in jax.jit(jax.grad(ref_loss, argnums=(0, 1, 2, 3)))(*args64[:4])]
   for g, w in zip(got, want):
     assert _rel_err(g, w) < 2e-6
   for g, w in zip(got_grads, want_grads):
@@ -245,7 +244,7 @@ def test_fused_block_matches_float64_reference_values_and_gradients(side, c_in, 
   for g, w in zip(single_grads, want_grads):
     assert _rel_err(g, w[1]) < 2e-5
   if with_feedback:  # and B really replaced W: the input gradient differs from the true one
-    true_gx = jax.grad(loss(fused), argnums=0)(x, kernel, scale, bias)
+    true_gx = jax.jit(jax.grad(loss(fused), argnums=0))(x, kernel, scale, bias)
     assert _rel_err(got_grads[0], true_gx) > 0.1
 
 
