@@ -78,6 +78,11 @@ def test_constant_features_are_reported_not_silently_scored(tmp_path, synthetic_
         f"--config.data.synthetic_dir={synthetic_dir}",
         "--config.rules=untrained",
         *TINY,
+        # what this test reads: rsa.csv, the best-layer table and the bootstrap's (empty) differences
+        "--config.eval.n_boot=20",
+        "--config.eval.best_layer_splits=2",
+        "--config.eval.partial_controls=",
+        "--config.report.figure_formats=png",
       ]
     )
   assert rc == 0
@@ -191,6 +196,8 @@ def test_a_diverged_seed_is_flagged_scored_nan_and_left_out_of_the_report(tmp_pa
     "--config.seeds=3",
     "--config.eval.n_boot=50",
     "--config.eval.best_layer_splits=1",
+    "--config.eval.partial_controls=pixel",
+    "--config.report.figure_formats=png",
   ]
   with pytest.warns(milestones.DivergedSeedWarning, match=r"backprop: seed\(s\) \[1\] diverged"):
     assert cli.main(args) == 0

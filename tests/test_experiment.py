@@ -33,6 +33,7 @@ TINY = [
   "--config.eval.best_layer_splits=0",
   "--config.eval.partial_controls=",
   "--config.data.n_stimuli=48",  # all of FreemanZiemba2013, evenly spaced over the others; one S, shared compiles
+  "--config.report.figure_formats=png",
   "--no-progress",
 ]
 # dataset -> (its regions, its animals)
