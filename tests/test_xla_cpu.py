@@ -10,7 +10,7 @@ from leut.xla_cpu import run_once_jit
 
 def test_initialisation_compiled_once_is_bit_identical_to_the_default_compile():
   # normal conv kernels and uniform dense layers: the two kinds of draw every network's and rule's init makes
-  network = cnn.network((4, 8, 8), 16)
+  network = cnn.network((4,), 8)
 
   def init(key):
     return network.init(key, conv_init="kaiming_normal", conv_bias=True)
