@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -51,15 +52,22 @@ def noise_ceiling(
   makes the bounds NaN (and p_lower NaN); fewer than 2 subjects raise.
   """
   v_JxP = as_vector(subject_rdms_JxSxS).astype(jnp.float32)
-  J, P = v_JxP.shape
-  if J < 2:
+  if v_JxP.shape[0] < 2:
     raise ValueError("the noise ceiling needs at least 2 subjects")
+  if n_perm and key is None:
+    raise ValueError("n_perm > 0 needs a key")
+  return _noise_ceiling(v_JxP, pair_mask, key if n_perm else None, method=method, n_perm=n_perm, batch_size=batch_size)
+
+
+# One compiled program per shape and setting: called op by op, the permutation null's `lax.map` compiled anew at
+# every call (its body is a fresh closure each time).
+@functools.partial(jax.jit, static_argnames=("method", "n_perm", "batch_size"))
+def _noise_ceiling(v_JxP, pair_mask, key, *, method: str, n_perm: int, batch_size: int) -> NoiseCeiling:
+  J, P = v_JxP.shape
   lower_J, upper_J = _bounds(v_JxP, method, pair_mask)
   lower = jnp.mean(lower_J)
   null = p = None
   if n_perm:
-    if key is None:
-      raise ValueError("n_perm > 0 needs a key")
     S = int(round((1 + np.sqrt(1 + 8 * P)) / 2))
     iu, ju = np.triu_indices(S, k=1)
     sq_JxSxS = squareform(v_JxP)
