@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -20,6 +21,9 @@ class BestLayerResult(NamedTuple):
   naive_max: jax.Array  # ...        max over layers of the all-stimulus score (biased upward; for reference)
 
 
+# One compiled program per shape and setting (the halvings' `lax.map` body is a fresh closure at every call, which
+# op-by-op dispatch would compile anew each time).
+@functools.partial(jax.jit, static_argnames=("n_splits", "method"))
 def cross_validated_best_layer(
   layer_rdms_LxSxS, brain_rdms, *, key: jax.Array, n_splits: int = 1, method: str = "spearman", pair_mask=None
 ) -> BestLayerResult:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -10,6 +12,8 @@ from leut.rsa.precision import HIGHEST
 EXACT_MAX_N = 20
 
 
+# One compiled program per shape and setting (called op by op, each call would compile its chunk loop anew).
+@functools.partial(jax.jit, static_argnames=("alternative", "n_mc", "exact_max_n", "chunk"))
 def sign_flip_test(
   diffs_N: jax.Array,
   alternative: str = "greater",
