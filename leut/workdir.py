@@ -119,6 +119,10 @@ class Workdir:
   def table(self, name: str) -> Path:
     return self.results / f"{name}.csv"
 
+  def read_table(self, name: str):
+    """`read_csv(self.table(name))`: the evaluation's table `name`, or None when it was not written."""
+    return read_csv(self.table(name))
+
   def evaluation_files(self) -> list[Path]:
     return [self.table(n) for n in EVALUATION_TABLES] + [self.draws]
 

@@ -154,7 +154,7 @@ def write_report(workdir, config) -> dict:
   figs = wd.figures
   rsa = bn_calibration.published_rows(pd.read_csv(wd.table("rsa")))  # calibrated rows: results/bn_calibration.csv
   acc = pd.read_csv(wd.table("accuracy"))
-  weights = workdir_lib.read_csv(wd.table("weights"))
+  weights = wd.read_table("weights")
   check_milestones(config, {"rsa": rsa, "accuracy": acc, **({"weights": weights} if weights is not None else {})})
   weights = (
     weights if weights is not None else pd.DataFrame(columns=["rule", "seed", "epoch", "layer", "rel_displacement"])
@@ -178,28 +178,24 @@ def write_report(workdir, config) -> dict:
     per_seed, alternative=opts.get("alternative", "two-sided"), n_mc=int(opts.get("n_mc", seed_stats.N_MC))
   )
   out["rule_comparison"] = rule_comparison(stats, fam["vs_untrained"], last)
-  out["best_layer"] = tables.best_layer(rsa, config, workdir_lib.read_csv(wd.table("best_layer_cv")))
+  out["best_layer"] = tables.best_layer(rsa, config, wd.read_table("best_layer_cv"))
   out["accuracy"] = acc_stats = tables.accuracy_summary(acc)
   out["accuracy_matched"], out["tests_accuracy_matched"], out["pair_targets"] = accuracy_matched.accuracy_matched(
     per_seed, acc, alternative=opts.get("alternative", "two-sided"), n_mc=int(opts.get("n_mc", seed_stats.N_MC))
   )
   out["weights"] = w_stats = tables.weights_summary(weights)
-  out["noise_ceiling"] = ceil = workdir_lib.read_csv(wd.table("noise_ceiling"))
-  partial = workdir_lib.read_csv(wd.table("partial"))
+  out["noise_ceiling"] = ceil = wd.read_table("noise_ceiling")
+  partial = wd.read_table("partial")
   out["partial_summary"] = partial_summary(partial, config, last) if partial is not None else None
-  boot = workdir_lib.read_csv(wd.table("bootstrap"))
+  boot = wd.read_table("bootstrap")
   out["stimulus_ci"] = stimulus_ci(boot, config, last) if boot is not None else None
-  diffs = workdir_lib.read_csv(wd.table("bootstrap_differences"))
+  diffs = wd.read_table("bootstrap_differences")
   out["stimulus_differences"] = stimulus_differences(diffs, config, last) if diffs is not None else None
-  two_level = workdir_lib.read_csv(wd.table("two_level_bootstrap"))
+  two_level = wd.read_table("two_level_bootstrap")
   out["contrast_inference"] = contrast_inference.table(fam, diffs, two_level, config)
-  out["model_similarity"] = sim = workdir_lib.read_csv(
-    wd.table("model_similarity")
-  )  # an evaluation table: read, not rewritten
+  out["model_similarity"] = sim = wd.read_table("model_similarity")  # an evaluation table: read, not rewritten
   if config.data.source == "synthetic":
-    out["ground_truth"] = ground_truth.checks(
-      rsa, config, brain_truth=workdir_lib.read_csv(wd.table("brain_truth")), ceiling=ceil
-    )
+    out["ground_truth"] = ground_truth.checks(rsa, config, brain_truth=wd.read_table("brain_truth"), ceiling=ceil)
   else:
     out["ground_truth"] = None
   if len(set(rsa.resolution)) > 1 or len(set(rsa.arm)) > 1:

@@ -71,7 +71,7 @@ def write_metric_report(wd: workdir_lib.Workdir, config, *, rois) -> dict:
   opts = config.get("report", {}) if hasattr(config, "get") else {}
   sections, written, paths = {}, {}, {}
   for metric, (value, _, label) in METRICS.items():
-    scores = workdir_lib.read_csv(wd.table(metric))
+    scores = wd.read_table(metric)
     if scores is None:
       remove_outputs(wd, metric)  # an evaluation without this metric: no stale table or figure of an earlier one
       continue
@@ -95,14 +95,14 @@ def stimulus_level(wd: workdir_lib.Workdir, config, metric: str, last: int) -> d
   resolution, native images): CIs at epoch 0 and the last milestone, and the vs-untrained differences at the last
   milestone by the stimulus bootstrap and the two-level bootstrap. Empty when the evaluation bootstrapped nothing."""
   out = {}
-  boot = workdir_lib.read_csv(wd.table(f"{metric}_bootstrap"))
+  boot = wd.read_table(f"{metric}_bootstrap")
   if boot is None or not len(boot):
     return out
   px = tables.headline_resolution(boot, config)
   here = (boot.resolution == px) & (boot.arm == "native")
   out["stimulus_ci"] = boot[here & ((boot.epoch == 0) | (boot.epoch == last))].reset_index(drop=True)
   for name in ("bootstrap_differences", "two_level_bootstrap"):
-    d = workdir_lib.read_csv(wd.table(f"{metric}_{name}"))
+    d = wd.read_table(f"{metric}_{name}")
     if d is not None and len(d):
       keep = (d.contrast == "vs_untrained") & (d.epoch_a == last) & (d.resolution == px) & (d.arm == "native")
       out[name] = d[keep].reset_index(drop=True)

@@ -63,14 +63,13 @@ def sign_flip(diffs_KxN: np.ndarray, alternative: str = "two-sided", *, n_mc: in
   for n, rows, sub in _by_count(d, finite, n_K):
     exact = n <= EXACT_MAX_N
     key = None if exact else jax.random.fold_in(jax.random.key(seed), n)
-    p[rows] = np.asarray(_sign_flip_jit(_pad_rows(sub), alternative, key=key, n_mc=n_mc), np.float64)[: len(rows)]
+    p[rows] = np.asarray(rsa.sign_flip_test(_pad_rows(sub), alternative, key=key, n_mc=n_mc), np.float64)[: len(rows)]
     floor[rows] = p_floor(n, alternative, n_mc=n_mc)
     method[rows] = "exact" if exact else "monte_carlo"
   floored = np.isfinite(p) & (p <= floor * (1 + 1e-6))
   return SignFlip(p, floor, floored, n_K, method)
 
 
-_sign_flip_jit = jax.jit(rsa.sign_flip_test, static_argnames=("alternative", "n_mc", "exact_max_n", "chunk"))
 _fdr_bh_jit = jax.jit(rsa.fdr_bh)
 _cohens_d_jit = jax.jit(rsa.cohens_d)
 
